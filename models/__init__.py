@@ -1,0 +1,1 @@
+"""Tables and the domain operations that change them. Knows nothing of HTTP."""

@@ -1,0 +1,136 @@
+"""Personal data: resident ID and phone normalising, validation, keyed hashing, encryption, masking."""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import unicodedata
+
+import phonenumbers
+from cryptography.fernet import Fernet
+from stdnum.cn import ric
+from stdnum.exceptions import ValidationError
+
+
+class InvalidIdNumber(ValueError):
+    """The text is not a valid 18-character resident ID number; `reason` says why."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason  # one of: length, format, checksum, birth_date, region
+
+
+class InvalidPhone(ValueError):
+    """The text is not a mainland mobile number."""
+
+
+class _Keys:
+    hmac_key: bytes = b""
+    fernet: Fernet | None = None
+
+
+_keys = _Keys()
+
+
+def configure(secret_key: str) -> None:
+    """Derive the hashing and encryption keys from the server secret."""
+    digest = lambda label: hashlib.sha256(f"{label}:{secret_key}".encode()).digest()  # noqa: E731
+    _keys.hmac_key = digest("pii-hmac")
+    _keys.fernet = Fernet(base64.urlsafe_b64encode(digest("pii-fernet")))
+
+
+def normalise_id(text: str) -> str:
+    """Fold full-width characters, drop spaces and dashes, upper-case the final x."""
+    text = unicodedata.normalize("NFKC", text or "")
+    return "".join(ch for ch in text if not ch.isspace() and ch != "-").upper()
+
+
+def validate_id(text: str) -> str:
+    """Return the normalised ID number, or raise InvalidIdNumber saying what is wrong."""
+    number = normalise_id(text)
+    if len(number) != 18:
+        raise InvalidIdNumber("length")
+    if not (number[:17].isdigit() and (number[17].isdigit() or number[17] == "X")):
+        raise InvalidIdNumber("format")
+    try:
+        ric.get_birth_date(number)
+    except ValidationError:
+        raise InvalidIdNumber("birth_date") from None
+    try:
+        ric.validate(number)
+    except ValidationError as exc:
+        reason = "checksum" if "checksum" in str(exc).lower() else "region"
+        raise InvalidIdNumber(reason) from None
+    return number
+
+
+def birth_date(id_number: str) -> dt.date:
+    """Return the birth date written in a valid ID number."""
+    return ric.get_birth_date(id_number)
+
+
+def age_on(id_number: str, day: dt.date) -> int:
+    """Return the age in whole years on `day`."""
+    born = birth_date(id_number)
+    return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+
+
+def normalise_phone(text: str) -> str:
+    """Return an 11-digit mainland mobile number, or raise InvalidPhone."""
+    text = unicodedata.normalize("NFKC", text or "").strip()
+    try:
+        parsed = phonenumbers.parse(text, "CN")
+    except phonenumbers.NumberParseException:
+        raise InvalidPhone(text) from None
+    national = str(parsed.national_number)
+    if (
+        parsed.country_code != 86
+        or phonenumbers.number_type(parsed) != phonenumbers.PhoneNumberType.MOBILE
+        or len(national) != 11
+    ):
+        raise InvalidPhone(text)
+    return national
+
+
+def keyed_hash(value: str) -> str:
+    """Return the HMAC-SHA256 used to look a record up without storing the value."""
+    return hmac.new(_keys.hmac_key, value.encode(), hashlib.sha256).hexdigest()
+
+
+def encrypt(value: str) -> str:
+    """Encrypt a personal value for storage."""
+    assert _keys.fernet is not None, "pii.configure() was not called"
+    return _keys.fernet.encrypt(value.encode()).decode()
+
+
+def decrypt(token: str) -> str:
+    """Decrypt a value stored by encrypt()."""
+    assert _keys.fernet is not None, "pii.configure() was not called"
+    return _keys.fernet.decrypt(token.encode()).decode()
+
+
+def mask_id(id_number: str) -> str:
+    """440106199001011234 -> 440106********123X style: region and last four kept."""
+    return id_number[:6] + "*" * 8 + id_number[-4:]
+
+
+def mask_phone(phone: str) -> str:
+    """13812345678 -> 138****5678."""
+    return phone[:3] + "****" + phone[-4:]
+
+
+def mask_name(name: str) -> str:
+    """张三明 -> 张*明, 张三 -> 张*, Alice Wong -> A*********g."""
+    name = name.strip()
+    if len(name) <= 1:
+        return name
+    if len(name) == 2:
+        return name[0] + "*"
+    return name[0] + "*" * (len(name) - 2) + name[-1]
+
+
+def build_id_number(region: str, born: dt.date, sequence: int) -> str:
+    """Make a valid ID number (for demo data and tests): region code, birth date, sequence, check."""
+    body = f"{region}{born:%Y%m%d}{sequence % 1000:03d}"
+    return body + ric.calc_check_digit(body)

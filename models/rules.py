@@ -1,0 +1,86 @@
+"""Eligibility and the interval rule: plain functions over a resident record and a date."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class IntervalRule:
+    min_days: int  # the second dose is given at least this many days after the first
+    max_days: int  # and should be given within this many days (later is allowed, but late)
+
+
+DEFAULT_RULE = IntervalRule(21, 56)
+
+# Per vaccine product. The inactivated vaccines used in 2021 all follow the default;
+# a product with another interval is added here by name as written in the import file.
+VACCINE_RULES: dict[str, IntervalRule] = {
+    "北京生物": DEFAULT_RULE,
+    "武汉生物": DEFAULT_RULE,
+    "科兴": DEFAULT_RULE,
+    "康希诺": DEFAULT_RULE,
+}
+
+# Refusals, in the order they are checked.
+VACCINATED = "vaccinated"
+RESTRICTED = "restricted"
+BOOKED = "booked"
+TOO_EARLY = "too_early"
+NO_ROOM = "no_room"
+
+
+def rule_for(vaccine: str) -> IntervalRule:
+    return VACCINE_RULES.get((vaccine or "").strip(), DEFAULT_RULE)
+
+
+@dataclass(frozen=True)
+class Window:
+    earliest: dt.date  # first day the second dose may be given
+    due_by: dt.date  # last day it should be given (later is allowed but late)
+    opens_on: dt.date  # first day the resident may book
+
+    def first_bookable(self, today: dt.date) -> dt.date:
+        return max(self.earliest, today)
+
+    def allows(self, day: dt.date, today: dt.date) -> bool:
+        return day >= self.first_bookable(today)
+
+    def is_late(self, day: dt.date) -> bool:
+        return day > self.due_by
+
+
+def interval_window(first_dose: dt.date, vaccine: str = "", lead_days: int = 7) -> Window:
+    """Return the days a second dose may be booked for, from the first-dose date."""
+    rule = rule_for(vaccine)
+    earliest = first_dose + dt.timedelta(days=rule.min_days)
+    return Window(
+        earliest=earliest,
+        due_by=first_dose + dt.timedelta(days=rule.max_days),
+        opens_on=earliest - dt.timedelta(days=lead_days),
+    )
+
+
+def refusal(
+    *,
+    second_dose_given: bool,
+    restricted: bool,
+    has_active_booking: bool,
+    window: Window,
+    today: dt.date,
+) -> str | None:
+    """Return why this person cannot make a new booking today, or None when they can."""
+    if second_dose_given:
+        return VACCINATED
+    if restricted:
+        return RESTRICTED
+    if has_active_booking:
+        return BOOKED
+    if today < window.opens_on:
+        return TOO_EARLY
+    return None
+
+
+def needs_companion(age: int) -> bool:
+    """People aged 70 or more come with a family member (the notice, item 4)."""
+    return age >= 70

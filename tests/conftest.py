@@ -1,0 +1,53 @@
+"""Shared fixtures: a fresh database per test (SQLite, and PostgreSQL when TEST_POSTGRES_URL is set)."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from models import pii
+from models.db import close_db, init_db
+
+TEST_SECRET = "test-secret-key-not-for-production"
+PG_URL = os.environ.get("TEST_POSTGRES_URL", "")
+
+DB_BACKENDS = ["sqlite"] + (["postgres"] if PG_URL else [])
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _pii_keys():
+    pii.configure(TEST_SECRET)
+
+
+async def _reset_postgres(url: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
+    try:
+        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=DB_BACKENDS)
+async def db_url(request, tmp_path):
+    """A fresh, empty, initialised database; yields its URL."""
+    if request.param == "postgres":
+        await _reset_postgres(PG_URL)
+        url = PG_URL
+    else:
+        url = f"sqlite://{tmp_path}/test.sqlite3"
+    await init_db(url)
+    yield url
+    await close_db()
+
+
+@pytest.fixture
+async def db(db_url):
+    """Same as db_url, for tests that only need the database to be there."""
+    return db_url

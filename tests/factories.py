@@ -1,0 +1,36 @@
+"""Small builders of sites, residents and slots for tests."""
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+from models import pii
+from models.residents import upsert_resident
+from models.tables import Site, Slot
+
+_seq = itertools.count(1)
+
+
+async def make_site(code: str = "S01", subdistrict: str = "五山街", **kw) -> Site:
+    return await Site.create(
+        code=code, name=kw.pop("name", f"{subdistrict}社区卫生服务中心"), subdistrict=subdistrict,
+        address=kw.pop("address", f"天河区{subdistrict}1号"), phone=kw.pop("phone", "020-12345678"), **kw,
+    )
+
+
+def id_number(born: dt.date = dt.date(1980, 5, 17), region: str = "440106") -> str:
+    return pii.build_id_number(region, born, next(_seq))
+
+
+async def make_resident(site: Site, *, first_dose: dt.date, name: str = "张三明", born=None,
+                        phone: str = "13812345678", number: str | None = None, **kw):
+    number = number or id_number(born or dt.date(1980, 5, 17))
+    resident, _ = await upsert_resident(
+        name=name, id_number=number, phone=phone, first_dose_date=first_dose, site=site, **kw
+    )
+    return resident, number
+
+
+async def make_slot(site: Site, day: dt.date, start: str = "09:00", end: str = "10:00",
+                    capacity: int = 10, booked: int = 0) -> Slot:
+    return await Slot.create(site=site, day=day, start=start, end=end, capacity=capacity, booked=booked)

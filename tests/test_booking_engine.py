@@ -1,0 +1,134 @@
+"""The booking engine called directly: rules 2-7 of product.md."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from tortoise.exceptions import IntegrityError, OperationalError
+
+from models import booking as engine
+from models.rules import interval_window
+from models.tables import Booking, SmsMessage, Slot
+from tests.factories import make_resident, make_site, make_slot
+
+TZ = dt.timezone(dt.timedelta(hours=8))
+NOW = dt.datetime(2021, 7, 1, 8, 0, tzinfo=TZ)
+FIRST = dt.date(2021, 6, 5)  # day 21 is 6-26, day 56 is 7-31
+
+
+async def _setup(capacity=2):
+    site = await make_site()
+    resident, _ = await make_resident(site, first_dose=FIRST)
+    slot = await make_slot(site, dt.date(2021, 7, 2), capacity=capacity)
+    return site, resident, slot, interval_window(FIRST)
+
+
+async def test_booking_takes_a_place_and_queues_a_confirmation_sms(db):
+    site, resident, slot, window = await _setup()
+    booking, created = await engine.book(resident, slot.id, window=window, now=NOW)
+    assert created and booking.status == Booking.ACTIVE
+    assert (await Slot.get(id=slot.id)).booked == 1
+    assert await SmsMessage.filter(resident=resident, kind="confirm").count() == 1
+
+
+async def test_same_submission_twice_gives_the_same_booking(db):
+    site, resident, slot, window = await _setup()
+    first, _ = await engine.book(resident, slot.id, window=window, now=NOW, request_key="k1")
+    again, created = await engine.book(resident, slot.id, window=window, now=NOW, request_key="k1")
+    assert again.id == first.id and not created
+    assert (await Slot.get(id=slot.id)).booked == 1
+
+
+async def test_second_booking_for_another_slot_is_refused_as_already_booked(db):
+    site, resident, slot, window = await _setup()
+    other = await make_slot(site, dt.date(2021, 7, 3))
+    await engine.book(resident, slot.id, window=window, now=NOW)
+    with pytest.raises(engine.BookingError) as err:
+        await engine.book(resident, other.id, window=window, now=NOW)
+    assert err.value.reason == "already_booked"
+
+
+async def test_full_slot_refuses_and_takes_nothing(db):
+    site, resident, slot, window = await _setup(capacity=1)
+    other, _ = await make_resident(site, first_dose=FIRST, phone="13900001111")
+    await engine.book(other, slot.id, window=window, now=NOW)
+    with pytest.raises(engine.BookingError) as err:
+        await engine.book(resident, slot.id, window=window, now=NOW)
+    assert err.value.reason == "full"
+    assert (await Slot.get(id=slot.id)).booked == 1
+    assert not await Booking.filter(resident=resident).exists()
+
+
+async def test_second_dose_cannot_be_booked_before_day_21(db):
+    site, resident, _, window = await _setup()
+    day20 = await make_slot(site, FIRST + dt.timedelta(days=20))
+    day21 = await make_slot(site, FIRST + dt.timedelta(days=21))
+    early = dt.datetime(2021, 6, 20, 8, 0, tzinfo=TZ)
+    with pytest.raises(engine.BookingError) as err:
+        await engine.book(resident, day20.id, window=window, now=early)
+    assert err.value.reason == "not_allowed"
+    booking, _ = await engine.book(resident, day21.id, window=window, now=early)
+    assert booking.slot_id == day21.id
+
+
+async def test_move_takes_new_place_and_frees_old(db):
+    site, resident, slot, window = await _setup()
+    other = await make_slot(site, dt.date(2021, 7, 3))
+    booking, _ = await engine.book(resident, slot.id, window=window, now=NOW)
+    moved = await engine.move(booking, other.id, window=window, now=NOW)
+    assert moved.slot_id == other.id and moved.code == booking.code
+    assert (await Slot.get(id=slot.id)).booked == 0
+    assert (await Slot.get(id=other.id)).booked == 1
+
+
+async def test_move_to_full_slot_keeps_the_old_booking(db):
+    site, resident, slot, window = await _setup()
+    full = await make_slot(site, dt.date(2021, 7, 3), capacity=1, booked=1)
+    booking, _ = await engine.book(resident, slot.id, window=window, now=NOW)
+    with pytest.raises(engine.BookingError):
+        await engine.move(booking, full.id, window=window, now=NOW)
+    assert (await Booking.get(id=booking.id)).slot_id == slot.id
+    assert (await Slot.get(id=slot.id)).booked == 1
+
+
+async def test_cancel_gives_the_place_back_and_allows_booking_again(db):
+    site, resident, slot, window = await _setup(capacity=1)
+    booking, _ = await engine.book(resident, slot.id, window=window, now=NOW)
+    assert await engine.cancel(booking)
+    assert not await engine.cancel(booking)
+    assert (await Slot.get(id=slot.id)).booked == 0
+    again, created = await engine.book(resident, slot.id, window=window, now=NOW)
+    assert created and again.id != booking.id
+
+
+async def test_database_refuses_a_second_active_booking(db):
+    site, resident, slot, window = await _setup()
+    await engine.book(resident, slot.id, window=window, now=NOW)
+    with pytest.raises(IntegrityError):
+        await Booking.create(code="XXXXXXXX", resident=resident, slot=slot)
+
+
+async def test_database_refuses_booked_over_capacity(db):
+    site, resident, slot, window = await _setup(capacity=1)
+    with pytest.raises((IntegrityError, OperationalError)):
+        await Slot.filter(id=slot.id).update(booked=2)
+
+
+async def test_first_dose_site_comes_first_then_same_subdistrict(db):
+    far = await make_site("S09", "龙洞街")
+    near = await make_site("S05", "五山街", name="五山二号点")
+    site, resident, slot, window = await _setup()
+    await make_slot(far, dt.date(2021, 7, 5))
+    choices = await engine.site_choices(resident, window, NOW)
+    assert [c.site.code for c in choices] == ["S01", "S05", "S09"]
+    assert choices[0].is_first_site and choices[0].first_free_day == dt.date(2021, 7, 2)
+    assert choices[1].first_free_day is None
+    assert choices[2].first_free_day == dt.date(2021, 7, 5)
+
+
+async def test_windows_of_today_that_have_started_are_not_offered(db):
+    site, resident, _, window = await _setup()
+    today = NOW.date()
+    await make_slot(site, today, "07:00", "08:00")
+    later = await make_slot(site, today, "10:00", "11:00")
+    assert [s.id for s in await engine.windows_for_day(site.id, today, NOW)] == [later.id]

@@ -1,0 +1,1 @@
+"""HTTP layer: the Starlette app, its routes, security and templates."""

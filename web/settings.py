@@ -1,0 +1,77 @@
+"""Every setting read from the environment (or a `.env` file), typed, in one place."""
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = ROOT / "data"
+
+
+def _read_dotenv(path: Path) -> dict[str, str]:
+    """Return KEY=VALUE pairs of a `.env` file, ignoring comments and blank lines."""
+    values: dict[str, str] = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            line = line.strip()
+            if line and not line.startswith("#") and "=" in line:
+                key, _, value = line.partition("=")
+                values[key.strip()] = value.strip().strip('"').strip("'")
+    return values
+
+
+def _secret_key(data_dir: Path) -> str:
+    """Return the secret kept in data/secret_key, creating it on first run."""
+    path = data_dir / "secret_key"
+    if path.is_file():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    # O_EXCL: when several workers start at once, exactly one writes the key.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(key)
+    return key
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite://data/booking.sqlite3"
+    base_url: str = "http://127.0.0.1:8000"
+    secret_key: str = field(default="", repr=False)
+    sms_backend: str = "console"
+    sms_signature: str = "【天河区卫健局】"
+    link_days_valid: int = 60
+    verify_max_failures: int = 5
+    verify_lock_minutes: int = 30
+    booking_lead_days: int = 7
+    timezone: str = "Asia/Shanghai"
+    debug: bool = False
+
+    @property
+    def https(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    def with_(self, **changes) -> "Settings":
+        return replace(self, **changes)
+
+
+def load_settings(**overrides) -> Settings:
+    """Build Settings from the environment, then `.env`, then defaults; overrides win."""
+    env = {**_read_dotenv(ROOT / ".env"), **os.environ}
+    values = dict(
+        database_url=env.get("DATABASE_URL", Settings.database_url),
+        base_url=env.get("BASE_URL", Settings.base_url).rstrip("/"),
+        secret_key=env.get("SECRET_KEY", ""),
+        sms_backend=env.get("SMS_BACKEND", Settings.sms_backend),
+        debug=env.get("DEBUG", "") in ("1", "true", "yes"),
+    )
+    values.update(overrides)
+    if not values["secret_key"]:
+        values["secret_key"] = _secret_key(DATA_DIR)
+    return Settings(**values)
