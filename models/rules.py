@@ -22,7 +22,7 @@ VACCINE_RULES: dict[str, IntervalRule] = {
     "康希诺": DEFAULT_RULE,
 }
 
-# Refusals, in the order they are checked.
+# Why a new booking cannot be made, in the order checked.
 VACCINATED = "vaccinated"
 RESTRICTED = "restricted"
 BOOKED = "booked"
@@ -72,10 +72,10 @@ def refusal(
     """Return why this person cannot make a new booking today, or None when they can."""
     if second_dose_given:
         return VACCINATED
+    if has_active_booking:
+        return BOOKED  # shown their booking, which they may move or cancel
     if restricted:
         return RESTRICTED
-    if has_active_booking:
-        return BOOKED
     if today < window.opens_on:
         return TOO_EARLY
     return None

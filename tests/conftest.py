@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from tortoise.backends.base.executor import EXECUTOR_CACHE
 
 from models import pii
 from models.db import close_db, init_db
@@ -42,6 +43,8 @@ async def db_url(request, tmp_path):
         url = PG_URL
     else:
         url = f"sqlite://{tmp_path}/test.sqlite3"
+    # Tortoise caches SQL per connection name, whatever the dialect: start clean for each engine.
+    EXECUTOR_CACHE.clear()
     await init_db(url)
     yield url
     await close_db()
@@ -51,3 +54,24 @@ async def db_url(request, tmp_path):
 async def db(db_url):
     """Same as db_url, for tests that only need the database to be there."""
     return db_url
+
+
+@pytest.fixture
+def settings(db_url):
+    from web.settings import Settings
+
+    return Settings(database_url=db_url, secret_key=TEST_SECRET, base_url="http://testserver")
+
+
+@pytest.fixture
+async def client(settings):
+    """An httpx client on the app (the db fixture already opened the database)."""
+    import httpx
+
+    from web.app import create_app
+
+    app = create_app(settings, manage_db=False)
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 5000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        c.app = app
+        yield c

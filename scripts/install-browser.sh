@@ -1,0 +1,13 @@
+#!/bin/sh
+# Install Debian's Chromium and a CJK font for the browser tests, when missing.
+# Playwright cannot download its own browser here; without a CJK font Chinese renders as boxes.
+set -e
+need=""
+command -v chromium >/dev/null 2>&1 || need="$need chromium"
+fc-list 2>/dev/null | grep -qi "wenquanyi\|wqy" || need="$need fonts-wqy-microhei"
+[ -z "$need" ] && exit 0
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "installing:$need"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $need >/dev/null

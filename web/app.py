@@ -1,0 +1,101 @@
+"""The Starlette application: create_app(settings) builds it; the routing table lives here."""
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.responses import PlainTextResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from tortoise import connections
+
+from models import pii
+from models.db import close_db, init_db
+from .routes import public, resident
+from .security import RateLimits, SecurityHeaders, with_csrf
+from .settings import Settings, load_settings
+from .templating import STATIC_DIR
+
+log = logging.getLogger("booking")
+
+
+class CachedStatic(StaticFiles):
+    """Static files are fingerprinted (?v=hash or a versioned name): cache them for a year."""
+
+    async def get_response(self, path, scope):
+        response = await super().get_response(path, scope)
+        if response.status_code == 200:
+            response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        return response
+
+
+async def healthz(request):
+    await connections.get("default").execute_query("SELECT 1")
+    return PlainTextResponse("ok")
+
+
+ROUTES = [
+    Route("/", public.start_page, name="start"),
+    Route("/healthz", healthz),
+    Route("/lang/{lang}", public.set_language, name="set_language"),
+    Route("/text-size", public.toggle_large_text, methods=["POST"], name="text_size"),
+    Route("/b/{token}", resident.open_link, name="open_link"),
+    Route("/booking", resident.booking_home, name="booking"),
+    Route("/booking/verify", resident.booking_verify, methods=["POST"], name="verify"),
+    Route("/booking/site", resident.booking_site, methods=["GET", "POST"], name="site"),
+    Route("/booking/slot", resident.booking_slot, methods=["GET", "POST"], name="slot"),
+    Route("/booking/check", resident.booking_check, name="check"),
+    Route("/booking/confirm", resident.booking_confirm, methods=["POST"], name="confirm"),
+    Route("/booking/done", resident.booking_done, name="done"),
+    Route("/booking/cancel", resident.booking_cancel, methods=["GET", "POST"], name="cancel"),
+    Route("/booking/cancelled", resident.booking_cancelled, name="cancelled"),
+    Mount("/static", app=CachedStatic(directory=STATIC_DIR), name="static"),
+]
+
+
+def post_paths(routes) -> set[str]:
+    return {r.path for r in routes if isinstance(r, Route) and "POST" in (r.methods or ())}
+
+
+def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> Starlette:
+    """Build the app; with manage_db the lifespan opens and closes the database."""
+    settings = settings or load_settings()
+    pii.configure(settings.secret_key)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        if manage_db:
+            await init_db(settings.database_url)
+        try:
+            yield
+        finally:
+            if manage_db:
+                await close_db()
+
+    app = Starlette(
+        debug=settings.debug,
+        routes=ROUTES,
+        lifespan=lifespan,
+        middleware=[
+            Middleware(SecurityHeaders, https=settings.https),
+            Middleware(GZipMiddleware, minimum_size=500),
+            Middleware(
+                SessionMiddleware, secret_key=settings.secret_key, session_cookie="session",
+                max_age=4 * 3600, same_site="lax", https_only=settings.https,
+            ),
+        ],
+    )
+    app.state.settings = settings
+    app.state.limits = RateLimits()
+    return with_csrf(app, secret=settings.secret_key, post_paths=post_paths(ROUTES),
+                     https=settings.https)
+
+
+def app_factory():
+    """Entry point for uvicorn --factory (one call per worker process)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return create_app()

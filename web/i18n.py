@@ -1,0 +1,98 @@
+"""Languages: Babel catalogs (message ids are the Simplified Chinese text), per-request choice, dates."""
+from __future__ import annotations
+
+import datetime as dt
+from contextvars import ContextVar
+from io import BytesIO
+from pathlib import Path
+
+from babel.dates import format_date, format_time
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import NullTranslations, Translations
+
+LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
+LANGUAGES = {"zh": "zh_Hans_CN", "en": "en_GB"}
+DEFAULT_LANGUAGE = "zh"
+LANG_COOKIE = "lang"
+
+_current: ContextVar[str] = ContextVar("language", default=DEFAULT_LANGUAGE)
+_catalogs: dict[str, NullTranslations] = {}
+
+
+def _load(lang: str) -> NullTranslations:
+    """Compile the language's .po in memory: no build step, the .po is the single source."""
+    po = LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po"
+    if not po.is_file():
+        return NullTranslations()
+    with po.open("rb") as f:
+        catalog = read_po(f, locale=LANGUAGES[lang].split("_")[0])
+    buf = BytesIO()
+    write_mo(buf, catalog)
+    buf.seek(0)
+    return Translations(buf)
+
+
+def translations(lang: str) -> NullTranslations:
+    if lang not in _catalogs:
+        _catalogs[lang] = _load(lang) if lang != DEFAULT_LANGUAGE else NullTranslations()
+    return _catalogs[lang]
+
+
+def choose_language(cookie_value: str | None) -> str:
+    return cookie_value if cookie_value in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def set_language(lang: str) -> None:
+    _current.set(lang)
+
+
+def current_language() -> str:
+    return _current.get()
+
+
+def gettext(message: str) -> str:
+    return translations(_current.get()).gettext(message)
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    return translations(_current.get()).ngettext(singular, plural, n)
+
+
+def _locale() -> str:
+    return LANGUAGES[_current.get()]
+
+
+def day_text(day: dt.date) -> str:
+    """6月21日 星期一 / Monday 21 June."""
+    pattern = "M月d日 EEEE" if _current.get() == "zh" else "EEEE d MMMM"
+    return format_date(day, pattern, locale=_locale())
+
+
+def short_day_text(day: dt.date) -> str:
+    """6月21日 周一 / Mon 21 Jun."""
+    pattern = "M月d日 E" if _current.get() == "zh" else "E d MMM"
+    return format_date(day, pattern, locale=_locale())
+
+
+def full_date_text(day: dt.date) -> str:
+    """2021年6月21日 / 21 June 2021."""
+    pattern = "y年M月d日" if _current.get() == "zh" else "d MMMM y"
+    return format_date(day, pattern, locale=_locale())
+
+
+def window_text(start: str, end: str) -> str:
+    """上午9:00-10:00 / 9:00–10:00 am."""
+    s, e = dt.time.fromisoformat(start), dt.time.fromisoformat(end)
+    if _current.get() == "zh":
+        return f"{format_time(s, 'ah:mm', locale=_locale())}-{format_time(e, 'h:mm', locale=_locale())}"
+    return f"{format_time(s, 'h:mm', locale=_locale())}–{format_time(e, 'h:mm a', locale=_locale())}"
+
+
+def datetime_text(moment: dt.datetime) -> str:
+    """A moment in Beijing time, e.g. 6月21日 14:30."""
+    from models.clock import TZ
+
+    local = moment.astimezone(TZ)
+    pattern = "M月d日" if _current.get() == "zh" else "d MMM"
+    return f"{format_date(local.date(), pattern, locale=_locale())} {local:%H:%M}"

@@ -1,0 +1,82 @@
+"""Rendering: one Jinja2 environment; a page, or its fragment when htmx asks for one."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from models.codes import format_code
+from . import i18n
+
+ROOT = Path(__file__).resolve().parent.parent
+STATIC_DIR = ROOT / "static"
+LARGE_COOKIE = "text"
+
+
+def _fingerprint(name: str) -> str:
+    """static/app.css -> /static/app.css?v=<hash>, so the file can be cached for a year."""
+    digest = hashlib.sha256((STATIC_DIR / name).read_bytes()).hexdigest()[:10]
+    return f"/static/{name}?v={digest}"
+
+
+env = Environment(
+    loader=FileSystemLoader(ROOT / "templates"),
+    autoescape=select_autoescape(["html"]),
+    extensions=["jinja2.ext.i18n"],
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)
+env.filters.update(
+    day=i18n.day_text,
+    short_day=i18n.short_day_text,
+    full_date=i18n.full_date_text,
+    moment=i18n.datetime_text,
+    code=format_code,
+)
+env.globals.update(timespan=i18n.window_text, static={})
+
+
+def static_url(name: str) -> str:
+    urls = env.globals["static"]
+    if name not in urls:
+        urls[name] = _fingerprint(name)
+    return urls[name]
+
+
+env.globals["static_url"] = static_url
+
+
+def wants_fragment(request: Request) -> bool:
+    """htmx asked for a part of the page (not a boosted navigation, not a history restore)."""
+    h = request.headers
+    return (
+        h.get("hx-request") == "true"
+        and h.get("hx-boosted") != "true"
+        and h.get("hx-history-restore-request") != "true"
+    )
+
+
+def render(
+    request: Request, page: str, context: dict | None = None, *, status: int = 200,
+    fragment: str | None = None,
+) -> HTMLResponse:
+    """Render `page`, or `fragment` instead when htmx asks for it; always Vary on HX-Request."""
+    lang = i18n.choose_language(request.cookies.get(i18n.LANG_COOKIE))
+    i18n.set_language(lang)
+    csrf = request.scope.get("csrftoken")
+    ctx = {
+        "request": request,
+        "lang": lang,
+        "html_lang": "zh-Hans" if lang == "zh" else "en",
+        "large_text": request.cookies.get(LARGE_COOKIE) == "large",
+        "csrf_token": csrf() if csrf else "",
+        "here": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+        **(context or {}),
+    }
+    name = fragment if fragment and wants_fragment(request) else page
+    html = env.get_template(name).render(ctx)
+    return HTMLResponse(html, status_code=status, headers={"Vary": "HX-Request"})
