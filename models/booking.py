@@ -12,7 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F
+from tortoise.expressions import F, Q
 from tortoise.functions import Min, Sum
 from tortoise.transactions import in_transaction
 
@@ -50,9 +50,7 @@ def _open_slots(from_day: dt.date, now: dt.datetime):
     query = Slot.filter(day__gte=from_day, booked__lt=F("capacity"), site__active=True)
     if from_day <= now.date():
         # Today's windows that have started are gone; days after today are all open.
-        query = query.exclude(day=now.date(), start__lte=now.strftime("%H:%M")).filter(
-            day__gte=now.date()
-        )
+        query = query.filter(Q(day__gt=now.date()) | Q(start__gt=now.strftime("%H:%M")))
     return query
 
 

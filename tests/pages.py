@@ -17,6 +17,9 @@ def parse(response) -> BeautifulSoup:
     for form in soup.find_all("form"):
         assert form.get("method") == "post" or form.get("method") == "get", form
         assert form.get("action", "").startswith("/"), form
+        if form["method"] == "post":
+            token = form.find("input", attrs={"name": "csrftoken"})
+            assert token and token.get("value"), f"POST form without a CSRF token: {form.get('action')}"
     return soup
 
 

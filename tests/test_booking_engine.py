@@ -132,3 +132,14 @@ async def test_windows_of_today_that_have_started_are_not_offered(db):
     await make_slot(site, today, "07:00", "08:00")
     later = await make_slot(site, today, "10:00", "11:00")
     assert [s.id for s in await engine.windows_for_day(site.id, today, NOW)] == [later.id]
+
+
+async def test_tomorrows_morning_counts_as_free_in_the_afternoon(db):
+    site, resident, slot, window = await _setup()
+    afternoon = dt.datetime(2021, 7, 1, 15, 30, tzinfo=TZ)  # slot is 7-2 09:00
+    assert await engine.total_free(window, afternoon) == 2
+    choices = await engine.site_choices(resident, window, afternoon)
+    assert choices[0].first_free_day == dt.date(2021, 7, 2)
+    started = await make_slot(site, dt.date(2021, 7, 1), "15:00", "16:00", capacity=3)
+    assert await engine.total_free(window, afternoon) == 2
+    assert started.id not in [s.id for s in await engine.windows_for_day(site.id, started.day, afternoon)]

@@ -79,4 +79,8 @@ def render(
     }
     name = fragment if fragment and wants_fragment(request) else page
     html = env.get_template(name).render(ctx)
-    return HTMLResponse(html, status_code=status, headers={"Vary": "HX-Request"})
+    headers = {"Vary": "HX-Request"}
+    if request.headers.get("hx-boosted") == "true":
+        # The XHR followed our 303s: tell htmx the address of what it shows (never a POST's).
+        headers["HX-Push-Url"] = ctx["here"] if request.method == "GET" else "false"
+    return HTMLResponse(html, status_code=status, headers=headers)
