@@ -29,17 +29,23 @@ def confirmation_body(
     *, kind: str, masked_name: str, code: str, site_name: str, day: dt.date,
     start: str, end: str, companion: bool,
 ) -> str:
-    """The SMS for a booking made ('book') or moved ('move')."""
+    """The SMS for a booking made ('book') or moved ('move'); a long site name is shortened to fit."""
     verb = "已改约" if kind == "move" else "已预约"
-    body = (
-        f"{SIGNATURE}{masked_name}{verb}第二剂新冠疫苗：{short_day(day)}"
-        f"（周{WEEKDAYS[day.weekday()]}）{start}-{end}，{site_name}。预约码{code}。"
-        "请带身份证、戴口罩，到场亮码测温。"
-    )
-    if companion:
-        body += "70岁以上请家属陪同。"
-    body += "改约或取消请点短信原链接。"
-    return body[:MAX_CHARS]
+
+    def build(site: str) -> str:
+        return (
+            f"{SIGNATURE}{masked_name}{verb}第二剂新冠疫苗：{short_day(day)}"
+            f"（周{WEEKDAYS[day.weekday()]}）{start}-{end}，{site}。预约码{code}。"
+            "请带身份证、戴口罩，到场亮码测温。"
+            + ("70岁以上请家属陪同。" if companion else "")
+            + "改约或取消请点短信原链接。"
+        )
+
+    body = build(site_name)
+    overflow = len(body) - MAX_CHARS
+    if overflow > 0:
+        body = build(site_name[: max(len(site_name) - overflow - 1, 2)] + "…")
+    return body
 
 
 def cancellation_body(*, masked_name: str, code: str) -> str:

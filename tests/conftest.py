@@ -1,7 +1,9 @@
 """Shared fixtures: a fresh database per test (SQLite, and PostgreSQL when TEST_POSTGRES_URL is set)."""
 from __future__ import annotations
 
+import logging
 import os
+from pathlib import Path
 
 import pytest
 from tortoise.backends.base.executor import EXECUTOR_CACHE
@@ -23,6 +25,41 @@ def anyio_backend():
 @pytest.fixture(autouse=True, scope="session")
 def _pii_keys():
     pii.configure(TEST_SECRET)
+
+
+class _Everything(logging.Handler):
+    """Keeps every log line of the suite, to be searched for personal data at the end."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record):
+        try:
+            self.lines.append(self.format(record))
+        except Exception:  # a record that cannot be formatted is not ours to judge
+            pass
+
+
+SUITE_LOG = _Everything()
+
+
+def pytest_configure(config):
+    logging.getLogger().addHandler(SUITE_LOG)
+    logging.getLogger().setLevel(logging.DEBUG)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run when any log of the suite (in-process or a server's) holds a full ID or phone."""
+    from tests.pii_scan import find_personal_numbers
+
+    texts = {"in-process log": "\n".join(SUITE_LOG.lines)}
+    for path in (Path(__file__).parent.parent / "test-artifacts").glob("server-*.log"):
+        texts[path.name] = path.read_text(errors="replace")
+    leaks = {name: found for name, t in texts.items() if (found := find_personal_numbers(t))}
+    if leaks:
+        print(f"\nPERSONAL DATA IN LOGS: {leaks}")
+        session.exitstatus = 1
 
 
 async def _reset_postgres(url: str) -> None:

@@ -151,3 +151,13 @@ def test_pages_fit_360px_in_large_text_without_sideways_scrolling(world, browser
     expect(page.locator("html")).to_have_attribute("lang", "en")
     shot(page, "english-slot")
     context.close()
+
+
+def test_server_log_holds_no_link_token_and_no_full_id(world):
+    from tests.pii_scan import find_personal_numbers
+
+    log = world["server"].log_path.read_text(errors="replace")
+    assert "GET /b/… 303" in log, "the access log is there, tokens hidden"
+    for number, token in world["people"].values():
+        assert token not in log
+    assert find_personal_numbers(log) == []
