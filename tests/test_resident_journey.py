@@ -265,3 +265,26 @@ async def test_slot_fragment_for_htmx_and_full_page_otherwise(client, world):
     boosted = await client.get("/booking/slot?day=2021-07-03",
                                headers={"HX-Request": "true", "HX-Boosted": "true"})
     assert "<html" in boosted.text
+
+
+async def test_guessing_tokens_is_slowed_down(client, world):
+    statuses = [(await client.get(f"/b/guess{i:018d}")).status_code for i in range(32)]
+    assert statuses[:30] == [404] * 30
+    assert statuses[30:] == [429, 429]
+    assert "请求过于频繁" in (await client.get("/b/another")).text
+
+
+async def test_healthz_answers_ok(client):
+    response = await client.get("/healthz")
+    assert response.status_code == 200 and response.text == "ok"
+
+
+async def test_static_files_are_cached_for_a_year_and_pages_never(client, world):
+    page = parse(await client.get("/"))
+    css = page.find("link", rel="stylesheet")["href"]
+    js = [s["src"] for s in page.find_all("script")]
+    assert any("htmx-1.9.12.min.js" in src for src in js)
+    assert all(s.has_attr("defer") for s in page.find_all("script"))
+    response = await client.get(css)
+    assert "max-age=31536000" in response.headers["cache-control"]
+    assert (await client.get("/")).headers["cache-control"] == "no-store"
