@@ -4,6 +4,7 @@ from __future__ import annotations
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tortoise import Tortoise, connections
+from tortoise.backends.base.config_generator import generate_config
 
 MODULES = {"models": ["models.tables"]}
 
@@ -48,6 +49,14 @@ def with_sqlite_pragmas(url: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(params)))
 
 
+def tortoise_config(url: str) -> dict:
+    """Tortoise's config for the URL; SQLite gets our BEGIN IMMEDIATE backend and PRAGMAs."""
+    config = generate_config(with_sqlite_pragmas(url), app_modules=MODULES)
+    if is_sqlite(url):
+        config["connections"]["default"]["engine"] = "models.sqlite_immediate"
+    return config
+
+
 async def init_db(url: str, *, create_schema: bool = True) -> None:
     """Connect Tortoise to `url` and make sure the schema and its constraints exist."""
     if is_sqlite(url):
@@ -56,9 +65,7 @@ async def init_db(url: str, *, create_schema: bool = True) -> None:
             from pathlib import Path
 
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-    await Tortoise.init(
-        db_url=with_sqlite_pragmas(url), modules=MODULES, _enable_global_fallback=True
-    )
+    await Tortoise.init(config=tortoise_config(url), _enable_global_fallback=True)
     if create_schema:
         await create_schema_objects(url)
 

@@ -133,3 +133,21 @@ class SmsMessage(Model):
 
     class Meta:
         table = "sms_message"
+
+
+class StaffUser(Model):
+    """A staff account; site staff are tied to one site, sub-district staff to one sub-district."""
+
+    ROLES = ("callcentre", "site", "subdistrict", "admin")
+
+    id = fields.IntField(primary_key=True)
+    username = fields.CharField(max_length=40, unique=True)
+    password_hash = fields.CharField(max_length=200)  # argon2id, never the password itself
+    role = fields.CharField(max_length=12)
+    site = fields.ForeignKeyField("models.Site", related_name="staff", null=True)
+    subdistrict = fields.CharField(max_length=50, default="")
+    active = fields.BooleanField(default=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "staff_user"

@@ -1,0 +1,299 @@
+"""Command line: `python run.py COMMAND [options]` (see ../shared/design/interfaces.md); no command serves."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import datetime as dt
+import getpass
+import logging
+import re
+import signal
+import sys
+
+from models import pii
+from models.db import close_db, init_db
+from web.settings import Settings, load_settings
+
+OK, REJECTED = 0, 1  # argparse itself exits 2 on bad usage
+SEND_EVERY_SECONDS = 5
+SEND_BATCH = 500
+
+
+def date_arg(text: str) -> dt.date:
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            return dt.date.fromisoformat(text)
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"{text} is not a date (YYYY-MM-DD)")
+
+
+def times_arg(text: str) -> list[tuple[str, str]]:
+    from models.slots import SlotError, parse_times
+
+    try:
+        return parse_times(text)
+    except SlotError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def count_arg(text: str) -> int:
+    if not (text.isascii() and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"{text} is not a whole number 0 or more")
+    return int(text)
+
+
+def fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return REJECTED
+
+
+# ---- commands: each gets (settings, args) with the database open and returns the exit status
+
+
+async def cmd_demo(settings: Settings, args) -> int:
+    from models.demo import NotADemoDatabase, load_demo
+
+    try:
+        result = await load_demo(base_url=settings.base_url, days_valid=settings.link_days_valid,
+                                 force=args.force)
+    except NotADemoDatabase as exc:
+        # `make run` calls demo on every start: a real database is served as it is.
+        print(f"demo: {exc}", file=sys.stderr)
+        return OK
+    print("Demo data loaded: " + ", ".join(f"{n} {what}" for what, n in result.totals.items()))
+    print("The people below are fictional demo data (演示数据，人物和身份证号均为虚构).")
+    print("Open a link and type the ID number to try each case: case — name — ID number — link")
+    for link in result.links:
+        print(f"  {link.label} — {link.name} — {link.id_number} — {link.url}")
+    print(f"Staff logins (demo passwords 演示账号) at {settings.base_url}/staff:")
+    for role, username, password, scope in result.staff:
+        print(f"  {role:<12} {username} / {password}  ({scope})")
+    return OK
+
+
+async def _import(kind: str, run_import, path: str) -> int:
+    from models.imports import ImportFileError
+
+    try:
+        result = await run_import(path)
+    except ImportFileError as exc:
+        return fail(str(exc))
+    for error in result.errors:
+        print(error, file=sys.stderr)
+    print(f"{kind}: {result.summary()}")
+    return REJECTED if result.rejected else OK
+
+
+async def cmd_import_sites(settings: Settings, args) -> int:
+    from models.imports import import_sites
+
+    return await _import("sites", import_sites, args.file)
+
+
+async def cmd_import_first_doses(settings: Settings, args) -> int:
+    from models.imports import import_first_doses
+
+    return await _import("first doses", import_first_doses, args.file)
+
+
+async def cmd_open_slots(settings: Settings, args) -> int:
+    from models.slots import SlotError, open_slots
+
+    try:
+        result = await open_slots(args.site, args.from_day, args.to_day, args.times, args.capacity)
+    except SlotError as exc:
+        return fail(str(exc))
+    print(f"slots: {result.created} created, {result.raised} raised, {result.lowered} lowered, "
+          f"{result.unchanged} unchanged")
+    for held in result.held:
+        print(f"{held.day} {held.start}: {held.booked} places are booked, more than the "
+              f"{held.requested} asked for; capacity set to {held.booked}")
+    for day, asked, existing in result.conflicts:
+        print(f"{day} {asked}: overlaps the existing window {existing}; left as it was",
+              file=sys.stderr)
+    return REJECTED if result.conflicts else OK
+
+
+async def cmd_invite(settings: Settings, args) -> int:
+    from models.clock import today
+    from models.invite import InviteError, invite
+
+    try:
+        result = await invite(as_of=args.as_of or today(), base_url=settings.base_url,
+                              days_valid=settings.link_days_valid, limit=args.limit,
+                              dry_run=args.dry_run)
+    except InviteError as exc:
+        return fail(str(exc))
+    if result.dry_run:
+        print(f"would invite {result.count} residents (dry run: nothing written)")
+    else:
+        print(f"invited {result.count} residents: {result.count} SMS queued "
+              "(`python run.py send-sms` delivers them)")
+    return OK
+
+
+async def cmd_send_sms(settings: Settings, args) -> int:
+    from models.sms import get_backend
+
+    try:
+        backend = get_backend(settings.sms_backend)
+    except ValueError as exc:
+        return fail(str(exc))
+    if not args.once:
+        # systemd and docker stop with SIGTERM: finish like Ctrl-C, with the database closed.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
+    try:
+        await _send_loop(backend, args.once)
+    except asyncio.CancelledError:
+        print("stopped", file=sys.stderr)
+    return OK
+
+
+async def _send_loop(backend, once: bool) -> None:
+    from models.sms import send_queued
+
+    while True:
+        sent, failed = await send_queued(backend, limit=SEND_BATCH)
+        if sent or failed or once:
+            print(f"sms: {sent} sent, {failed} failed for good", flush=True)
+        if once:
+            if sent < SEND_BATCH:  # a full batch means more may be waiting
+                return
+            continue
+        await asyncio.sleep(SEND_EVERY_SECONDS)
+
+
+async def cmd_outbox(settings: Settings, args) -> int:
+    from models.outbox import COLUMNS, outbox_rows
+
+    out = csv.writer(sys.stdout)
+    out.writerow(COLUMNS)
+    async for row in outbox_rows(args.status):
+        out.writerow(row)
+    return OK
+
+
+def read_password() -> str:
+    """One line from stdin; asked for twice without echo when stdin is a terminal."""
+    if sys.stdin.isatty():
+        first = getpass.getpass("Password (10 characters or more): ")
+        if getpass.getpass("Again: ") != first:
+            raise ValueError("the two passwords differ")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+async def cmd_create_user(settings: Settings, args) -> int:
+    from models.staff import StaffError, create_user
+
+    try:
+        password = read_password()
+        user = await create_user(role=args.role, username=args.username, password=password,
+                                 site_code=args.site, subdistrict=args.subdistrict)
+    except (StaffError, ValueError) as exc:
+        return fail(str(exc))
+    scope = f" for site {args.site}" if user.role == "site" else (
+        f" for {user.subdistrict}" if user.role == "subdistrict" else "")
+    print(f"created {user.role} account {user.username}{scope}")
+    return OK
+
+
+async def with_db(settings: Settings, command, args) -> int:
+    pii.configure(settings.secret_key)
+    await init_db(settings.database_url)
+    try:
+        return await command(settings, args)
+    finally:
+        await close_db()
+
+
+def serve(settings: Settings, args) -> int:
+    import uvicorn
+
+    # Create the schema once here, so several workers starting together do not race to create it.
+    asyncio.run(with_db(settings, _nothing, args))
+    print(f"Serving on http://{args.host}:{args.port} (SMS links point at {settings.base_url})",
+          flush=True)
+    # No access log: a resident's first request carries their link token in the path.
+    uvicorn.run("web.app:app_factory", factory=True, host=args.host, port=args.port,
+                workers=args.workers, proxy_headers=False, access_log=False)
+    return OK
+
+
+async def _nothing(settings: Settings, args) -> int:
+    return OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="run.py", description="Second-dose booking, Tianhe district.")
+    _serve_options(parser)  # `python run.py --port 9000` serves too
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("serve", help="the web server (the default)")
+    _serve_options(p)
+    p = sub.add_parser("demo", help="load the demo data set (idempotent); print demo links and logins")
+    p.add_argument("--force", action="store_true", help="load it even into a database with other sites")
+    p = sub.add_parser("import-sites", help="upsert sites from CSV: code,name,subdistrict,address,phone")
+    p.add_argument("file")
+    p = sub.add_parser("import-first-doses", help="upsert first-dose records from CSV: "
+                       "name,id_number,phone,first_dose_date,site_code,vaccine,subdistrict")
+    p.add_argument("file")
+    p = sub.add_parser("open-slots", help="create slots, or set their capacity (never below bookings)")
+    p.add_argument("--site", required=True, metavar="CODE")
+    p.add_argument("--from", dest="from_day", required=True, type=date_arg, metavar="DATE")
+    p.add_argument("--to", dest="to_day", required=True, type=date_arg, metavar="DATE")
+    p.add_argument("--times", required=True, type=times_arg, metavar="HH:MM-HH:MM[,...]")
+    p.add_argument("--capacity", required=True, type=count_arg, metavar="N")
+    p = sub.add_parser("invite", help="queue an invitation SMS with a personal link for everyone due")
+    p.add_argument("--as-of", type=date_arg, metavar="DATE", help="default: today")
+    p.add_argument("--limit", type=count_arg, metavar="N")
+    p.add_argument("--dry-run", action="store_true", help="only count; write nothing")
+    p = sub.add_parser("send-sms", help="deliver queued SMS through SMS_BACKEND")
+    p.add_argument("--once", action="store_true", help="deliver what is queued, then stop")
+    p = sub.add_parser("outbox", help="list SMS messages as CSV: id,phone,status,body")
+    p.add_argument("--status", choices=["queued", "sent", "failed"])
+    p = sub.add_parser("create-user", help="create a staff account; the password is read from stdin")
+    p.add_argument("--role", required=True, choices=["callcentre", "site", "subdistrict", "admin"])
+    p.add_argument("--username", required=True)
+    p.add_argument("--site", metavar="CODE", help="for role site")
+    p.add_argument("--subdistrict", metavar="NAME", help="for role subdistrict")
+    return parser
+
+
+def _serve_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1)
+
+
+COMMANDS = {
+    "demo": cmd_demo,
+    "import-sites": cmd_import_sites,
+    "import-first-doses": cmd_import_first_doses,
+    "open-slots": cmd_open_slots,
+    "invite": cmd_invite,
+    "send-sms": cmd_send_sms,
+    "outbox": cmd_outbox,
+    "create-user": cmd_create_user,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("tortoise").setLevel(logging.WARNING)
+    settings = load_settings()
+    if args.command in (None, "serve"):
+        return serve(settings, args)
+    try:
+        return asyncio.run(with_db(settings, COMMANDS[args.command], args))
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+        return OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""The demo data set (idempotent, one showcase person per case) and staff accounts."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from models import booking as engine
+from models import pii, rules
+from models.clock import TZ
+from models.demo import NotADemoDatabase, load_demo
+from models.eligibility import assess
+from models.links import resolve_token
+from models.residents import age_on
+from models.staff import StaffError, authenticate, create_user, verify_password
+from models.tables import Booking, Link, Resident, RiskArea, Site, Slot, SmsMessage, StaffUser
+from tests.factories import make_site
+
+NOW = dt.datetime(2021, 7, 1, 7, 0, tzinfo=TZ)
+
+
+async def _counts() -> dict[str, int]:
+    return {
+        "sites": await Site.all().count(), "residents": await Resident.all().count(),
+        "slots": await Slot.all().count(), "risk": await RiskArea.all().count(),
+        "active": await Booking.filter(status=Booking.ACTIVE).count(),
+        "staff": await StaffUser.all().count(), "sms": await SmsMessage.all().count(),
+    }
+
+
+async def test_demo_twice_adds_nothing_but_fresh_links(db):
+    first = await load_demo(now=NOW)
+    counts = await _counts()
+    second = await load_demo(now=NOW)
+    assert await _counts() == counts
+    assert (second.residents_created, second.slots_created, second.bookings_made) == (0, 0, 0)
+    assert counts["sites"] == 11 and 190 <= counts["residents"] <= 230
+    assert counts["slots"] == 10 * 6 * 14 + 14 and counts["staff"] == 4
+    assert counts["sms"] == 0  # made-up phones: nothing is left queued for them
+    assert {link.url for link in first.links}.isdisjoint(link.url for link in second.links)
+    assert await Link.all().count() == 2 * len(first.links)
+
+
+async def test_demo_has_one_showcase_person_for_each_case(db):
+    result = await load_demo(now=NOW, base_url="http://demo")
+    people = {}
+    for link in result.links:
+        assert pii.validate_id(link.id_number) == link.id_number
+        resolved = await resolve_token(link.url.removeprefix("http://demo/b/"))
+        people[link.case] = await Resident.get(id=resolved.resident_id)
+        assert people[link.case].id_hash == pii.keyed_hash(link.id_number)
+    today = NOW.date()
+    standing = {case: await assess(r, NOW) for case, r in people.items()}
+    refusals = {case: s.refusal for case, s in standing.items()}
+    assert refusals == {
+        "eligible": None, "late": None, "opens_soon": None, "too_early": rules.TOO_EARLY,
+        "vaccinated": rules.VACCINATED, "booked": rules.BOOKED, "restricted": rules.RESTRICTED,
+        "elderly": None, "site_full": None, "elsewhere": None,
+    }
+    assert standing["late"].window.due_by < today
+    assert standing["opens_soon"].window.earliest > today
+    assert age_on(people["elderly"], today) >= 70
+    assert not pii.decrypt(people["elsewhere"].id_cipher).startswith("440106")
+
+    full = people["site_full"]
+    choices = await engine.site_choices(full, standing["site_full"].window, NOW)
+    assert choices[0].is_first_site and choices[0].first_free_day is None
+    assert choices[1].site.subdistrict == choices[0].site.subdistrict and choices[1].first_free_day
+    assert all(s.booked == s.capacity for s in await Slot.filter(site_id=full.first_site_id))
+
+
+async def test_demo_stays_out_of_a_database_with_other_sites(db):
+    await make_site("X99")
+    with pytest.raises(NotADemoDatabase):
+        await load_demo(now=NOW)
+    assert await Resident.all().count() == 0 and await StaffUser.all().count() == 0
+
+
+async def test_create_user_keeps_only_an_argon2_hash_of_the_password(db):
+    user = await create_user(role="admin", username="Admin.Li", password="correct horse 1")
+    stored = await StaffUser.get(id=user.id)
+    assert stored.username == "admin.li" and stored.active
+    assert stored.password_hash.startswith("$argon2id$") and "correct horse" not in stored.password_hash
+    assert verify_password(stored, "correct horse 1") and not verify_password(stored, "wrong horse 1")
+    assert (await authenticate("admin.li", "correct horse 1")).id == user.id
+    assert await authenticate("admin.li", "wrong horse 1") is None
+    assert await authenticate("nobody", "correct horse 1") is None
+
+
+async def test_create_user_checks_role_scope_password_and_duplicates(db):
+    site = await make_site("TH01")
+    with pytest.raises(StaffError, match="at least 10"):
+        await create_user(role="admin", username="boss", password="short")
+    with pytest.raises(StaffError, match="needs --site"):
+        await create_user(role="site", username="door1", password="long enough pw")
+    with pytest.raises(StaffError, match="unknown site code X01"):
+        await create_user(role="site", username="door1", password="long enough pw", site_code="X01")
+    with pytest.raises(StaffError, match="needs --subdistrict"):
+        await create_user(role="subdistrict", username="jd1", password="long enough pw",
+                          subdistrict="越秀街")
+    with pytest.raises(StaffError, match="role must be"):
+        await create_user(role="root", username="jd1", password="long enough pw")
+    door = await create_user(role="site", username="door1", password="long enough pw", site_code="TH01")
+    area = await create_user(role="subdistrict", username="jd1", password="long enough pw",
+                             subdistrict="五山")
+    assert door.site_id == site.id and area.subdistrict == "五山街"
+    with pytest.raises(StaffError, match="already taken"):
+        await create_user(role="admin", username="DOOR1", password="long enough pw")
