@@ -30,13 +30,13 @@ class InviteResult:
     dry_run: bool
 
 
-def invitation(resident: Resident, base_url: str, token: str) -> str:
+def invitation(resident: Resident, base_url: str, token: str, as_of: dt.date | None = None) -> str:
     """The invitation SMS, within sms.MAX_CHARS: a name too long to fit is shortened to its first character."""
     window = interval_window(resident.first_dose_date, resident.vaccine)
     url = link_url(base_url, token)
-    body = sms.invitation_body(mask_name(resident.name), window.due_by, url)
+    body = sms.invitation_body(mask_name(resident.name), window.due_by, url, today=as_of)
     if len(body) > sms.MAX_CHARS:
-        body = sms.invitation_body(resident.name.strip()[:1] + "*", window.due_by, url)
+        body = sms.invitation_body(resident.name.strip()[:1] + "*", window.due_by, url, today=as_of)
     if len(body) > sms.MAX_CHARS:
         raise InviteError(_too_long(base_url, len(body)))
     return body
@@ -99,12 +99,12 @@ async def invite(
     check_base_url(base_url)
     count = 0
     async for resident in eligible(as_of, limit):
-        if dry_run or await _invite_one(resident, base_url, days_valid):
+        if dry_run or await _invite_one(resident, base_url, days_valid, as_of):
             count += 1
     return InviteResult(count, dry_run)
 
 
-async def _invite_one(resident: Resident, base_url: str, days_valid: int) -> bool:
+async def _invite_one(resident: Resident, base_url: str, days_valid: int, as_of: dt.date) -> bool:
     """Mark, link and queue in one transaction; False when another batch got there first."""
     async with in_transaction() as conn:
         # The conditional UPDATE comes first: it claims the resident, so two batches never both send.
@@ -114,5 +114,5 @@ async def _invite_one(resident: Resident, base_url: str, days_valid: int) -> boo
         if not claimed:
             return False
         token = await issue_link(resident, days_valid=days_valid, using_db=conn)
-        await sms.queue(resident, "invite", invitation(resident, base_url, token), using_db=conn)
+        await sms.queue(resident, "invite", invitation(resident, base_url, token, as_of), using_db=conn)
     return True

@@ -21,7 +21,10 @@ def short_day(day: dt.date) -> str:
     return f"{day.month}月{day.day}日"
 
 
-def invitation_body(masked_name: str, due_by: dt.date, link: str) -> str:
+def invitation_body(masked_name: str, due_by: dt.date, link: str, *, today: dt.date | None = None) -> str:
+    """The invitation; past the recommended date it says so instead of naming a day gone by."""
+    if today and today > due_by:
+        return f"{SIGNATURE}{masked_name}您好，您的新冠疫苗第二剂已超过建议接种时间，仍可接种，请尽快预约：{link}"
     return f"{SIGNATURE}{masked_name}您好，您可预约新冠疫苗第二剂，请于{short_day(due_by)}前接种。预约：{link}"
 
 

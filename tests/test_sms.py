@@ -40,3 +40,8 @@ def test_invitation_with_link_fits_two_sms_parts():
 
 def test_cancellation_fits_two_parts():
     assert len(sms.cancellation_body(masked_name="张*明", code="TCJK-JHYT")) <= sms.MAX_CHARS
+
+
+def test_late_invitation_does_not_name_a_day_already_gone():
+    body = sms.invitation_body("张*明", dt.date(2021, 7, 31), LINK, today=dt.date(2021, 8, 5))
+    assert "7月31日" not in body and "尽快" in body and len(body) <= sms.MAX_CHARS
