@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test browser clean
+.PHONY: run test browser clean screenshots
 
 $(VENV)/.run-deps: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,3 +27,7 @@ test: $(VENV)/.dev-deps browser
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# Re-make the README's screenshots with the browser tests.
+screenshots: $(VENV)/.dev-deps browser
+	SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest -q -m browser

@@ -146,10 +146,10 @@ def test_pages_fit_360px_in_large_text_without_sideways_scrolling(world, browser
         page.goto(base + url)
         expect(page.locator("body")).to_have_class("large")  # remembered
         assert page.evaluate("document.documentElement.scrollWidth") <= 360, url
-    shot(page, "large-text-slot")
+    shot(page, "large-text-site")
     page.click("text=English")
     expect(page.locator("html")).to_have_attribute("lang", "en")
-    shot(page, "english-slot")
+    shot(page, "english-site")
     context.close()
 
 
