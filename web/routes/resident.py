@@ -276,6 +276,7 @@ async def _booking_page(request: Request, visit: Visit, standing: Standing, *, j
     return render(request, "pages/resident/booking.html", {
         **_window_context(visit, standing.window),
         "booking": booking, "slot": slot, "site": slot.site, "just_booked": just_booked,
+        "phone": visit.resident.phone_masked,
         "late": standing.window.is_late(slot.day),
         "companion": rules.needs_companion(age_on(visit.resident, slot.day)),
         "can_move": standing.can_choose,
