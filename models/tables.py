@@ -67,7 +67,8 @@ class Slot(Model):
     start = fields.CharField(max_length=5)  # "09:00": sorts and compares as text
     end = fields.CharField(max_length=5)
     capacity = fields.IntField()
-    booked = fields.IntField(default=0)
+    booked = fields.IntField(default=0)  # confirmed bookings (status active)
+    held = fields.IntField(default=0)  # hold rows, live or expired but not yet swept
 
     class Meta:
         table = "slot"
@@ -75,7 +76,19 @@ class Slot(Model):
 
     @property
     def free(self) -> int:
-        return max(self.capacity - self.booked, 0)
+        return max(self.capacity - self.booked - self.held, 0)
+
+
+class Hold(Model):
+    """A place kept for a resident for a few minutes while they check their answers."""
+
+    id = fields.IntField(primary_key=True)
+    slot = fields.ForeignKeyField("models.Slot", related_name="holds")
+    resident = fields.OneToOneField("models.Resident", related_name="hold")
+    expires_at = fields.DatetimeField(db_index=True)
+
+    class Meta:
+        table = "hold"
 
 
 class Booking(Model):
@@ -136,7 +149,7 @@ class SmsMessage(Model):
 
 
 class StaffUser(Model):
-    """A staff account; site staff are tied to one site, sub-district staff to one sub-district."""
+    """A staff account: site staff are tied to one site, sub-district staff to one sub-district."""
 
     ROLES = ("callcentre", "site", "subdistrict", "admin")
 
