@@ -108,6 +108,8 @@ def _verify_page(request: Request, visit: Visit, *, error: str = "", tries_left:
     return render(request, "pages/resident/verify.html", {
         **_window_context(visit, window),
         "error": error, "tries_left": tries_left, "locked_until": until,
+        "max_failures": _settings(request).verify_max_failures,
+        "lock_minutes": _settings(request).verify_lock_minutes,
     }, status=423 if until else status)
 
 
