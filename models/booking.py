@@ -1,26 +1,31 @@
-"""The booking engine: what is free, and booking, moving and cancelling without ever overbooking.
+"""The booking engine: holding, booking, moving and cancelling places without ever overbooking.
 
-Every change of places is a conditional UPDATE done first in its transaction
-(`UPDATE slot SET booked = booked + 1 WHERE id = ? AND booked < capacity`), so on SQLite the
-transaction takes the write lock at once, and on PostgreSQL the row lock serialises racers.
-The database itself refuses a second active booking (partial unique index) and a slot over
-capacity (CHECK / trigger): see models/db.py.
+Places are counted on the slot row: `booked` (active bookings) and `held` (hold rows). Every
+change is a conditional UPDATE on that row inside one transaction, e.g.
+`UPDATE slot SET booked = booked + 1 WHERE id = ? AND held < capacity - booked`; a row count of 0
+means full. On SQLite the transaction is BEGIN IMMEDIATE (one writer at a time, across
+processes); on PostgreSQL the UPDATE's row lock makes racers queue and re-check the condition.
+The database itself refuses `booked + held > capacity` and a second active booking per person
+(models/migrations/0002_constraints.py), so a bug here fails loudly instead of overbooking.
 """
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F, Q
-from tortoise.functions import Min, Sum
+from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from . import sms
+from .availability import slot_is_allowed
+from .clock import utc_now
 from .codes import format_code, new_booking_code
+from .pii import mask_name
 from .residents import active_booking, age_on
 from .rules import Window, needs_companion
-from .tables import Booking, Resident, Site, Slot
+from .tables import Booking, Hold, Resident, Slot
+
+HOLD_MINUTES = 5  # as long as England's national booking service holds a place
 
 
 class BookingError(Exception):
@@ -32,109 +37,91 @@ class BookingError(Exception):
         self.booking = booking
 
 
-@dataclass(frozen=True)
-class SiteChoice:
-    site: Site
-    first_free_day: dt.date | None
-    is_first_site: bool
+def _has_room():
+    """The condition of a slot row with a free place: booked + held < capacity."""
+    return {"held__lt": F("capacity") - F("booked")}
 
 
-@dataclass(frozen=True)
-class DayChoice:
-    day: dt.date
-    free: int
+async def _sweep_slot(conn, slot_id: int) -> None:
+    """Give back the places of this slot's expired holds."""
+    gone = await Hold.filter(slot_id=slot_id, expires_at__lte=utc_now()).using_db(conn).delete()
+    if gone:
+        await Slot.filter(id=slot_id).using_db(conn).update(held=F("held") - gone)
 
 
-def _open_slots(from_day: dt.date, now: dt.datetime):
-    """Slots on or after from_day with a free place and not already begun."""
-    query = Slot.filter(day__gte=from_day, booked__lt=F("capacity"), site__active=True)
-    if from_day <= now.date():
-        # Today's windows that have started are gone; days after today are all open.
-        query = query.filter(Q(day__gt=now.date()) | Q(start__gt=now.strftime("%H:%M")))
-    return query
+async def _release_hold(conn, resident_id: int, *, except_slot: int | None = None) -> None:
+    """Drop the resident's hold (if any, and not on except_slot), giving its place back."""
+    current = await Hold.get_or_none(resident_id=resident_id).using_db(conn)
+    if current is None or current.slot_id == except_slot:
+        return
+    if await Hold.filter(id=current.id).using_db(conn).delete():
+        await Slot.filter(id=current.slot_id).using_db(conn).update(held=F("held") - 1)
 
 
-async def site_choices(
-    resident: Resident, window: Window, now: dt.datetime
-) -> list[SiteChoice]:
-    """All active sites with their first day that has room; first-dose site, then same sub-district."""
-    from_day = window.first_bookable(now.date())
-    rows = (
-        await _open_slots(from_day, now)
-        .annotate(first_day=Min("day"))
-        .group_by("site_id")
-        .values("site_id", "first_day")
+async def _take_place(conn, resident_id: int, slot_id: int) -> None:
+    """Turn the resident's live hold on the slot into a booked place, or take a free one."""
+    converted = await Hold.filter(
+        resident_id=resident_id, slot_id=slot_id, expires_at__gt=utc_now()
+    ).using_db(conn).delete()
+    if converted:
+        await Slot.filter(id=slot_id).using_db(conn).update(
+            held=F("held") - 1, booked=F("booked") + 1
+        )
+        return
+    await _release_hold(conn, resident_id)
+    await _sweep_slot(conn, slot_id)
+    taken = await Slot.filter(id=slot_id, **_has_room()).using_db(conn).update(
+        booked=F("booked") + 1
     )
-    first_free = {row["site_id"]: _as_date(row["first_day"]) for row in rows}
-    sites = await Site.filter(active=True).order_by("subdistrict", "code")
-    first_site = next((s for s in sites if s.id == resident.first_site_id), None)
-    home = resident.subdistrict or (first_site.subdistrict if first_site else "")
-
-    def order(site: Site):
-        return (site.id != resident.first_site_id, site.subdistrict != home, site.subdistrict, site.code)
-
-    return [
-        SiteChoice(site, first_free.get(site.id), site.id == resident.first_site_id)
-        for site in sorted(sites, key=order)
-    ]
+    if taken != 1:
+        raise BookingError("full")
 
 
-def _as_date(value) -> dt.date:
-    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
+async def hold(resident: Resident, slot_id: int, *, window: Window, now: dt.datetime,
+               minutes: int = HOLD_MINUTES) -> Hold:
+    """Keep a place on the slot for the resident for a few minutes (one hold per person)."""
+    slot = await Slot.get_or_none(id=slot_id).select_related("site")
+    if slot is None or not slot.site.active or not slot_is_allowed(slot, window, now):
+        raise BookingError("not_allowed")
+    until = utc_now() + dt.timedelta(minutes=minutes)
+    async with in_transaction() as conn:
+        await _sweep_slot(conn, slot_id)
+        await _release_hold(conn, resident.id, except_slot=slot_id)
+        mine = await Hold.get_or_none(resident_id=resident.id).using_db(conn)
+        if mine:  # already holding this slot: keep it a little longer
+            await Hold.filter(id=mine.id).using_db(conn).update(expires_at=until)
+            mine.expires_at = until
+            return mine
+        taken = await Slot.filter(id=slot_id, **_has_room()).using_db(conn).update(held=F("held") + 1)
+        if taken != 1:
+            raise BookingError("full")
+        return await Hold.create(slot_id=slot_id, resident=resident, expires_at=until, using_db=conn)
 
 
-async def days_for_site(site_id: int, window: Window, now: dt.datetime) -> list[DayChoice]:
-    """Days from the first allowed day that have windows at this site, with their free places."""
-    from_day = window.first_bookable(now.date())
-    slots = await Slot.filter(site_id=site_id, day__gte=from_day).order_by("day", "start")
-    free: dict[dt.date, int] = {}
-    for slot in slots:
-        usable = not (slot.day == now.date() and slot.start <= now.strftime("%H:%M"))
-        free[slot.day] = free.get(slot.day, 0) + (slot.free if usable else 0)
-    return [DayChoice(day, n) for day, n in free.items()]
+async def live_hold(resident_id: int) -> Hold | None:
+    return await Hold.get_or_none(resident_id=resident_id, expires_at__gt=utc_now())
 
 
-async def windows_for_day(site_id: int, day: dt.date, now: dt.datetime) -> list[Slot]:
-    """The time windows of one day at a site, past windows of today left out."""
-    slots = await Slot.filter(site_id=site_id, day=day).order_by("start")
-    if day == now.date():
-        slots = [s for s in slots if s.start > now.strftime("%H:%M")]
-    return slots
+async def sweep_expired_holds() -> int:
+    """Give back the places of every expired hold; return how many."""
+    slot_ids = await Hold.filter(expires_at__lte=utc_now()).distinct().values_list("slot_id", flat=True)
+    for slot_id in slot_ids:
+        async with in_transaction() as conn:
+            await _sweep_slot(conn, slot_id)
+    return len(slot_ids)
 
 
-async def total_free(window: Window, now: dt.datetime) -> int:
-    """Free places at any site on any allowed day."""
-    rows = (
-        await _open_slots(window.first_bookable(now.date()), now)
-        .annotate(taken=Sum("booked"), cap=Sum("capacity"))
-        .values("taken", "cap")
-    )
-    return sum((r["cap"] or 0) - (r["taken"] or 0) for r in rows)
-
-
-def slot_is_allowed(slot: Slot, window: Window, now: dt.datetime) -> bool:
-    if not window.allows(slot.day, now.date()):
-        return False
-    return not (slot.day == now.date() and slot.start <= now.strftime("%H:%M"))
-
-
-def _confirmation_sms(kind: str, resident: Resident, booking: Booking, slot: Slot, site: Site) -> str:
+def _confirmation_sms(kind: str, resident: Resident, booking: Booking, slot: Slot) -> str:
     return sms.confirmation_body(
         kind=kind,
-        masked_name=_mask(resident.name),
+        masked_name=mask_name(resident.name),
         code=format_code(booking.code),
-        site_name=site.name,
+        site_name=slot.site.name,
         day=slot.day,
         start=slot.start,
         end=slot.end,
         companion=needs_companion(age_on(resident, slot.day)),
     )
-
-
-def _mask(name: str) -> str:
-    from .pii import mask_name
-
-    return mask_name(name)
 
 
 async def book(
@@ -156,14 +143,9 @@ async def book(
         raise BookingError("not_allowed")
     try:
         async with in_transaction() as conn:
-            taken = await Slot.filter(id=slot_id, booked__lt=F("capacity")).using_db(conn).update(
-                booked=F("booked") + 1
-            )
-            if taken != 1:
-                raise BookingError("full")
+            await _take_place(conn, resident.id, slot_id)
             booking = await _create_booking(resident, slot, request_key, channel, conn)
-            await sms.queue(resident, "confirm",
-                            _confirmation_sms("book", resident, booking, slot, slot.site),
+            await sms.queue(resident, "confirm", _confirmation_sms("book", resident, booking, slot),
                             using_db=conn)
     except IntegrityError:
         # A twin request won the race (double tap): answer with the booking it made.
@@ -197,11 +179,7 @@ async def move(
     old_slot_id = booking.slot_id
     resident = await Resident.get(id=booking.resident_id)
     async with in_transaction() as conn:
-        taken = await Slot.filter(id=new_slot_id, booked__lt=F("capacity")).using_db(conn).update(
-            booked=F("booked") + 1
-        )
-        if taken != 1:
-            raise BookingError("full")
+        await _take_place(conn, resident.id, new_slot_id)
         moved = await Booking.filter(
             id=booking.id, status=Booking.ACTIVE, slot_id=old_slot_id
         ).using_db(conn).update(slot_id=new_slot_id)
@@ -209,8 +187,7 @@ async def move(
             raise BookingError("gone")  # cancelled or moved meanwhile: roll back the new place
         await Slot.filter(id=old_slot_id).using_db(conn).update(booked=F("booked") - 1)
         booking.slot_id = new_slot_id
-        await sms.queue(resident, "move",
-                        _confirmation_sms("move", resident, booking, new_slot, new_slot.site),
+        await sms.queue(resident, "move", _confirmation_sms("move", resident, booking, new_slot),
                         using_db=conn)
     return await Booking.get(id=booking.id).select_related("slot__site")
 
@@ -226,7 +203,7 @@ async def cancel(booking: Booking) -> bool:
             return False
         await Slot.filter(id=booking.slot_id).using_db(conn).update(booked=F("booked") - 1)
         await sms.queue(resident, "cancel",
-                        sms.cancellation_body(masked_name=_mask(resident.name),
+                        sms.cancellation_body(masked_name=mask_name(resident.name),
                                               code=format_code(booking.code)),
                         using_db=conn)
     return True

@@ -40,6 +40,9 @@ def tortoise_config(url: str) -> dict:
 
 async def init_db(url: str, *, migrate_schema: bool = True) -> None:
     """Connect Tortoise to `url`, first bringing the schema up to date (models/migrations/)."""
+    if ":memory:" in url:
+        # Migrations and the app would each get their own empty in-memory database.
+        raise ValueError("in-memory SQLite is not supported: use a file, sqlite://path/to/db.sqlite3")
     if is_sqlite(url) and ":memory:" not in url:
         Path(url.removeprefix("sqlite://").split("?")[0]).parent.mkdir(parents=True, exist_ok=True)
     if migrate_schema:

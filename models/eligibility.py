@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from . import booking as engine
+from . import availability
 from .residents import active_booking, is_restricted
 from .rules import BOOKED, NO_ROOM, Window, interval_window, refusal
 from .tables import Booking, Resident
@@ -35,6 +35,6 @@ async def assess(resident: Resident, now: dt.datetime, *, lead_days: int = 7) ->
         window=window,
         today=now.date(),
     )
-    if why is None and await engine.total_free(window, now) == 0:
+    if why is None and await availability.total_free(window, now) == 0:
         why = NO_ROOM
     return Standing(window, booking, why, restricted)

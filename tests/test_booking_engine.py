@@ -6,9 +6,11 @@ import datetime as dt
 import pytest
 from tortoise.exceptions import IntegrityError, OperationalError
 
+from models import availability
 from models import booking as engine
 from models.rules import interval_window
-from models.tables import Booking, SmsMessage, Slot
+from models import clock
+from models.tables import Booking, Hold, SmsMessage, Slot
 from tests.factories import make_resident, make_site, make_slot
 
 TZ = dt.timezone(dt.timedelta(hours=8))
@@ -119,7 +121,7 @@ async def test_first_dose_site_comes_first_then_same_subdistrict(db):
     near = await make_site("S05", "五山街", name="五山二号点")
     site, resident, slot, window = await _setup()
     await make_slot(far, dt.date(2021, 7, 5))
-    choices = await engine.site_choices(resident, window, NOW)
+    choices = await availability.site_choices(resident, window, NOW)
     assert [c.site.code for c in choices] == ["S01", "S05", "S09"]
     assert choices[0].is_first_site and choices[0].first_free_day == dt.date(2021, 7, 2)
     assert choices[1].first_free_day is None
@@ -131,15 +133,73 @@ async def test_windows_of_today_that_have_started_are_not_offered(db):
     today = NOW.date()
     await make_slot(site, today, "07:00", "08:00")
     later = await make_slot(site, today, "10:00", "11:00")
-    assert [s.id for s in await engine.windows_for_day(site.id, today, NOW)] == [later.id]
+    assert [s.id for s in await availability.windows_for_day(site.id, today, NOW)] == [later.id]
 
 
 async def test_tomorrows_morning_counts_as_free_in_the_afternoon(db):
     site, resident, slot, window = await _setup()
     afternoon = dt.datetime(2021, 7, 1, 15, 30, tzinfo=TZ)  # slot is 7-2 09:00
-    assert await engine.total_free(window, afternoon) == 2
-    choices = await engine.site_choices(resident, window, afternoon)
+    assert await availability.total_free(window, afternoon) == 2
+    choices = await availability.site_choices(resident, window, afternoon)
     assert choices[0].first_free_day == dt.date(2021, 7, 2)
     started = await make_slot(site, dt.date(2021, 7, 1), "15:00", "16:00", capacity=3)
-    assert await engine.total_free(window, afternoon) == 2
-    assert started.id not in [s.id for s in await engine.windows_for_day(site.id, started.day, afternoon)]
+    assert await availability.total_free(window, afternoon) == 2
+    assert started.id not in [s.id for s in await availability.windows_for_day(site.id, started.day, afternoon)]
+
+
+async def test_a_hold_keeps_the_place_and_becomes_the_booking(db):
+    site, resident, slot, window = await _setup(capacity=1)
+    other, _ = await make_resident(site, first_dose=FIRST, phone="13900001111")
+    await engine.hold(resident, slot.id, window=window, now=NOW)
+    assert (await Slot.get(id=slot.id)).held == 1
+    with pytest.raises(engine.BookingError) as err:
+        await engine.hold(other, slot.id, window=window, now=NOW)
+    assert err.value.reason == "full"
+    with pytest.raises(engine.BookingError):
+        await engine.book(other, slot.id, window=window, now=NOW)
+    await engine.book(resident, slot.id, window=window, now=NOW)
+    row = await Slot.get(id=slot.id)
+    assert (row.booked, row.held) == (1, 0), "the hold turned into the booking, not added to it"
+    assert not await Hold.exists()
+
+
+async def test_an_expired_hold_counts_for_nothing(db, monkeypatch):
+    site, resident, slot, window = await _setup(capacity=1)
+    other, _ = await make_resident(site, first_dose=FIRST, phone="13900001111")
+    await engine.hold(resident, slot.id, window=window, now=NOW)
+    later = clock.utc_now() + dt.timedelta(minutes=engine.HOLD_MINUTES + 1)
+    monkeypatch.setattr("models.booking.utc_now", lambda: later)
+    booking, _ = await engine.book(other, slot.id, window=window, now=NOW)
+    row = await Slot.get(id=slot.id)
+    assert (row.booked, row.held) == (1, 0)
+    with pytest.raises(engine.BookingError):  # the first resident's hold is gone with its place
+        await engine.book(resident, slot.id, window=window, now=NOW)
+
+
+async def test_holding_another_slot_gives_the_first_back(db):
+    site, resident, slot, window = await _setup()
+    other = await make_slot(site, dt.date(2021, 7, 3))
+    await engine.hold(resident, slot.id, window=window, now=NOW)
+    await engine.hold(resident, other.id, window=window, now=NOW)
+    await engine.hold(resident, other.id, window=window, now=NOW)  # twice: still one hold
+    assert [(s.id, s.held) for s in await Slot.all().order_by("id")] == [(slot.id, 0), (other.id, 1)]
+
+
+async def test_sweeping_gives_back_expired_holds(db, monkeypatch):
+    site, resident, slot, window = await _setup()
+    await engine.hold(resident, slot.id, window=window, now=NOW)
+    assert await engine.sweep_expired_holds() == 0
+    later = clock.utc_now() + dt.timedelta(minutes=engine.HOLD_MINUTES + 1)
+    monkeypatch.setattr("models.booking.utc_now", lambda: later)
+    assert await engine.sweep_expired_holds() == 1
+    assert (await Slot.get(id=slot.id)).held == 0
+
+
+async def test_moving_with_a_hold_converts_it(db):
+    site, resident, slot, window = await _setup()
+    other = await make_slot(site, dt.date(2021, 7, 3), capacity=1)
+    booking, _ = await engine.book(resident, slot.id, window=window, now=NOW)
+    await engine.hold(resident, other.id, window=window, now=NOW)
+    await engine.move(booking, other.id, window=window, now=NOW)
+    rows = {s.id: (s.booked, s.held) for s in await Slot.all()}
+    assert rows == {slot.id: (0, 0), other.id: (1, 0)}

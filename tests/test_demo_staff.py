@@ -5,6 +5,7 @@ import datetime as dt
 
 import pytest
 
+from models import availability
 from models import booking as engine
 from models import pii, rules
 from models.clock import TZ
@@ -63,7 +64,7 @@ async def test_demo_has_one_showcase_person_for_each_case(db):
     assert not pii.decrypt(people["elsewhere"].id_cipher).startswith("440106")
 
     full = people["site_full"]
-    choices = await engine.site_choices(full, standing["site_full"].window, NOW)
+    choices = await availability.site_choices(full, standing["site_full"].window, NOW)
     assert choices[0].is_first_site and choices[0].first_free_day is None
     assert choices[1].site.subdistrict == choices[0].site.subdistrict and choices[1].first_free_day
     assert all(s.booked == s.capacity for s in await Slot.filter(site_id=full.first_site_id))

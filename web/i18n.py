@@ -96,3 +96,10 @@ def datetime_text(moment: dt.datetime) -> str:
     local = moment.astimezone(TZ)
     pattern = "M月d日" if _current.get() == "zh" else "d MMM"
     return f"{format_date(local.date(), pattern, locale=_locale())} {local:%H:%M}"
+
+
+def clock_text(moment: dt.datetime) -> str:
+    """A time of day in Beijing time: 14:35."""
+    from models.clock import TZ
+
+    return f"{moment.astimezone(TZ):%H:%M}"

@@ -35,6 +35,7 @@ env.filters.update(
     short_day=i18n.short_day_text,
     full_date=i18n.full_date_text,
     moment=i18n.datetime_text,
+    clock=i18n.clock_text,
     code=format_code,
 )
 env.globals.update(timespan=i18n.window_text, static={})

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
+from models import availability
 from models import booking as engine
 from models import clock, pii, rules
 from models.eligibility import Standing, assess
@@ -144,7 +145,7 @@ async def booking_site(request: Request):
     visit = await verified_visit(request)
     if not isinstance(visit, Visit):
         return visit
-    choices = await engine.site_choices(visit.resident, visit.standing.window, visit.now)
+    choices = await availability.site_choices(visit.resident, visit.standing.window, visit.now)
     open_ids = {c.site.id for c in choices if c.first_free_day}
     error = ""
     if request.method == "POST":
@@ -188,20 +189,24 @@ async def booking_slot(request: Request):
     if request.method == "POST":
         form = await request.form()
         slot = await Slot.get_or_none(id=_int(form.get("slot")) or 0, site_id=site.id)
-        if slot and slot.free and engine.slot_is_allowed(slot, window, visit.now):
-            request.session["slot"] = slot.id
+        if slot is None:
+            error = "choose_slot"
+        else:
             request.session["day"] = slot.day.isoformat()
-            request.session.pop("key", None)
-            return redirect("/booking/check")
-        error = "choose_slot" if slot is None else "slot_full"
-        if slot:
-            request.session["day"] = slot.day.isoformat()
+            try:
+                await engine.hold(visit.resident, slot.id, window=window, now=visit.now)
+            except engine.BookingError:
+                error = "slot_full"
+            else:
+                request.session["slot"] = slot.id
+                request.session.pop("key", None)
+                return redirect("/booking/check")
     flash = request.session.pop("flash", "")
-    days = await engine.days_for_site(site.id, window, visit.now)
+    days = await availability.days_for_site(site.id, window, visit.now)
     wanted = request.query_params.get("day") or request.session.get("day")
     day = next((d.day for d in days if d.day.isoformat() == wanted), None)
     day = day or next((d.day for d in days if d.free), None)
-    slots = await engine.windows_for_day(site.id, day, visit.now) if day else []
+    slots = await availability.windows_for_day(site.id, day, visit.now) if day else []
     return render(request, "pages/resident/slot.html", {
         **_window_context(visit, window),
         "site": site, "days": days, "day": day, "slots": slots, "error": error or flash,
@@ -212,7 +217,7 @@ async def booking_slot(request: Request):
 async def _chosen_slot(request: Request, visit: Visit) -> Slot | None:
     slot_id = request.session.get("slot")
     slot = await Slot.get_or_none(id=slot_id).select_related("site") if slot_id else None
-    if slot is None or not engine.slot_is_allowed(slot, visit.standing.window, visit.now):
+    if slot is None or not availability.slot_is_allowed(slot, visit.standing.window, visit.now):
         return None
     return slot
 
@@ -225,11 +230,19 @@ async def booking_check(request: Request):
     slot = await _chosen_slot(request, visit)
     if slot is None:
         return redirect("/booking/slot" if request.session.get("site") else "/booking/site")
+    held = await engine.live_hold(visit.resident.id)
+    if held is None or held.slot_id != slot.id:
+        try:  # the hold ran out while they were away: take it again if there is still room
+            held = await engine.hold(visit.resident, slot.id, window=visit.standing.window, now=visit.now)
+        except engine.BookingError:
+            request.session.pop("slot", None)
+            request.session["flash"] = "slot_taken"
+            return redirect("/booking/slot")
     # One key per check page: a double tap or a resubmit sends it again and gets the same booking.
     key = request.session.setdefault("key", secrets.token_urlsafe(16))
     return render(request, "pages/resident/check.html", {
         **_window_context(visit, visit.standing.window),
-        "slot": slot, "key": key, "current": visit.standing.booking,
+        "slot": slot, "key": key, "current": visit.standing.booking, "held_until": held.expires_at,
         "late": visit.standing.window.is_late(slot.day),
         "companion": rules.needs_companion(age_on(visit.resident, slot.day)),
     })
