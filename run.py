@@ -7,6 +7,7 @@ import csv
 import datetime as dt
 import getpass
 import logging
+import os
 import re
 import signal
 import sys
@@ -200,6 +201,19 @@ async def cmd_create_user(settings: Settings, args) -> int:
     return OK
 
 
+async def cmd_check(settings: Settings, args) -> int:
+    from models.check import check_database
+
+    report = await check_database()
+    for line in report.errors:
+        print(f"ERROR {line}")
+    for line in report.warnings:
+        print(f"WARNING {line}")
+    print("check: " + ("ok" if report.ok else f"{len(report.errors)} broken invariant(s)")
+          + f", {len(report.warnings)} warning(s)")
+    return OK if report.ok else REJECTED
+
+
 async def with_db(settings: Settings, command, args) -> int:
     pii.configure(settings.secret_key)
     await init_db(settings.database_url)
@@ -216,6 +230,7 @@ def serve(settings: Settings, args) -> int:
     asyncio.run(with_db(settings, _nothing, args))
     print(f"Serving on http://{args.host}:{args.port} (SMS links point at {settings.base_url})",
           flush=True)
+    os.environ["BOOKING_SCHEMA_READY"] = "1"  # the workers need not run the migrations again
     # No access log: a resident's first request carries their link token in the path.
     uvicorn.run("web.app:app_factory", factory=True, host=args.host, port=args.port,
                 workers=args.workers, proxy_headers=False, access_log=False)
@@ -254,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="deliver what is queued, then stop")
     p = sub.add_parser("outbox", help="list SMS messages as CSV: id,phone,status,body")
     p.add_argument("--status", choices=["queued", "sent", "failed"])
+    p = sub.add_parser("check", help="verify places, holds and bookings agree; exit 1 if not")
     p = sub.add_parser("create-user", help="create a staff account; the password is read from stdin")
     p.add_argument("--role", required=True, choices=["callcentre", "site", "subdistrict", "admin"])
     p.add_argument("--username", required=True)
@@ -277,6 +293,7 @@ COMMANDS = {
     "send-sms": cmd_send_sms,
     "outbox": cmd_outbox,
     "create-user": cmd_create_user,
+    "check": cmd_check,
 }
 
 

@@ -11,7 +11,7 @@ from . import sms
 from .clock import utc_now
 from .links import issue_link, link_url
 from .pii import mask_name
-from .rules import VACCINE_RULES, DEFAULT_RULE, interval_window
+from .rules import current_rules, interval_window
 from .tables import Booking, Resident, RiskArea
 
 BATCH = 500
@@ -57,7 +57,7 @@ def _too_long(base_url: str, length: int) -> str:
 
 def _candidates(as_of: dt.date):
     """Residents with no second dose, not invited, not booked, not in a risk area, first dose early enough."""
-    shortest = min([DEFAULT_RULE.min_days, *(r.min_days for r in VACCINE_RULES.values())])
+    shortest = current_rules().shortest_min_days()
     return (
         Resident.filter(
             second_dose_date__isnull=True,

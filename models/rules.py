@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -11,16 +14,43 @@ class IntervalRule:
     max_days: int  # and should be given within this many days (later is allowed, but late)
 
 
-DEFAULT_RULE = IntervalRule(21, 56)
+RULES_FILE = Path(__file__).resolve().parent.parent / "config" / "vaccines.toml"
 
-# Per vaccine product. The inactivated vaccines used in 2021 all follow the default;
-# a product with another interval is added here by name as written in the import file.
-VACCINE_RULES: dict[str, IntervalRule] = {
-    "北京生物": DEFAULT_RULE,
-    "武汉生物": DEFAULT_RULE,
-    "科兴": DEFAULT_RULE,
-    "康希诺": DEFAULT_RULE,
-}
+
+class RuleBook:
+    """The interval rules in force: a default and one per vaccine product (config/vaccines.toml)."""
+
+    def __init__(self, default: IntervalRule, products: dict[str, IntervalRule]):
+        self.default = default
+        self.products = products
+
+    @classmethod
+    def from_file(cls, path: Path | str) -> "RuleBook":
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+        rule = lambda d: IntervalRule(int(d["min_days"]), int(d["max_days"]))  # noqa: E731
+        return cls(rule(data["default"]),
+                   {name: rule(d) for name, d in data.get("products", {}).items()})
+
+    def for_vaccine(self, vaccine: str) -> IntervalRule:
+        return self.products.get((vaccine or "").strip(), self.default)
+
+    def shortest_min_days(self) -> int:
+        return min([self.default.min_days, *(r.min_days for r in self.products.values())])
+
+
+_rules = RuleBook.from_file(os.environ.get("VACCINE_RULES_FILE", RULES_FILE))
+
+
+def use_rules(rules: RuleBook) -> None:
+    """Put another rule book in force (tests, or a reload after the file changed)."""
+    global _rules
+    _rules = rules
+
+
+def current_rules() -> RuleBook:
+    return _rules
+
 
 # Why a new booking cannot be made, in the order checked.
 VACCINATED = "vaccinated"
@@ -31,7 +61,7 @@ NO_ROOM = "no_room"
 
 
 def rule_for(vaccine: str) -> IntervalRule:
-    return VACCINE_RULES.get((vaccine or "").strip(), DEFAULT_RULE)
+    return _rules.for_vaccine(vaccine)
 
 
 @dataclass(frozen=True)

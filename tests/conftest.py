@@ -62,7 +62,7 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = 1
 
 
-async def _reset_postgres(url: str) -> None:
+async def reset_postgres(url: str) -> None:
     import asyncpg
 
     conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
@@ -76,7 +76,7 @@ async def _reset_postgres(url: str) -> None:
 async def db_url(request, tmp_path):
     """A fresh, empty, initialised database; yields its URL."""
     if request.param == "postgres":
-        await _reset_postgres(PG_URL)
+        await reset_postgres(PG_URL)
         url = PG_URL
     else:
         url = f"sqlite://{tmp_path}/test.sqlite3"

@@ -8,7 +8,7 @@ import pytest
 
 from models import clock
 from models.links import issue_link
-from tests.browser import Server, launch, seed, shot
+from tests.realserver import Server, launch, seed, shot
 from tests.conftest import TEST_SECRET
 from tests.factories import make_resident, make_site, make_slot
 

@@ -1,8 +1,10 @@
 """The Starlette application: create_app(settings) builds it; the routing table lives here."""
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import os
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -13,7 +15,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from tortoise import connections
 
-from models import pii
+from models import booking, pii
 from models.db import close_db, init_db
 from .routes import public, resident
 from .security import RateLimits, SecurityHeaders, with_csrf
@@ -31,6 +33,16 @@ class CachedStatic(StaticFiles):
         if response.status_code == 200:
             response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
         return response
+
+
+async def sweep_holds_forever(every: float = 30) -> None:
+    """Give back the places of expired holds, so availability pages count them free again."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await booking.sweep_expired_holds()
+        except Exception:  # the next round tries again; a sweep is never urgent
+            log.exception("sweeping expired holds failed")
 
 
 async def healthz(request):
@@ -69,10 +81,14 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> S
     @contextlib.asynccontextmanager
     async def lifespan(app):
         if manage_db:
-            await init_db(settings.database_url)
+            # `run.py serve` migrates once before starting its workers.
+            await init_db(settings.database_url,
+                          migrate_schema=os.environ.get("BOOKING_SCHEMA_READY") != "1")
+        sweeper = asyncio.create_task(sweep_holds_forever())
         try:
             yield
         finally:
+            sweeper.cancel()
             if manage_db:
                 await close_db()
 
@@ -90,7 +106,8 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> S
         ],
     )
     app.state.settings = settings
-    app.state.limits = RateLimits()
+    app.state.limits = RateLimits(open_link=settings.rate_limit_open_link,
+                                  verify=settings.rate_limit_verify)
     return with_csrf(app, secret=settings.secret_key, post_paths=post_paths(ROUTES),
                      https=settings.https)
 

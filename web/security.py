@@ -105,12 +105,9 @@ def with_csrf(app, *, secret: str, post_paths: set[str], https: bool):
 class RateLimits:
     """In-process moving-window limits (per worker process) keyed by client address."""
 
-    def __init__(self):
+    def __init__(self, *, open_link: str, verify: str):
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
-        self.rules = {
-            "open_link": parse("30/minute"),
-            "verify": parse("20/minute"),
-        }
+        self.rules = {"open_link": parse(open_link), "verify": parse(verify)}
 
     def hit(self, name: str, key: str) -> bool:
         """Count one attempt; False when the limit is exceeded."""

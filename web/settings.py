@@ -51,6 +51,9 @@ class Settings:
     verify_lock_minutes: int = 30
     booking_lead_days: int = 7
     timezone: str = "Asia/Shanghai"
+    # Per client address and worker process (the `limits` library's notation).
+    rate_limit_open_link: str = "30/minute"
+    rate_limit_verify: str = "20/minute"
     debug: bool = False
 
     @property
@@ -70,6 +73,8 @@ def load_settings(**overrides) -> Settings:
         secret_key=env.get("SECRET_KEY", ""),
         sms_backend=env.get("SMS_BACKEND", Settings.sms_backend),
         debug=env.get("DEBUG", "") in ("1", "true", "yes"),
+        rate_limit_open_link=env.get("RATE_LIMIT_OPEN_LINK", Settings.rate_limit_open_link),
+        rate_limit_verify=env.get("RATE_LIMIT_VERIFY", Settings.rate_limit_verify),
     )
     values.update(overrides)
     if not values["secret_key"]:

@@ -1,8 +1,9 @@
-"""Browser-test plumbing: seed a database file, start the real server, launch Debian's Chromium."""
+"""Real-server test plumbing: seed a database, start `run.py serve`, launch Debian's Chromium."""
 from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -44,29 +45,33 @@ def seed(url: str, build) -> object:
 
 
 class Server:
-    """The real app under uvicorn, as `make run` serves it, on a free port."""
+    """The real server, started as `python run.py serve` does, on a free port."""
 
-    def __init__(self, database_url: str, secret: str, workers: int = 1):
+    def __init__(self, database_url: str, secret: str, workers: int = 1, **env_extra: str):
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": secret,
-               "BASE_URL": self.base_url}
+        self.env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": secret,
+                    "BASE_URL": self.base_url, **env_extra}
+        self.workers = workers
         (ROOT / "test-artifacts").mkdir(exist_ok=True)
         self.log_path = ROOT / "test-artifacts" / f"server-{self.port}.log"
-        self.log = open(self.log_path, "wb")
+        self.start()
+
+    def start(self) -> None:
+        self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "web.app:app_factory", "--factory",
-             "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers),
-             "--no-access-log"],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            [sys.executable, "run.py", "serve", "--port", str(self.port),
+             "--workers", str(self.workers)],
+            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: kill() reaches every worker
         )
         self.wait_ready()
 
-    def wait_ready(self, timeout: float = 20) -> None:
+    def wait_ready(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}")
+                raise RuntimeError(f"server exited with {self.proc.returncode}: see {self.log_path}")
             try:
                 with urllib.request.urlopen(self.base_url + "/healthz", timeout=1) as r:
                     if r.status == 200:
@@ -75,12 +80,20 @@ class Server:
                 time.sleep(0.1)
         raise RuntimeError("server did not start")
 
+    def kill(self) -> None:
+        """kill -9 the server and all its workers, as a crash would."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+        self.log.close()
+
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
         self.log.close()
 
 

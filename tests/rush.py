@@ -1,0 +1,78 @@
+"""A resident as an HTTP client of the real server: the journey as plain form posts."""
+from __future__ import annotations
+
+import asyncio
+import re
+
+import httpx
+
+CSRF = re.compile(r'name="csrftoken" value="([^"]+)"')
+KEY = re.compile(r'name="key" value="([^"]+)"')
+CODE = re.compile(r'class="code">([A-Z0-9-]+)<')
+GOOD = {200, 303, 422, 423}  # a page, a redirect, a form error, a locked link: never a 5xx
+
+
+class Person:
+    def __init__(self, base_url: str, token: str, id_number: str):
+        # A new connection per request: a kept-alive one may be closed by the server at the very
+        # moment it is reused (its idle timeout), which browsers retry and httpx does not.
+        self.client = httpx.AsyncClient(base_url=base_url, timeout=60,
+                                        limits=httpx.Limits(max_keepalive_connections=0))
+        self.token, self.id_number = token, id_number
+        self.statuses: list[int] = []
+        self.code: str | None = None  # set when a confirmation page was received
+
+    async def close(self):
+        await self.client.aclose()
+
+    async def _get(self, url: str) -> httpx.Response:
+        r = await self.client.get(url)
+        self.statuses.append(r.status_code)
+        return r
+
+    async def _post(self, url: str, csrf_from: httpx.Response, data: dict) -> httpx.Response:
+        token = CSRF.search(csrf_from.text).group(1)
+        r = await self.client.post(url, data={"csrftoken": token, **data})
+        self.statuses.append(r.status_code)
+        return r
+
+    async def sign_in(self) -> None:
+        await self._get(f"/b/{self.token}")
+        page = await self._get("/booking")
+        r = await self._post("/booking/verify", page, {"id_number": self.id_number})
+        assert r.status_code == 303, r.text[:300]
+
+    async def choose(self, site_id: int, slot_id: int) -> httpx.Response | None:
+        """Pick site and window (which holds the place); the check page, or None when full."""
+        page = await self._get("/booking/site")
+        await self._post("/booking/site", page, {"site": site_id})
+        page = await self._get("/booking/slot")
+        r = await self._post("/booking/slot", page, {"slot": slot_id})
+        if r.status_code != 303:
+            self.last_form = r  # "just taken, choose another": the page they are looking at
+            return None
+        check = await self._get("/booking/check")
+        return check if check.status_code == 200 else None
+
+    async def confirm(self, check: httpx.Response, slot_id: int, times: int = 1) -> None:
+        """Press confirm `times` times at once (a double tap, a retry); then read the result."""
+        key = KEY.search(check.text).group(1)
+        await asyncio.gather(*(self._post("/booking/confirm", check, {"key": key, "slot": slot_id})
+                               for _ in range(times)))
+        await self.read_booking()
+
+    async def confirm_stale(self, slot_id: int) -> None:
+        """Post confirm for a window without holding it (an old page, the back button)."""
+        await self._post("/booking/confirm", self.last_form, {"key": f"stale-{self.token[:8]}", "slot": slot_id})
+        await self.read_booking()
+
+    async def read_booking(self) -> None:
+        r = await self._get("/booking")
+        found = CODE.search(r.text) if r.status_code == 200 else None
+        self.code = found.group(1).replace("-", "") if found else None
+
+    async def cancel(self) -> None:
+        page = await self._get("/booking/cancel")
+        if page.status_code == 200:
+            await self._post("/booking/cancel", page, {})
+        await self.read_booking()
