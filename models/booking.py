@@ -10,6 +10,7 @@ The database itself refuses `booked + held > capacity` and a second active booki
 """
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 from tortoise.exceptions import IntegrityError
@@ -35,6 +36,48 @@ class BookingError(Exception):
         super().__init__(reason)
         self.reason = reason
         self.booking = booking
+
+
+async def _lock_slots(conn, *slot_ids: int | None) -> None:
+    """Lock, lowest id first, every slot row the transaction will change.
+
+    On PostgreSQL two transactions that each change two slots (a move A→B and a move B→A) would
+    otherwise lock them in opposite orders and deadlock. On SQLite the whole database is already
+    locked by BEGIN IMMEDIATE, and select_for_update does nothing.
+    """
+    ids = sorted({i for i in slot_ids if i})
+    if ids:
+        await Slot.filter(id__in=ids).order_by("id").select_for_update().using_db(conn)
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    """A PostgreSQL deadlock or serialisation failure: the transaction can simply run again."""
+    try:
+        from asyncpg.exceptions import TransactionRollbackError
+    except ImportError:  # pragma: no cover
+        return False
+    while exc is not None:
+        if isinstance(exc, TransactionRollbackError):
+            return True
+        exc = exc.__cause__
+    return False
+
+
+async def _retrying(transaction):
+    """Run an async transaction function, again (up to 3 times) if the database had to abort it."""
+    for attempt in range(3):
+        try:
+            return await transaction()
+        except Exception as exc:
+            if attempt == 2 or not _is_retryable(exc):
+                raise
+            await asyncio.sleep(0.01 * (attempt + 1))
+
+
+async def _held_slot(resident_id: int) -> int | None:
+    """The slot the resident holds now (read before a transaction, to lock it in order)."""
+    ids = await Hold.filter(resident_id=resident_id).values_list("slot_id", flat=True)
+    return ids[0] if ids else None
 
 
 def _has_room():
@@ -84,18 +127,26 @@ async def hold(resident: Resident, slot_id: int, *, window: Window, now: dt.date
     if slot is None or not slot.site.active or not slot_is_allowed(slot, window, now):
         raise BookingError("not_allowed")
     until = utc_now() + dt.timedelta(minutes=minutes)
-    async with in_transaction() as conn:
-        await _sweep_slot(conn, slot_id)
-        await _release_hold(conn, resident.id, except_slot=slot_id)
-        mine = await Hold.get_or_none(resident_id=resident.id).using_db(conn)
-        if mine:  # already holding this slot: keep it a little longer
-            await Hold.filter(id=mine.id).using_db(conn).update(expires_at=until)
-            mine.expires_at = until
-            return mine
-        taken = await Slot.filter(id=slot_id, **_has_room()).using_db(conn).update(held=F("held") + 1)
-        if taken != 1:
-            raise BookingError("full")
-        return await Hold.create(slot_id=slot_id, resident=resident, expires_at=until, using_db=conn)
+
+    async def transaction() -> Hold:
+        async with in_transaction() as conn:
+            await _lock_slots(conn, slot_id, await _held_slot(resident.id))
+            await _sweep_slot(conn, slot_id)
+            await _release_hold(conn, resident.id, except_slot=slot_id)
+            mine = await Hold.get_or_none(resident_id=resident.id).using_db(conn)
+            if mine:  # already holding this slot: keep it a little longer
+                await Hold.filter(id=mine.id).using_db(conn).update(expires_at=until)
+                mine.expires_at = until
+                return mine
+            taken = await Slot.filter(id=slot_id, **_has_room()).using_db(conn).update(
+                held=F("held") + 1
+            )
+            if taken != 1:
+                raise BookingError("full")
+            return await Hold.create(slot_id=slot_id, resident=resident, expires_at=until,
+                                     using_db=conn)
+
+    return await _retrying(transaction)
 
 
 async def live_hold(resident_id: int) -> Hold | None:
@@ -141,12 +192,17 @@ async def book(
     slot = await Slot.get_or_none(id=slot_id).select_related("site")
     if slot is None or not slot.site.active or not slot_is_allowed(slot, window, now):
         raise BookingError("not_allowed")
-    try:
+    async def transaction() -> Booking:
         async with in_transaction() as conn:
+            await _lock_slots(conn, slot_id, await _held_slot(resident.id))
             await _take_place(conn, resident.id, slot_id)
             booking = await _create_booking(resident, slot, request_key, channel, conn)
             await sms.queue(resident, "confirm", _confirmation_sms("book", resident, booking, slot),
                             using_db=conn)
+            return booking
+
+    try:
+        booking = await _retrying(transaction)
     except IntegrityError:
         # A twin request won the race (double tap): answer with the booking it made.
         current = await active_booking(resident.id)
@@ -178,17 +234,22 @@ async def move(
         raise BookingError("not_allowed")
     old_slot_id = booking.slot_id
     resident = await Resident.get(id=booking.resident_id)
-    async with in_transaction() as conn:
-        await _take_place(conn, resident.id, new_slot_id)
-        moved = await Booking.filter(
-            id=booking.id, status=Booking.ACTIVE, slot_id=old_slot_id
-        ).using_db(conn).update(slot_id=new_slot_id)
-        if moved != 1:
-            raise BookingError("gone")  # cancelled or moved meanwhile: roll back the new place
-        await Slot.filter(id=old_slot_id).using_db(conn).update(booked=F("booked") - 1)
-        booking.slot_id = new_slot_id
-        await sms.queue(resident, "move", _confirmation_sms("move", resident, booking, new_slot),
-                        using_db=conn)
+
+    async def transaction() -> None:
+        async with in_transaction() as conn:
+            await _lock_slots(conn, new_slot_id, old_slot_id, await _held_slot(resident.id))
+            await _take_place(conn, resident.id, new_slot_id)
+            moved = await Booking.filter(
+                id=booking.id, status=Booking.ACTIVE, slot_id=old_slot_id
+            ).using_db(conn).update(slot_id=new_slot_id)
+            if moved != 1:
+                raise BookingError("gone")  # cancelled or moved meanwhile: roll back the new place
+            await Slot.filter(id=old_slot_id).using_db(conn).update(booked=F("booked") - 1)
+            booking.slot_id = new_slot_id
+            await sms.queue(resident, "move", _confirmation_sms("move", resident, booking, new_slot),
+                            using_db=conn)
+
+    await _retrying(transaction)
     return await Booking.get(id=booking.id).select_related("slot__site")
 
 

@@ -176,7 +176,7 @@ def test_kill_9_during_a_rush_loses_no_confirmed_booking(database):
 
     asyncio.run(rush_then_crash())
     seen = {p.code for p in crowd if p.code}
-    assert seen, "some residents saw their confirmation before the crash"
+    assert 0 < len(seen) < 60, "the crash came in the middle of the rush"
     server.start()  # the same database, after the crash
     server.stop()
 
