@@ -121,16 +121,19 @@ async def _set_capacity(slot: Slot, capacity: int, result: OpenSlotsResult, conn
     if slot.capacity == capacity:
         result.unchanged += 1
         return
-    if await Slot.filter(id=slot.id, booked__lte=capacity).using_db(conn).update(capacity=capacity):
+    # booked + held <= capacity: places kept for someone checking their answers count too.
+    if await Slot.filter(id=slot.id, booked__lte=capacity - F("held")).using_db(conn).update(
+        capacity=capacity
+    ):
         if capacity > slot.capacity:
             result.raised += 1
         else:
             result.lowered += 1
         return
-    # More places are booked than asked for: keep exactly the booked number (no new bookings).
-    await Slot.filter(id=slot.id).using_db(conn).update(capacity=F("booked"))
+    # More places are taken than asked for: keep exactly those (no new bookings).
+    await Slot.filter(id=slot.id).using_db(conn).update(capacity=F("booked") + F("held"))
     fresh = await Slot.get(id=slot.id).using_db(conn)
-    result.held.append(Held(slot.day, slot.start, capacity, fresh.booked))
+    result.held.append(Held(slot.day, slot.start, capacity, fresh.capacity))
     if fresh.capacity < slot.capacity:
         result.lowered += 1
     else:

@@ -42,6 +42,15 @@ async def test_open_slots_raises_and_lowers_capacity_but_never_below_what_is_boo
     assert raised.raised == 2 and (await Slot.get(id=busy.id)).capacity == 30
 
 
+async def test_lowering_capacity_keeps_places_held_by_people_checking_their_answers(db):
+    site = await make_site("TH01")
+    slot = await make_slot(site, DAY, "08:30", "09:30", capacity=10, booked=3)
+    resident, _ = await make_resident(site, first_dose=dt.date(2021, 6, 1))
+    await engine.hold(resident, slot.id, window=interval_window(dt.date(2021, 6, 1)), now=NOW)
+    await open_slots("TH01", DAY, DAY, TIMES[:1], 2)
+    assert (await Slot.get(id=slot.id)).capacity == 4  # 3 booked + 1 held
+
+
 async def test_open_slots_leaves_an_overlapping_existing_window_alone(db):
     site = await make_site("TH01")
     await make_slot(site, DAY, "08:00", "09:00", capacity=10)
