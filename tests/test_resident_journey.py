@@ -288,3 +288,34 @@ async def test_static_files_are_cached_for_a_year_and_pages_never(client, world)
     response = await client.get(css)
     assert "max-age=31536000" in response.headers["cache-control"]
     assert (await client.get("/")).headers["cache-control"] == "no-store"
+
+
+async def choose_first_slot(client, world):
+    await open_and_verify(client, world)
+    site_page = await get_page(client, "/booking/site")
+    await post_form(client, "/booking/site", site_page, {"site": world["site"].id})
+    slot_page = await get_page(client, "/booking/slot")
+    await post_form(client, "/booking/slot", slot_page, {"slot": world["slots"][0].id})
+
+
+async def test_choosing_a_window_keeps_the_place_while_checking(client, world):
+    await choose_first_slot(client, world)
+    assert (await Slot.get(id=world["slots"][0].id)).held == 1
+    assert "名额已为您保留到" in text(await get_page(client, "/booking/check"))
+
+
+async def test_a_place_lost_while_away_sends_back_to_choose_again(client, world, monkeypatch):
+    import models.booking
+
+    await choose_first_slot(client, world)
+    later = models.booking.utc_now() + dt.timedelta(minutes=10)
+    monkeypatch.setattr(models.booking, "utc_now", lambda: later)
+    await Slot.filter(id=world["slots"][0].id).update(capacity=1, booked=0, held=1)
+    other, _ = await make_resident(world["site"], first_dose=FIRST, phone="13900002222")
+    from models import booking as engine
+    from models.rules import interval_window
+
+    await engine.book(other, world["slots"][0].id, window=interval_window(FIRST), now=NOW)
+    response = await client.get("/booking/check")
+    assert response.headers["location"] == "/booking/slot"
+    assert "刚刚约满" in text(await get_page(client, "/booking/slot"))
