@@ -28,12 +28,15 @@ async def check_database(today: dt.date | None = None) -> Report:
         "id", "code", "resident_id", "slot_id", "slot__day",
         "resident__first_dose_date", "resident__vaccine",
     )
+    # A place stays taken once its booking is done (checked in); a no-show gives it back.
     per_slot = Counter(b["slot_id"] for b in active)
+    per_slot.update(await Booking.filter(status=Booking.DONE).values_list("slot_id", flat=True))
     holds = Counter(await Hold.all().values_list("slot_id", flat=True))
     for slot in await Slot.all().values("id", "capacity", "booked", "held"):
         sid = slot["id"]
         if slot["booked"] != per_slot[sid]:
-            report.errors.append(f"slot {sid}: booked = {slot['booked']}, active bookings = {per_slot[sid]}")
+            report.errors.append(
+                f"slot {sid}: booked = {slot['booked']}, active and done bookings = {per_slot[sid]}")
         if slot["held"] != holds[sid]:
             report.errors.append(f"slot {sid}: held = {slot['held']}, holds = {holds[sid]}")
         if min(slot["booked"], slot["held"]) < 0 or slot["booked"] + slot["held"] > slot["capacity"]:

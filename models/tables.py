@@ -67,7 +67,7 @@ class Slot(Model):
     start = fields.CharField(max_length=5)  # "09:00": sorts and compares as text
     end = fields.CharField(max_length=5)
     capacity = fields.IntField()
-    booked = fields.IntField(default=0)  # confirmed bookings (status active)
+    booked = fields.IntField(default=0)  # bookings holding a place: status active or done
     held = fields.IntField(default=0)  # hold rows, live or expired but not yet swept
 
     class Meta:
@@ -161,6 +161,41 @@ class StaffUser(Model):
     subdistrict = fields.CharField(max_length=50, default="")
     active = fields.BooleanField(default=True)
     created_at = fields.DatetimeField(auto_now_add=True)
+    failed_logins = fields.IntField(default=0)  # consecutive; reset by a good log-in
+    locked_until = fields.DatetimeField(null=True)
 
     class Meta:
         table = "staff_user"
+
+
+class StaffSession(Model):
+    """A signed-in staff member's session: the cookie holds only a random token, hashed here."""
+
+    id = fields.IntField(primary_key=True)
+    token_hash = fields.CharField(max_length=64, unique=True)
+    user = fields.ForeignKeyField("models.StaffUser", related_name="sessions")
+    created_at = fields.DatetimeField(auto_now_add=True)
+    last_seen = fields.DatetimeField()
+    expires_at = fields.DatetimeField()  # absolute lifetime, however active
+    revoked = fields.BooleanField(default=False)
+    address = fields.CharField(max_length=45, default="")
+
+    class Meta:
+        table = "staff_session"
+
+
+class AuditEntry(Model):
+    """One staff action. Append-only: the database refuses UPDATE and DELETE (migration 0003)."""
+
+    id = fields.IntField(primary_key=True)
+    at = fields.DatetimeField(auto_now_add=True, db_index=True)
+    user = fields.ForeignKeyField("models.StaffUser", related_name="audit", null=True)
+    username = fields.CharField(max_length=40, db_index=True)  # kept as typed for failed log-ins
+    role = fields.CharField(max_length=12, default="")
+    action = fields.CharField(max_length=40, db_index=True)
+    resident = fields.ForeignKeyField("models.Resident", related_name="audit", null=True)
+    detail = fields.CharField(max_length=300, default="")
+    address = fields.CharField(max_length=45, default="")
+
+    class Meta:
+        table = "audit_entry"

@@ -17,7 +17,7 @@ from tortoise import connections
 
 from models import booking, pii
 from models.db import close_db, init_db
-from .routes import public, resident
+from .routes import admin, callcentre, public, resident, site, staff
 from .security import RateLimits, SecurityHeaders, with_csrf
 from .settings import Settings, load_settings
 from .templating import STATIC_DIR
@@ -65,6 +65,12 @@ ROUTES = [
     Route("/booking/done", resident.booking_done, name="done"),
     Route("/booking/cancel", resident.booking_cancel, methods=["GET", "POST"], name="cancel"),
     Route("/booking/cancelled", resident.booking_cancelled, name="cancelled"),
+    Route("/staff", staff.staff_home, name="staff"),
+    Route("/staff/login", staff.staff_login, methods=["POST"], name="staff_login"),
+    Route("/staff/logout", staff.staff_logout, methods=["POST"], name="staff_logout"),
+    Route("/admin", admin.admin_home, name="admin"),
+    *callcentre.ROUTES,
+    *site.ROUTES,
     Mount("/static", app=CachedStatic(directory=STATIC_DIR), name="static"),
 ]
 
@@ -107,7 +113,8 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> S
     )
     app.state.settings = settings
     app.state.limits = RateLimits(open_link=settings.rate_limit_open_link,
-                                  verify=settings.rate_limit_verify)
+                                  verify=settings.rate_limit_verify,
+                                  staff_login=settings.rate_limit_staff_login)
     return with_csrf(app, secret=settings.secret_key, post_paths=post_paths(ROUTES),
                      https=settings.https)
 

@@ -54,6 +54,7 @@ class Settings:
     # Per client address and worker process (the `limits` library's notation).
     rate_limit_open_link: str = "30/minute"
     rate_limit_verify: str = "20/minute"
+    rate_limit_staff_login: str = "30 per 15 minutes"
     debug: bool = False
 
     @property
@@ -75,6 +76,7 @@ def load_settings(**overrides) -> Settings:
         debug=env.get("DEBUG", "") in ("1", "true", "yes"),
         rate_limit_open_link=env.get("RATE_LIMIT_OPEN_LINK", Settings.rate_limit_open_link),
         rate_limit_verify=env.get("RATE_LIMIT_VERIFY", Settings.rate_limit_verify),
+        rate_limit_staff_login=env.get("RATE_LIMIT_STAFF_LOGIN", Settings.rate_limit_staff_login),
     )
     values.update(overrides)
     if not values["secret_key"]:

@@ -1,0 +1,125 @@
+"""Staff accounts: sign-in, lock-out, server-side sessions, roles, the audit trail."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from tortoise.exceptions import IntegrityError, OperationalError
+
+import models.staff_sessions as sessions
+from models.tables import AuditEntry, StaffSession
+from tests.factories import make_site
+from tests.pages import get_page, parse, text
+from tests.staff_helpers import make_staff, sign_in
+
+
+async def test_sign_in_opens_a_server_session_and_is_audited(client):
+    await make_staff("admin", "boss")
+    response = await sign_in(client, "Boss")
+    assert response.headers["location"] == "/admin"
+    cookie = response.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+    session = await StaffSession.get()
+    assert client.cookies["staff_session"] not in session.token_hash  # only the hash is kept
+    assert await AuditEntry.filter(action="login", username="boss").exists()
+    assert "操作记录" in text(await get_page(client, "/admin"))
+
+
+async def test_a_new_session_id_at_each_sign_in(client):
+    await make_staff("admin", "boss")
+    await sign_in(client, "boss")
+    first = client.cookies["staff_session"]
+    client.cookies.clear()
+    await sign_in(client, "boss")
+    assert client.cookies["staff_session"] != first
+
+
+async def test_wrong_password_gets_a_message_and_five_lock_the_account(client):
+    await make_staff("callcentre", "agent1")
+    for _ in range(4):
+        response = await sign_in(client, "agent1", "wrong-password-x", status=422)
+        assert "用户名或密码不正确" in text(parse(response))
+    response = await sign_in(client, "agent1", "wrong-password-x", status=423)
+    assert "已锁定" in text(parse(response))
+    await sign_in(client, "agent1", status=423)  # even the right password, while locked
+    assert await AuditEntry.filter(action="login_failed", username="agent1").count() == 6
+
+
+async def test_unknown_user_answers_like_a_wrong_password(client):
+    response = await sign_in(client, "nobody", "whatever-password", status=422)
+    assert "用户名或密码不正确" in text(parse(response))
+
+
+async def test_too_many_attempts_from_one_address_are_throttled(client):
+    for _ in range(30):
+        await sign_in(client, "nobody", "whatever-password", status=422)
+    await sign_in(client, "nobody", "whatever-password", status=429)
+
+
+async def test_sign_out_revokes_the_session_on_the_server(client):
+    await make_staff("admin", "boss")
+    await sign_in(client, "boss")
+    token = client.cookies["staff_session"]
+    page = await get_page(client, "/admin")
+    from tests.pages import post_form
+
+    await post_form(client, "/staff/logout", page, {})
+    client.cookies.set("staff_session", token)  # a copied cookie replayed
+    response = await client.get("/admin")
+    assert response.status_code == 303 and response.headers["location"].startswith("/staff")
+
+
+async def test_idle_and_absolute_expiry(client, monkeypatch):
+    await make_staff("admin", "boss")
+    await sign_in(client, "boss")
+    now = sessions.utc_now()
+    monkeypatch.setattr(sessions, "utc_now", lambda: now + sessions.IDLE + dt.timedelta(seconds=1))
+    assert (await client.get("/admin")).status_code == 303
+    await StaffSession.all().update(last_seen=now + dt.timedelta(hours=13))
+    monkeypatch.setattr(sessions, "utc_now", lambda: now + dt.timedelta(hours=13))
+    assert (await client.get("/admin")).status_code == 303  # active, but past its lifetime
+
+
+async def test_disabling_an_account_ends_its_sessions(client):
+    user = await make_staff("admin", "boss")
+    await sign_in(client, "boss")
+    await sessions.disable_user(user.id)
+    assert (await client.get("/admin")).status_code == 303
+    assert not await StaffSession.filter(revoked=False).exists()
+
+
+async def test_other_roles_get_403_and_strangers_the_sign_in_page(client):
+    site = await make_site("TH01")
+    await make_staff("site", "door1", site_code="TH01")
+    response = await client.get("/admin")
+    assert response.status_code == 303 and response.headers["location"] == "/staff?next=/admin"
+    await sign_in(client, "door1")
+    assert (await client.get("/admin")).status_code == 403
+    assert await AuditEntry.filter(action="forbidden", username="door1").exists()
+
+
+async def test_login_form_without_csrf_token_is_refused(client):
+    await make_staff("admin", "boss")
+    response = await client.post("/staff/login", data={"username": "boss", "password": "x"})
+    assert response.status_code == 403
+
+
+async def test_the_audit_trail_is_append_only(client):
+    await make_staff("admin", "boss")
+    await sign_in(client, "boss")
+    with pytest.raises((IntegrityError, OperationalError, Exception)) as err:
+        await AuditEntry.all().update(action="edited")
+    assert "append-only" in str(err.value)
+    with pytest.raises(Exception) as err:
+        await AuditEntry.all().delete()
+    assert "append-only" in str(err.value)
+
+
+async def test_admin_filters_the_audit_trail(client):
+    await make_staff("admin", "boss")
+    await make_staff("callcentre", "agent1")
+    await sign_in(client, "agent1", "bad-password-xx", status=422)
+    await sign_in(client, "boss")
+    page = await get_page(client, "/admin?username=agent1")
+    rows = page.select("table.data tbody tr")
+    assert len(rows) == 1 and "login_failed" in rows[0].text

@@ -1,0 +1,2 @@
+"""The call-centre console (being written)."""
+ROUTES: list = []

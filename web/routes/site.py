@@ -1,0 +1,2 @@
+"""Site check-in (being written)."""
+ROUTES: list = []

@@ -1,0 +1,61 @@
+"""Staff access: the session cookie, role checks on every staff page, and the audit helper."""
+from __future__ import annotations
+
+import functools
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse
+
+from models import audit
+from models.staff_sessions import session_user
+from .templating import render
+
+STAFF_COOKIE = "staff_session"
+
+# Which roles may use which console.
+CALLS = ("callcentre", "subdistrict", "admin")  # product.md: any authorised staff may book by phone
+SITE = ("site", "admin")
+ADMIN = ("admin",)
+HOME = {"callcentre": "/staff/calls", "subdistrict": "/staff/calls", "site": "/staff/site",
+        "admin": "/admin"}
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+async def current_staff(request: Request):
+    """The signed-in staff account for this request, or None (looked up once per request)."""
+    if "staff" not in request.state._state:
+        found = await session_user(request.cookies.get(STAFF_COOKIE))
+        request.state.staff = found[1] if found else None
+    return request.state.staff
+
+
+def staff_only(*roles: str):
+    """Guard a handler: not signed in -> the sign-in page; signed in with another role -> 403."""
+
+    def decorate(handler):
+        @functools.wraps(handler)
+        async def guarded(request: Request):
+            user = await current_staff(request)
+            if user is None:
+                if request.method != "GET":
+                    return RedirectResponse("/staff", status_code=303)
+                return RedirectResponse(f"/staff?next={quote(request.url.path)}", status_code=303)
+            if user.role not in roles:
+                await audit.record(action="forbidden", user=user, address=client_address(request),
+                                   detail=f"{request.method} {request.url.path}")
+                return render(request, "pages/staff/forbidden.html", {"staff": user}, status=403)
+            return await handler(request)
+
+        return guarded
+
+    return decorate
+
+
+async def record(request: Request, action: str, *, resident=None, detail: str = "") -> None:
+    """Audit an action of the signed-in staff member."""
+    await audit.record(action=action, user=await current_staff(request), resident=resident,
+                       detail=detail, address=client_address(request))
