@@ -68,7 +68,7 @@ async def cmd_demo(settings: Settings, args) -> int:
     print("Open a link and type the ID number to try each case: case — name — ID number — link")
     for link in result.links:
         print(f"  {link.label} — {link.name} — {link.id_number} — {link.url}")
-    print("Staff accounts (demo passwords 演示账号; the staff consoles are not built yet):")
+    print(f"Staff logins (demo passwords 演示账号) at {settings.base_url}/staff:")
     for role, username, password, scope in result.staff:
         print(f"  {role:<12} {username} / {password}  ({scope})")
     return OK

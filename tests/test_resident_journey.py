@@ -155,11 +155,7 @@ async def test_full_width_digits_and_lowercase_x_are_accepted(client, db):
 
 
 async def book_first_slot(client, world):
-    await open_and_verify(client, world)
-    site_page = await get_page(client, "/booking/site")
-    await post_form(client, "/booking/site", site_page, {"site": world["site"].id})
-    slot_page = await get_page(client, "/booking/slot")
-    await post_form(client, "/booking/slot", slot_page, {"slot": world["slots"][0].id})
+    await choose_first_slot(client, world)
     check = await get_page(client, "/booking/check")
     key = check.find("input", attrs={"name": "key"})["value"]
     await post_form(client, "/booking/confirm", check, {"key": key, "slot": world["slots"][0].id})

@@ -269,20 +269,32 @@ async def booking_confirm(request: Request):
         request.session.pop("slot", None)
         request.session["flash"] = "slot_taken"
         return redirect("/booking/slot")
-    for name in ("slot", "key", "site", "day"):
-        request.session.pop(name, None)
+    _forget_choices(request)
     return redirect("/booking/done")
 
 
-async def booking_done(request: Request):
-    """GET /booking/done: the confirmation of the booking just made."""
+async def booked_visit(request: Request) -> tuple[Visit, Standing] | RedirectResponse:
+    """The verified visit of a resident who has an active booking; else back to /booking."""
     visit = await load_visit(request)
     if visit is None or not visit.verified:
         return redirect("/booking")
     standing = await assess(visit.resident, visit.now, lead_days=_settings(request).booking_lead_days)
     if standing.booking is None:
         return redirect("/booking")
-    return await _booking_page(request, visit, standing, just_booked=True)
+    return visit, standing
+
+
+def _forget_choices(request: Request) -> None:
+    for name in ("slot", "key", "site", "day"):
+        request.session.pop(name, None)
+
+
+async def booking_done(request: Request):
+    """GET /booking/done: the confirmation of the booking just made."""
+    found = await booked_visit(request)
+    if not isinstance(found, tuple):
+        return found
+    return await _booking_page(request, *found, just_booked=True)
 
 
 async def _booking_page(request: Request, visit: Visit, standing: Standing, *, just_booked: bool):
@@ -300,16 +312,13 @@ async def _booking_page(request: Request, visit: Visit, standing: Standing, *, j
 
 async def booking_cancel(request: Request):
     """GET: are you sure?  POST: cancel, the place goes back to others."""
-    visit = await load_visit(request)
-    if visit is None or not visit.verified:
-        return redirect("/booking")
-    standing = await assess(visit.resident, visit.now, lead_days=_settings(request).booking_lead_days)
-    if standing.booking is None:
-        return redirect("/booking")
+    found = await booked_visit(request)
+    if not isinstance(found, tuple):
+        return found
+    visit, standing = found
     if request.method == "POST":
         await engine.cancel(standing.booking)
-        for name in ("slot", "key", "site", "day"):
-            request.session.pop(name, None)
+        _forget_choices(request)
         return redirect("/booking/cancelled")
     slot = standing.booking.slot
     return render(request, "pages/resident/cancel.html", {
