@@ -1,2 +1,149 @@
-"""Site check-in (being written)."""
-ROUTES: list = []
+"""The site check-in console: today's bookings at the door, look-up, check-in, end of day (rule 10)."""
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse
+from starlette.routing import Route
+
+from models import checkin, clock
+from models.pii import mask_name
+from models.tables import Booking, Site, StaffUser
+from ..staff_auth import SITE, current_staff, record, staff_only
+from ..templating import render
+
+FLASH = "site_flash"  # what the page after a 303 says was done: {"checked_in": id} or {"no_shows": n}
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+async def _site(user: StaffUser, code) -> Site | None:
+    """The site worked at: a site account's own, whatever was sent; an admin's choice."""
+    if user.role == "site":
+        return user.site
+    code = str(code or "").strip()
+    return await Site.get_or_none(code=code) if code else None
+
+
+def _home(user: StaffUser, site: Site) -> str:
+    return "/staff/site" if user.role == "site" else f"/staff/site?site={quote(site.code)}"
+
+
+def _redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+async def _choose(request: Request, user: StaffUser, code: str = ""):
+    """An admin first picks a site (a site account without one can only ask for it)."""
+    sites = await Site.filter(active=True).order_by("code") if user.role == "admin" else []
+    return render(request, "pages/staff/site/choose.html",
+                  {"staff": user, "sites": sites, "unknown": code}, status=404 if code else 200)
+
+
+async def _flash(request: Request) -> dict | None:
+    note = request.session.pop(FLASH, None)
+    if note and note.get("checked_in"):
+        booking = await Booking.get_or_none(id=note["checked_in"]).select_related("resident")
+        return {"checked_in": booking} if booking else None
+    return note
+
+
+async def _page(request: Request, user: StaffUser, site: Site, *, status: int = 200, **extra):
+    """The console page (or, for htmx, only its look-up panel)."""
+    today = clock.today()
+    rows = await checkin.todays_bookings(site.id, today)
+    return render(request, "pages/staff/site/checkin.html", {
+        "staff": user, "site": site, "today": today, "rows": rows, "counts": checkin.count(rows),
+        "home": _home(user, site), "mask_name": mask_name, **extra,
+    }, status=status, fragment="fragments/_site_lookup.html")
+
+
+async def _refused(request: Request, site: Site, found: checkin.Finding) -> None:
+    await record(request, "check_in_refused", resident=found.resident,
+                 detail=f"{found.refusal} {found.shown_as} site={site.code}")
+
+
+@staff_only(*SITE)
+async def site_home(request: Request):
+    """GET /staff/site: today's bookings at the site, the look-up box, end of day."""
+    user = await current_staff(request)
+    code = request.query_params.get("site", "")
+    site = await _site(user, code)
+    if site is None:
+        return await _choose(request, user, code)
+    return await _page(request, user, site, flash=await _flash(request))
+
+
+@staff_only(*SITE)
+async def site_lookup(request: Request):
+    """POST /staff/site/lookup: a booking code or an ID number -> the booking, or why not."""
+    user = await current_staff(request)
+    form = await request.form()
+    site = await _site(user, form.get("site"))
+    if site is None:
+        return _redirect("/staff/site")
+    query = str(form.get("q", ""))[:64]
+    try:
+        found = await checkin.find(query, site.id, clock.today())
+    except checkin.BadQuery as exc:
+        return await _page(request, user, site, error=exc.reason, query=query, status=422)
+    if found.refusal:
+        await _refused(request, site, found)
+        return await _page(request, user, site, found=found, status=422)
+    await record(request, "check_in_lookup", resident=found.resident,
+                 detail=f"{found.shown_as} site={site.code}")
+    return await _page(request, user, site, found=found)
+
+
+@staff_only(*SITE)
+async def site_check_in(request: Request):
+    """POST /staff/site/check-in: check the person in and record their second dose."""
+    user = await current_staff(request)
+    form = await request.form()
+    site = await _site(user, form.get("site"))
+    if site is None:
+        return _redirect("/staff/site")
+    found = await checkin.check_in(_int(form.get("booking")), site.id, clock.today())
+    if found.refusal:
+        await _refused(request, site, found)
+        return await _page(request, user, site, found=found, status=422)
+    await record(request, "check_in", resident=found.resident,
+                 detail=f"{found.shown_as} site={site.code}")
+    request.session[FLASH] = {"checked_in": found.booking.id}
+    return _redirect(_home(user, site))
+
+
+@staff_only(*SITE)
+async def site_close(request: Request):
+    """GET /staff/site/close: confirm the end of the day; POST: mark who did not come as no-shows."""
+    user = await current_staff(request)
+    source = await request.form() if request.method == "POST" else request.query_params
+    site = await _site(user, source.get("site"))
+    if site is None:
+        return _redirect("/staff/site")
+    today = clock.today()
+    if request.method == "POST":
+        count = await checkin.mark_no_shows(site.id, today)
+        await record(request, "no_shows", detail=f"{count} site={site.code} day={today.isoformat()}")
+        request.session[FLASH] = {"no_shows": count}
+        return _redirect(_home(user, site))
+    counts = checkin.count(await checkin.todays_bookings(site.id, today))
+    last_end = await checkin.last_window_end(site.id, today)
+    return render(request, "pages/staff/site/close.html", {
+        "staff": user, "site": site, "today": today, "counts": counts, "home": _home(user, site),
+        "last_end": last_end if last_end and clock.local_now().strftime("%H:%M") < last_end else None,
+    })
+
+
+ROUTES = [
+    Route("/staff/site", site_home, name="site_home"),
+    Route("/staff/site/lookup", site_lookup, methods=["POST"], name="site_lookup"),
+    Route("/staff/site/check-in", site_check_in, methods=["POST"], name="site_check_in"),
+    Route("/staff/site/close", site_close, methods=["GET", "POST"], name="site_close"),
+]
