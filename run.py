@@ -201,6 +201,17 @@ async def cmd_create_user(settings: Settings, args) -> int:
     return OK
 
 
+async def cmd_close_day(settings: Settings, args) -> int:
+    from models.checkin import close_day
+    from models.clock import today
+
+    marked = await close_day(args.day or today())
+    for code, n in sorted(marked.items()):
+        print(f"{code}: {n} no-show(s)")
+    print(f"close-day: {sum(marked.values())} booking(s) marked no-show; their places are free again")
+    return OK
+
+
 async def cmd_check(settings: Settings, args) -> int:
     from models.check import check_database
 
@@ -270,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("outbox", help="list SMS messages as CSV: id,phone,status,body")
     p.add_argument("--status", choices=["queued", "sent", "failed"])
     p = sub.add_parser("check", help="verify places, holds and bookings agree; exit 1 if not")
+    p = sub.add_parser("close-day", help="mark the day's remaining bookings as no-shows (every site)")
+    p.add_argument("--day", type=date_arg, metavar="DATE", help="default: today")
     p = sub.add_parser("create-user", help="create a staff account; the password is read from stdin")
     p.add_argument("--role", required=True, choices=["callcentre", "site", "subdistrict", "admin"])
     p.add_argument("--username", required=True)
@@ -294,6 +307,7 @@ COMMANDS = {
     "outbox": cmd_outbox,
     "create-user": cmd_create_user,
     "check": cmd_check,
+    "close-day": cmd_close_day,
 }
 
 

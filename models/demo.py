@@ -71,11 +71,16 @@ async def load_demo(
     for person in people:
         residents[person.id_number], created = await _resident(person, sites, today)
         result.residents_created += created
+    opening = dt.datetime.combine(today, dt.time(7, 0), TZ)  # today's windows, booked before they open
     for n, person in enumerate(p for p in people if p.case == "booked"):
-        site = sites[person.site]
-        day = today + dt.timedelta(days=1 + n % 5)
         start = data.WINDOWS[n % len(data.WINDOWS)][0]
-        result.bookings_made += await _book(residents[person.id_number], site, day, start, now)
+        if n % 4 == 0:  # a queue at TH01 today, for the site worker's check-in console
+            result.bookings_made += await _book(residents[person.id_number], sites["TH01"], today,
+                                                start, opening)
+            continue
+        day = today + dt.timedelta(days=1 + n % 5)
+        result.bookings_made += await _book(residents[person.id_number], sites[person.site], day,
+                                            start, now)
     result.bookings_made += await _fill_full_site(sites[data.FULL_SITE], today, now, result)
 
     for person in data.showcase():
