@@ -112,3 +112,18 @@ async def client(settings):
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         c.app = app
         yield c
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium under Playwright, for one module's browser tests.
+
+    Per module, and requested after the module's data fixture: Playwright's sync API runs an
+    event loop, and seeding the database with asyncio.run() cannot happen while it runs."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from tests.realserver import launch
+
+    with sync_api.sync_playwright() as p:
+        b = launch(p)
+        yield b
+        b.close()

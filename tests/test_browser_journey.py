@@ -8,7 +8,7 @@ import pytest
 
 from models import clock
 from models.links import issue_link
-from tests.realserver import Server, launch, seed, shot
+from tests.realserver import Server, seed, shot
 from tests.conftest import TEST_SECRET
 from tests.factories import make_resident, make_site, make_slot
 
@@ -43,14 +43,6 @@ def world(tmp_path_factory):
     server = Server(url, TEST_SECRET)
     yield {"server": server, "people": people, "db": path, "today": today}
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as p:
-        b = launch(p)
-        yield b
-        b.close()
 
 
 def active_bookings(path) -> int:

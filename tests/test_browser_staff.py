@@ -11,7 +11,7 @@ from models.codes import format_code
 from models.rules import interval_window
 from tests.conftest import TEST_SECRET
 from tests.factories import make_resident, make_site, make_slot
-from tests.realserver import Server, launch, seed, shot
+from tests.realserver import Server, seed, shot
 from tests.staff_helpers import PASSWORD, make_staff
 
 pytestmark = pytest.mark.browser
@@ -49,14 +49,6 @@ def world(tmp_path_factory):
     server = Server(url, TEST_SECRET)
     yield {**data, "base": server.base_url}
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as p:
-        b = launch(p)
-        yield b
-        b.close()
 
 
 def tab_to(page, selector: str, limit: int = 60) -> None:
