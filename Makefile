@@ -22,7 +22,12 @@ run: $(VENV)/.run-deps
 browser:
 	sh scripts/install-browser.sh
 
-test: $(VENV)/.dev-deps browser
+# axe-core and the Nu HTML checker (vnu.jar, run with the machine's Java) for the browser tests.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts
+	touch $@
+
+test: $(VENV)/.dev-deps browser node_modules/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:
