@@ -86,13 +86,15 @@ def test_an_agent_books_for_a_caller_with_the_keyboard_alone(world, browser):
     expect(page.locator("main")).to_contain_text("五山街社区卫生服务中心")
     shot(page, "staff-calls-card")
 
-    page.keyboard.press("Enter")  # "为来电人预约" has the focus
+    expect(page.get_by_role("link", name="为来电人预约")).to_be_focused()  # autofocus
+    page.keyboard.press("Enter")
     page.wait_for_url("**/staff/calls/book*")
     tab_to(page, "input[name=slot]:not([disabled])")
     page.keyboard.press("Space")
     page.keyboard.press("Enter")
     page.wait_for_url("**/staff/calls/check*")
-    page.keyboard.press("Enter")  # the confirm button has the focus
+    expect(page.get_by_role("button", name="确认预约")).to_be_focused()  # autofocus
+    page.keyboard.press("Enter")
     page.wait_for_url("**/staff/calls/done*")
     expect(page.locator("h1")).to_have_text("预约成功")
     body = page.locator("main").inner_text()
