@@ -36,3 +36,13 @@ clean:
 # Re-make the README's screenshots with the browser tests.
 screenshots: $(VENV)/.dev-deps browser
 	SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest -q -m browser
+
+# Lighthouse (mobile, its default) on every resident page against the real server: writes
+# docs/lighthouse.md. Lighthouse lives in tools/lighthouse, pinned (12.x: Node 20; 13.x needs 22).
+tools/lighthouse/node_modules/.installed: tools/lighthouse/package.json tools/lighthouse/package-lock.json
+	npm ci --prefix tools/lighthouse --no-audit --no-fund
+	touch $@
+
+.PHONY: lighthouse
+lighthouse: $(VENV)/.dev-deps browser tools/lighthouse/node_modules/.installed
+	$(PY) scripts/lighthouse.py

@@ -134,7 +134,9 @@ async def booking_verify(request: Request):
                                    max_failures=s.verify_max_failures, lock_minutes=s.verify_lock_minutes)
     if result.ok:
         request.session["verified"] = visit.link.id
-        return redirect("/booking")
+        # Straight to the first question when they may book: one round trip less on a slow network.
+        standing = await assess(visit.resident, visit.now, lead_days=s.booking_lead_days)
+        return redirect("/booking/site" if standing.refusal is None else "/booking")
     await visit.link.refresh_from_db()
     error = f"invalid_{result.invalid_reason}" if result.reason == "invalid" else result.reason
     return _verify_page(request, visit, error=error, tries_left=result.tries_left, status=422)

@@ -1,0 +1,193 @@
+"""The resident journey on a slow network and a slow phone: how long each step takes, how many bytes.
+
+Headless Chromium at 360 px with JavaScript on, throttled through the DevTools protocol: 400 ms of
+latency, 400 kbit/s down and up, the CPU slowed 4x. A measurement, not a budget: it asserts that the
+journey completes and stays on the server's origin, and writes the seconds per step and the bytes
+transferred to test-artifacts/slow-network.md (and prints them).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import time
+from urllib.parse import urlsplit
+
+import pytest
+
+from models import clock
+from models.links import issue_link
+from tests.conftest import TEST_SECRET
+from tests.factories import make_resident, make_site, make_slot
+from tests.realserver import ROOT, Server, seed
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytest.importorskip("playwright.sync_api")
+
+NETWORK = {"offline": False, "latency": 400, "downloadThroughput": 50_000, "uploadThroughput": 50_000}
+CPU_SLOWDOWN = 4
+STEP_TIMEOUT_MS = 30_000  # generous: this measures, it does not judge
+REPORT = ROOT / "test-artifacts" / "slow-network.md"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    path = tmp_path_factory.mktemp("slow") / "slow.sqlite3"
+    url = f"sqlite://{path}"
+    today = clock.today()
+
+    async def build():
+        home = await make_site("TH01", "五山街", name="五山街社区卫生服务中心", address="天河区五山路71号")
+        await make_site("TH02", "五山街", name="华南理工大学医院接种点", address="天河区五山路381号")
+        far = await make_site("TH03", "龙洞街", name="龙洞街社区卫生服务中心", address="天河区龙洞北路2号")
+        for offset in range(1, 5):
+            day = today + dt.timedelta(days=offset)
+            await make_slot(home, day, "08:30", "09:30", capacity=20)
+            await make_slot(home, day, "09:30", "10:30", capacity=1, booked=1)
+            await make_slot(home, day, "14:00", "15:00", capacity=20)
+            await make_slot(far, day, "09:00", "10:00", capacity=20)
+        resident, number = await make_resident(
+            home, first_dose=today - dt.timedelta(days=30), name="张三明", born=dt.date(1948, 3, 9))
+        return number, await issue_link(resident)
+
+    number, token = seed(url, build)
+    server = Server(url, TEST_SECRET)
+    yield {"server": server, "number": number, "token": token, "db": path, "today": today}
+    server.stop()
+
+
+class Wire:
+    """Counts what crosses the (emulated) network, from the DevTools protocol's own events."""
+
+    def __init__(self, cdp):
+        self.urls: dict[str, str] = {}      # requestId -> last URL (redirects keep the id)
+        self.requests: list[str] = []       # every URL asked for, redirect hops included
+        self.bytes: dict[str, int] = {}     # requestId -> encodedDataLength (headers + body, as received)
+        self.redirects: list[int] = []      # the 303s' own bytes (reported with the next hop)
+        self.failed: list[str] = []
+        cdp.on("Network.requestWillBeSent", self._sent)
+        cdp.on("Network.loadingFinished", self._finished)
+        cdp.on("Network.loadingFailed", self._failed)
+
+    def _sent(self, e):
+        if "redirectResponse" in e:
+            self.redirects.append(int(e["redirectResponse"].get("encodedDataLength", 0)))
+        self.urls[e["requestId"]] = e["request"]["url"]
+        self.requests.append(e["request"]["url"])
+
+    def _finished(self, e):
+        self.bytes[e["requestId"]] = int(e["encodedDataLength"])
+
+    def _failed(self, e):
+        self.failed.append(f"{self.urls.get(e['requestId'], '?')}: {e.get('errorText')}")
+
+    @property
+    def total(self) -> int:
+        return sum(self.bytes.values()) + sum(self.redirects)
+
+
+def test_the_journey_on_a_slow_network_and_a_slow_phone(world, browser, capsys):
+    base = world["server"].base_url
+    context = browser.new_context(viewport={"width": 360, "height": 740}, device_scale_factor=1,
+                                  java_script_enabled=True, locale="zh-CN")
+    page = context.new_page()
+    page.set_default_timeout(STEP_TIMEOUT_MS)
+    cdp = context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send("Network.emulateNetworkConditions", NETWORK)
+    cdp.send("Emulation.setCPUThrottlingRate", {"rate": CPU_SLOWDOWN})
+    wire = Wire(cdp)
+    finished = []  # Playwright's view of the same requests; their sizes are read at the end
+    page.on("requestfinished", lambda request: finished.append(request))
+
+    steps: list[tuple[str, float]] = []
+
+    def step(name: str, act, heading: str, path: str) -> None:
+        """Time from the action to the next page's heading being visible (rAF-polled, not 100 ms+)."""
+        started = time.monotonic()
+        act()
+        page.locator("h1", has_text=heading).wait_for(state="visible")
+        steps.append((name, time.monotonic() - started))
+        assert urlsplit(page.url).path == path, f"{name}: ended on {page.url}"
+
+    step("open the link (empty cache)", lambda: page.goto(f"{base}/b/{world['token']}"), "张*明", "/booking")
+    page.fill("#id_number", world["number"])
+    step("ID number → site", lambda: page.click("button[type=submit] >> text=确认"),
+         "选择接种点", "/booking/site")
+    page.locator("input[name=site]:checked").wait_for(state="attached")
+    step("site → day and time", lambda: page.click("text=下一步：选择日期和时间"),
+         "选择日期和时间", "/booking/slot")
+
+    # Another day: htmx swaps only the picker (no new heading), so wait for the new current day.
+    second_day = (world["today"] + dt.timedelta(days=2)).isoformat()
+    started = time.monotonic()
+    page.locator(".days a").nth(1).click()
+    page.locator(f'.days a[aria-current=true][href="/booking/slot?day={second_day}"]').wait_for()
+    steps.append(("another day (htmx swap)", time.monotonic() - started))
+
+    page.locator("label", has_text="下午2:00-3:00").click()
+    step("time → check your answers", lambda: page.click("text=下一步：核对信息"),
+         "核对预约信息", "/booking/check")
+    step("confirm → confirmation", lambda: page.click("text=确认预约"), "预约成功", "/booking/done")
+    code = page.locator(".code").inner_text()
+    assert len(code.replace("-", "")) == 8
+    page.wait_for_load_state("networkidle")  # the last responses' loadingFinished events
+    bodies = [(req.url, req.sizes()["responseBodySize"]) for req in finished]  # encoded, as sent
+    context.close()
+
+    with sqlite3.connect(world["db"]) as conn:
+        assert conn.execute("SELECT count(*) FROM booking WHERE status = 'active'").fetchone()[0] == 1
+
+    origin = urlsplit(base)[:2]
+    strangers = [u for u in wire.requests + [u for u, _ in bodies]
+                 if not u.startswith(("data:", "blob:")) and urlsplit(u)[:2] != origin]
+    assert strangers == [], f"requests to another origin than the server: {strangers}"
+    assert wire.failed == [], wire.failed
+    assert wire.total > 0
+
+    text = report(steps, wire, bodies)
+    REPORT.parent.mkdir(exist_ok=True)
+    REPORT.write_text(text, encoding="utf-8")
+    with capsys.disabled():
+        print("\n" + text)
+
+
+def report(steps, wire: Wire, bodies) -> str:
+    total_time = sum(s for _, s in steps)
+    body_bytes = sum(max(n, 0) for _, n in bodies)
+    by_kind: dict[str, list[int]] = {}
+    for request_id, n in wire.bytes.items():
+        path = urlsplit(wire.urls.get(request_id, "")).path
+        if path.startswith("/static/") or path == "/favicon.ico":
+            kind = path.rsplit("/", 1)[-1]
+        else:
+            kind = "pages and fragments"
+        by_kind.setdefault(kind, []).append(n)
+    lines = [
+        "# The resident journey on a slow network",
+        "",
+        f"`tests/test_slow_network.py`, {dt.datetime.now().isoformat(timespec='minutes')}: headless "
+        "Chromium at 360 px, JavaScript on, an empty cache at the start; network throttled through "
+        f"CDP to {NETWORK['latency']} ms latency and {NETWORK['downloadThroughput'] * 8 // 1000} kbit/s "
+        f"down and up, CPU slowed {CPU_SLOWDOWN}×. Each step runs from the click (or `goto`) to the "
+        "next page's heading being visible; typing and choosing are not counted.",
+        "",
+        "| step | seconds |",
+        "|---|---:|",
+        *(f"| {name} | {seconds:.2f} |" for name, seconds in steps),
+        f"| **whole journey** | **{total_time:.2f}** |",
+        "",
+        f"Transferred over the whole journey: **{wire.total:,} bytes** ({wire.total / 1024:.1f} KiB) "
+        f"on the wire in {len(wire.bytes)} responses and {len(wire.redirects)} redirects (CDP "
+        "`Network.loadingFinished` `encodedDataLength`, headers included, plus each 303's "
+        "`redirectResponse.encodedDataLength`); "
+        f"response bodies alone {body_bytes:,} bytes (Playwright `request.sizes()`).",
+        "",
+        "| what | responses | bytes on the wire |",
+        "|---|---:|---:|",
+        *(f"| {kind} | {len(ns)} | {sum(ns):,} |" for kind, ns in sorted(by_kind.items())),
+        f"| 303 redirects (headers only) | {len(wire.redirects)} | {sum(wire.redirects):,} |",
+        "",
+        "Requests in order: " + ", ".join(f"`{urlsplit(u).path}`" for u in wire.requests
+                                          if not urlsplit(u).path.startswith("/b/")) + ".",
+    ]
+    return "\n".join(lines) + "\n"
