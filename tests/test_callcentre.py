@@ -118,7 +118,7 @@ async def test_the_search_box_has_focus_and_searches_as_the_agent_types(agent, w
     page = await get_page(agent, "/staff/calls")
     box = page.find("input", attrs={"name": "q"})
     assert box.has_attr("autofocus")
-    assert box["hx-post"] == "/staff/calls/search" and "keyup changed delay:300ms" in box["hx-trigger"]
+    assert box["data-hx-post"] == "/staff/calls/search" and "keyup changed delay:300ms" in box["data-hx-trigger"]
     response = await agent.post("/staff/calls/search", headers={**HTMX, "HX-Trigger": "q"},
                                 data={"csrftoken": csrf(page), "q": "4401061980"})
     half_typed = BeautifulSoup(response.text, "html.parser")
@@ -133,7 +133,7 @@ async def test_numbers_never_appear_in_an_address(agent, world):
     assert pages[0].find("form", attrs={"action": "/staff/calls/search"})["method"] == "post"
     for page in pages:
         for el in page.find_all(True):
-            for attr in ("href", "action", "hx-get", "hx-post", "src"):
+            for attr in ("href", "action", "data-hx-get", "data-hx-post", "src"):
                 url = el.get(attr) or ""
                 assert not re.search(r"\d{11}", url), url
 
