@@ -54,9 +54,16 @@ def world(tmp_path_factory):
         return people
 
     people = seed(url, build)
-    server = Server(url, TEST_SECRET)
+    # Many sign-ins from one address in a minute: lift the per-address limits for this server.
+    server = Server(url, TEST_SECRET, RATE_LIMIT_OPEN_LINK="1000/minute", RATE_LIMIT_VERIFY="1000/minute")
     yield {"people": people, "base": server.base_url}
     server.stop()
+
+
+SMALL_TARGETS = """() => [...document.querySelectorAll(
+  'button, input[type=text], input[type=submit], .choice, .days a, .actions a, .top a')]
+  .filter(el => el.getBoundingClientRect().height < 44)
+  .map(el => el.outerHTML.slice(0, 80))"""
 
 
 def fits(page) -> bool:
@@ -82,6 +89,7 @@ def test_every_resident_page_in_each_language_and_text_size(world, browser, lang
     def capture(step: str) -> None:
         page.wait_for_load_state()
         assert fits(page), f"{step}: wider than the screen"
+        assert page.evaluate(SMALL_TARGETS) == [], f"{step}: tap targets under 44 px"
         shot(page, f"{name}-{step}")
         seen.append(step)
 
@@ -128,4 +136,29 @@ def test_every_resident_page_in_each_language_and_text_size(world, browser, lang
             page.goto(base + step)
             assert at_200_percent_text_fits(page), f"{step}: at 200% text the page scrolls sideways"
     assert len(seen) == 14
+    context.close()
+
+
+def test_a_failed_htmx_request_says_so_and_the_link_still_works(world, browser):
+    """On a flaky network the day picker's request fails: a retry message, then a plain retry works."""
+    base = world["base"]
+    number, token = world["people"][("zh", "normal")]
+    context = browser.new_context(viewport={"width": 360, "height": 740}, locale="zh-CN")
+    page = context.new_page()
+    page.goto(f"{base}/b/{token}")
+    page.fill("#id_number", number)
+    page.locator("form[action='/booking/verify'] button").click()
+    page.wait_for_url("**/booking/site")
+    page.locator("form[action='/booking/site'] button").click()
+    page.wait_for_url("**/booking/slot")
+    page.route("**/booking/slot?day=*", lambda route: route.abort("internetdisconnected"))
+    page.locator(".days a").nth(1).click()
+    offline = page.locator("#offline")
+    playwright_api.expect(offline).to_be_visible()
+    playwright_api.expect(offline).to_contain_text("网络不稳定")
+    shot(page, "screen-zh-normal-offline")
+    page.unroute("**/booking/slot?day=*")
+    page.locator(".days a").nth(1).click()
+    playwright_api.expect(offline).to_be_hidden()
+    playwright_api.expect(page.locator(".days a").nth(1)).to_have_attribute("aria-current", "true")
     context.close()
