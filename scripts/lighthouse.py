@@ -165,7 +165,7 @@ def walk_and_audit(base: str, world: dict) -> list[tuple[str, str, dict]]:
         r = c.get(f"/b/{world['token']}")
         assert r.status_code == 303 and "session" in c.cookies, "the personal link sets no session"
         audit("verify", "/booking", c)                      # greeting + ID check (sets csrftoken)
-        post(c, "/booking/verify", {"id_number": world["number"]}, "/booking")
+        post(c, "/booking/verify", {"id_number": world["number"]}, "/booking/site")
         audit("site", "/booking/site", c)
         post(c, "/booking/site", {"site": world["site"]}, "/booking/slot")
         audit("slot", "/booking/slot", c)
