@@ -34,3 +34,18 @@ async def make_resident(site: Site, *, first_dose: dt.date, name: str = "张三�
 async def make_slot(site: Site, day: dt.date, start: str = "09:00", end: str = "10:00",
                     capacity: int = 10, booked: int = 0) -> Slot:
     return await Slot.create(site=site, day=day, start=start, end=end, capacity=capacity, booked=booked)
+
+
+async def make_journey_sites(today: dt.date) -> Site:
+    """The browser tests' world: the first-dose site (TH01) with four days of windows, one of
+    them full; a site with no slots (TH02); a far site (TH03). Returns TH01."""
+    home = await make_site("TH01", "五山街", name="五山街社区卫生服务中心", address="天河区五山路71号")
+    await make_site("TH02", "五山街", name="华南理工大学医院接种点", address="天河区五山路381号")
+    far = await make_site("TH03", "龙洞街", name="龙洞街社区卫生服务中心", address="天河区龙洞北路2号")
+    for offset in range(1, 5):
+        day = today + dt.timedelta(days=offset)
+        await make_slot(home, day, "08:30", "09:30", capacity=20)
+        await make_slot(home, day, "09:30", "10:30", capacity=1, booked=1)
+        await make_slot(home, day, "14:00", "15:00", capacity=20)
+        await make_slot(far, day, "09:00", "10:00", capacity=20)
+    return home

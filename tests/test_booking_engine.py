@@ -118,7 +118,7 @@ async def test_database_refuses_booked_over_capacity(db):
 
 async def test_first_dose_site_comes_first_then_same_subdistrict(db):
     far = await make_site("S09", "龙洞街")
-    near = await make_site("S05", "五山街", name="五山二号点")
+    await make_site("S05", "五山街", name="五山二号点")
     site, resident, slot, window = await _setup()
     await make_slot(far, dt.date(2021, 7, 5))
     choices = await availability.site_choices(resident, window, NOW)

@@ -6,7 +6,6 @@ import datetime as dt
 import pytest
 
 from models import availability
-from models import booking as engine
 from models import pii, rules
 from models.clock import TZ
 from models.demo import NotADemoDatabase, load_demo

@@ -150,7 +150,7 @@ async def test_full_width_digits_and_lowercase_x_are_accepted(client, db):
     await client.get(f"/b/{token}")
     page = await get_page(client, "/booking")
     typed = " １１０１０５ １９４９１２３１ ００２x "
-    response = await post_form(client, "/booking/verify", page, {"id_number": typed})
+    await post_form(client, "/booking/verify", page, {"id_number": typed})
     assert (await client.get("/booking")).headers["location"] == "/booking/site"
 
 

@@ -17,7 +17,7 @@ import pytest
 from models import clock
 from models.links import issue_link
 from tests.conftest import TEST_SECRET
-from tests.factories import make_resident, make_site, make_slot
+from tests.factories import make_journey_sites, make_resident
 from tests.realserver import ROOT, Server, seed
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -36,15 +36,7 @@ def world(tmp_path_factory):
     today = clock.today()
 
     async def build():
-        home = await make_site("TH01", "五山街", name="五山街社区卫生服务中心", address="天河区五山路71号")
-        await make_site("TH02", "五山街", name="华南理工大学医院接种点", address="天河区五山路381号")
-        far = await make_site("TH03", "龙洞街", name="龙洞街社区卫生服务中心", address="天河区龙洞北路2号")
-        for offset in range(1, 5):
-            day = today + dt.timedelta(days=offset)
-            await make_slot(home, day, "08:30", "09:30", capacity=20)
-            await make_slot(home, day, "09:30", "10:30", capacity=1, booked=1)
-            await make_slot(home, day, "14:00", "15:00", capacity=20)
-            await make_slot(far, day, "09:00", "10:00", capacity=20)
+        home = await make_journey_sites(today)
         resident, number = await make_resident(
             home, first_dose=today - dt.timedelta(days=30), name="张三明", born=dt.date(1948, 3, 9))
         return number, await issue_link(resident)

@@ -89,7 +89,7 @@ async def test_disabling_an_account_ends_its_sessions(client):
 
 
 async def test_other_roles_get_403_and_strangers_the_sign_in_page(client):
-    site = await make_site("TH01")
+    await make_site("TH01")
     await make_staff("site", "door1", site_code="TH01")
     response = await client.get("/admin")
     assert response.status_code == 303 and response.headers["location"] == "/staff?next=/admin"

@@ -105,7 +105,7 @@ def with_csrf(app, *, secret: str, post_paths: set[str], https: bool):
 class RateLimits:
     """In-process moving-window limits (per worker process) keyed by client address."""
 
-    def __init__(self, *, open_link: str, verify: str, staff_login: str = "30 per 15 minutes"):
+    def __init__(self, *, open_link: str, verify: str, staff_login: str):
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
         self.rules = {"open_link": parse(open_link), "verify": parse(verify),
                       "staff_login": parse(staff_login)}
