@@ -1,4 +1,4 @@
-"""Command line: `python run.py COMMAND [options]` (see ../shared/design/interfaces.md); no command serves."""
+"""Command line: `python run.py COMMAND [options]` (docs/cli.md); no command (or `serve`) serves."""
 from __future__ import annotations
 
 import argparse
@@ -7,14 +7,13 @@ import csv
 import datetime as dt
 import getpass
 import logging
-import os
 import re
 import signal
 import sys
 
-from models import pii
-from models.db import close_db, init_db
-from web.settings import Settings, load_settings
+from models.db.setup import close_db, init_db
+from models.district import District
+from web.settings import Settings, build_district, load_settings
 
 OK, REJECTED = 0, 1  # argparse itself exits 2 on bad usage
 SEND_EVERY_SECONDS = 5
@@ -31,7 +30,7 @@ def date_arg(text: str) -> dt.date:
 
 
 def times_arg(text: str) -> list[tuple[str, str]]:
-    from models.slots import SlotError, parse_times
+    from models.operations.slots import SlotError, parse_times
 
     try:
         return parse_times(text)
@@ -50,15 +49,14 @@ def fail(message: str) -> int:
     return REJECTED
 
 
-# ---- commands: each gets (settings, args) with the database open and returns the exit status
+# ---- commands: each gets (settings, district, args) with the database open; returns the exit status
 
 
-async def cmd_demo(settings: Settings, args) -> int:
-    from models.demo import NotADemoDatabase, load_demo
+async def cmd_demo(settings: Settings, district: District, args) -> int:
+    from models.demo.loader import NotADemoDatabase, load_demo
 
     try:
-        result = await load_demo(base_url=settings.base_url, days_valid=settings.link_days_valid,
-                                 force=args.force)
+        result = await load_demo(district, force=args.force)
     except NotADemoDatabase as exc:
         # `make run` calls demo on every start: a real database is served as it is.
         print(f"demo: {exc}", file=sys.stderr)
@@ -75,7 +73,7 @@ async def cmd_demo(settings: Settings, args) -> int:
 
 
 async def _import(kind: str, run_import, path: str) -> int:
-    from models.imports import ImportFileError
+    from models.operations.imports import ImportFileError
 
     try:
         result = await run_import(path)
@@ -87,20 +85,23 @@ async def _import(kind: str, run_import, path: str) -> int:
     return REJECTED if result.rejected else OK
 
 
-async def cmd_import_sites(settings: Settings, args) -> int:
-    from models.imports import import_sites
+async def cmd_import_sites(settings: Settings, district: District, args) -> int:
+    from models.operations.imports import import_sites
 
     return await _import("sites", import_sites, args.file)
 
 
-async def cmd_import_first_doses(settings: Settings, args) -> int:
-    from models.imports import import_first_doses
+async def cmd_import_first_doses(settings: Settings, district: District, args) -> int:
+    from models.operations.imports import import_first_doses
 
-    return await _import("first doses", import_first_doses, args.file)
+    def run(path):
+        return import_first_doses(district.vault, path, today=district.clock.today())
+
+    return await _import("first doses", run, args.file)
 
 
-async def cmd_open_slots(settings: Settings, args) -> int:
-    from models.slots import SlotError, open_slots
+async def cmd_open_slots(settings: Settings, district: District, args) -> int:
+    from models.operations.slots import SlotError, open_slots
 
     try:
         result = await open_slots(args.site, args.from_day, args.to_day, args.times, args.capacity)
@@ -117,14 +118,12 @@ async def cmd_open_slots(settings: Settings, args) -> int:
     return REJECTED if result.conflicts else OK
 
 
-async def cmd_invite(settings: Settings, args) -> int:
-    from models.clock import today
-    from models.invite import InviteError, invite
+async def cmd_invite(settings: Settings, district: District, args) -> int:
+    from models.operations.invitations import InviteError, invite
 
     try:
-        result = await invite(as_of=args.as_of or today(), base_url=settings.base_url,
-                              days_valid=settings.link_days_valid, limit=args.limit,
-                              dry_run=args.dry_run)
+        result = await invite(district, as_of=args.as_of or district.clock.today(),
+                              limit=args.limit, dry_run=args.dry_run)
     except InviteError as exc:
         return fail(str(exc))
     if result.dry_run:
@@ -135,8 +134,8 @@ async def cmd_invite(settings: Settings, args) -> int:
     return OK
 
 
-async def cmd_send_sms(settings: Settings, args) -> int:
-    from models.sms import get_backend
+async def cmd_send_sms(settings: Settings, district: District, args) -> int:
+    from models.messaging.delivery import get_backend
 
     try:
         backend = get_backend(settings.sms_backend)
@@ -146,17 +145,18 @@ async def cmd_send_sms(settings: Settings, args) -> int:
         # systemd and docker stop with SIGTERM: finish like Ctrl-C, with the database closed.
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
     try:
-        await _send_loop(backend, args.once)
+        await _send_loop(district, backend, args.once)
     except asyncio.CancelledError:
         print("stopped", file=sys.stderr)
     return OK
 
 
-async def _send_loop(backend, once: bool) -> None:
-    from models.sms import send_queued
+async def _send_loop(district: District, backend, once: bool) -> None:
+    from models.messaging.delivery import send_queued
 
     while True:
-        sent, failed = await send_queued(backend, limit=SEND_BATCH)
+        sent, failed = await send_queued(district.vault, backend, now=district.clock.utc(),
+                                         limit=SEND_BATCH)
         if sent or failed or once:
             print(f"sms: {sent} sent, {failed} failed for good", flush=True)
         if once:
@@ -166,12 +166,12 @@ async def _send_loop(backend, once: bool) -> None:
         await asyncio.sleep(SEND_EVERY_SECONDS)
 
 
-async def cmd_outbox(settings: Settings, args) -> int:
-    from models.outbox import COLUMNS, outbox_rows
+async def cmd_outbox(settings: Settings, district: District, args) -> int:
+    from models.messaging.outbox import COLUMNS, outbox_rows
 
     out = csv.writer(sys.stdout)
     out.writerow(COLUMNS)
-    async for row in outbox_rows(args.status):
+    async for row in outbox_rows(district.vault, args.status):
         out.writerow(row)
     return OK
 
@@ -186,8 +186,8 @@ def read_password() -> str:
     return sys.stdin.readline().rstrip("\r\n")
 
 
-async def cmd_create_user(settings: Settings, args) -> int:
-    from models.staff import StaffError, create_user
+async def cmd_create_user(settings: Settings, district: District, args) -> int:
+    from models.staff.accounts import StaffError, create_user
 
     try:
         password = read_password()
@@ -201,21 +201,20 @@ async def cmd_create_user(settings: Settings, args) -> int:
     return OK
 
 
-async def cmd_close_day(settings: Settings, args) -> int:
-    from models.checkin import close_day
-    from models.clock import today
+async def cmd_close_day(settings: Settings, district: District, args) -> int:
+    from models.operations.checkin import close_day
 
-    marked = await close_day(args.day or today())
+    marked = await close_day(args.day or district.clock.today())
     for code, n in sorted(marked.items()):
         print(f"{code}: {n} no-show(s)")
     print(f"close-day: {sum(marked.values())} booking(s) marked no-show; their places are free again")
     return OK
 
 
-async def cmd_check(settings: Settings, args) -> int:
-    from models.check import check_database
+async def cmd_check(settings: Settings, district: District, args) -> int:
+    from models.operations.checks import check_database
 
-    report = await check_database()
+    report = await check_database(district.rules)
     for line in report.errors:
         print(f"ERROR {line}")
     for line in report.warnings:
@@ -225,11 +224,11 @@ async def cmd_check(settings: Settings, args) -> int:
     return OK if report.ok else REJECTED
 
 
-async def with_db(settings: Settings, command, args) -> int:
-    pii.configure(settings.secret_key)
+async def with_db(settings: Settings, command, args, *, district: District | None = None) -> int:
+    """Bring the schema up to date, open the database, run the command, close the database."""
     await init_db(settings.database_url)
     try:
-        return await command(settings, args)
+        return await command(settings, district or build_district(settings), args)
     finally:
         await close_db()
 
@@ -241,14 +240,15 @@ def serve(settings: Settings, args) -> int:
     asyncio.run(with_db(settings, _nothing, args))
     print(f"Serving on http://{args.host}:{args.port} (SMS links point at {settings.base_url})",
           flush=True)
-    os.environ["BOOKING_SCHEMA_READY"] = "1"  # the workers need not run the migrations again
+    if args.workers > 1 and not settings.redis_url:
+        print("note: without REDIS_URL each worker keeps its own rate-limit counts", flush=True)
     # No access log: a resident's first request carries their link token in the path.
     uvicorn.run("web.app:app_factory", factory=True, host=args.host, port=args.port,
                 workers=args.workers, proxy_headers=False, access_log=False)
     return OK
 
 
-async def _nothing(settings: Settings, args) -> int:
+async def _nothing(settings: Settings, district: District, args) -> int:
     return OK
 
 

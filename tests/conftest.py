@@ -1,6 +1,8 @@
-"""Shared fixtures: a fresh database per test (SQLite, and PostgreSQL when TEST_POSTGRES_URL is set)."""
+"""Shared fixtures and constants: one test clock, a fresh database per test (SQLite, and
+PostgreSQL when TEST_POSTGRES_URL is set), the district and an HTTP client on the app."""
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 from pathlib import Path
@@ -8,13 +10,20 @@ from pathlib import Path
 import pytest
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 
-from models import pii
-from models.db import close_db, init_db
+from models.clock import TZ, FixedClock
+from models.db.setup import close_db, init_db
+from models.people.pii import Vault
 
 TEST_SECRET = "test-secret-key-not-for-production"
+VAULT = Vault(TEST_SECRET)  # the keys every test's district uses
 PG_URL = os.environ.get("TEST_POSTGRES_URL", "")
 
 DB_BACKENDS = ["sqlite"] + (["postgres"] if PG_URL else [])
+
+# The moment most tests live in: a Thursday morning, before the first time window of the day.
+NOW = dt.datetime(2021, 7, 1, 8, 0, tzinfo=TZ)
+TODAY = NOW.date()
+BASE_URL = "http://testserver"
 
 
 @pytest.fixture
@@ -22,9 +31,10 @@ def anyio_backend():
     return "asyncio"
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _pii_keys():
-    pii.configure(TEST_SECRET)
+@pytest.fixture
+def clock() -> FixedClock:
+    """The test clock, at NOW; move it with clock.advance(minutes=6) or set clock.moment."""
+    return FixedClock(NOW)
 
 
 class _Everything(logging.Handler):
@@ -97,17 +107,25 @@ async def db(db_url):
 def settings(db_url):
     from web.settings import Settings
 
-    return Settings(database_url=db_url, secret_key=TEST_SECRET, base_url="http://testserver")
+    return Settings(database_url=db_url, secret_key=TEST_SECRET, base_url=BASE_URL)
 
 
 @pytest.fixture
-async def client(settings):
+def district(settings, clock):
+    """The rule book, keys and clock, as create_app and run.py build them."""
+    from web.settings import build_district
+
+    return build_district(settings, clock=clock)
+
+
+@pytest.fixture
+async def client(settings, clock):
     """An httpx client on the app (the db fixture already opened the database)."""
     import httpx
 
     from web.app import create_app
 
-    app = create_app(settings, manage_db=False)
+    app = create_app(settings, manage_db=False, clock=clock)
     transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 5000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         c.app = app

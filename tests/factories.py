@@ -4,9 +4,10 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 
-from models import pii
-from models.residents import upsert_resident
-from models.tables import Site, Slot
+from models.db.tables import Site, Slot
+from models.people import pii
+from models.people.residents import upsert_resident
+from tests.conftest import VAULT
 
 _seq = itertools.count(1)
 
@@ -26,7 +27,7 @@ async def make_resident(site: Site, *, first_dose: dt.date, name: str = "张三�
                         phone: str = "13812345678", number: str | None = None, **kw):
     number = number or id_number(born or dt.date(1980, 5, 17))
     resident, _ = await upsert_resident(
-        name=name, id_number=number, phone=phone, first_dose_date=first_dose, site=site, **kw
+        VAULT, name=name, id_number=number, phone=phone, first_dose_date=first_dose, site=site, **kw
     )
     return resident, number
 

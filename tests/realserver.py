@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 
-from models.db import close_db, init_db
+from models.db.setup import close_db, init_db
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")

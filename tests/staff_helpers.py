@@ -1,7 +1,7 @@
 """Staff accounts and sign-in for tests."""
 from __future__ import annotations
 
-from models.staff import create_user
+from models.staff.accounts import create_user
 from tests.pages import get_page, post_form
 
 PASSWORD = "correct-horse-battery"

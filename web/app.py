@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -15,11 +14,13 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from tortoise import connections
 
-from models import booking, pii
-from models.db import close_db, init_db
+from models.booking import engine
+from models.clock import SystemClock
+from models.db.setup import close_db, init_db
+from models.district import District
 from .routes import admin, callcentre, public, resident, site, staff
 from .security import RateLimits, SecurityHeaders, with_csrf
-from .settings import Settings, load_settings
+from .settings import Settings, build_district, load_settings
 from .templating import STATIC_DIR
 
 log = logging.getLogger("booking")
@@ -35,12 +36,12 @@ class CachedStatic(StaticFiles):
         return response
 
 
-async def sweep_holds_forever(every: float = 30) -> None:
+async def sweep_holds_forever(district: District, every: float = 30) -> None:
     """Give back the places of expired holds, so availability pages count them free again."""
     while True:
         await asyncio.sleep(every)
         try:
-            await booking.sweep_expired_holds()
+            await engine.sweep_expired_holds(district.clock.now())
         except Exception:  # the next round tries again; a sweep is never urgent
             log.exception("sweeping expired holds failed")
 
@@ -52,7 +53,7 @@ async def healthz(request):
 
 ROUTES = [
     Route("/", public.start_page, name="start"),
-    Route("/healthz", healthz),
+    Route("/healthz", healthz, name="healthz"),
     Route("/lang/{lang}", public.set_language, name="set_language"),
     Route("/text-size", public.toggle_large_text, methods=["POST"], name="text_size"),
     Route("/b/{token}", resident.open_link, name="open_link"),
@@ -79,18 +80,21 @@ def post_paths(routes) -> set[str]:
     return {r.path for r in routes if isinstance(r, Route) and "POST" in (r.methods or ())}
 
 
-def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> Starlette:
-    """Build the app; with manage_db the lifespan opens and closes the database."""
+def create_app(settings: Settings | None = None, *, manage_db: bool = True,
+               clock: SystemClock | None = None) -> Starlette:
+    """Build the app and everything it hands down (the district, rate limits) from the settings.
+
+    With manage_db the lifespan connects to the database and closes it; it does not migrate:
+    `run.py serve` (and every other command) brings the schema up to date before workers start.
+    """
     settings = settings or load_settings()
-    pii.configure(settings.secret_key)
+    district = build_district(settings, clock=clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         if manage_db:
-            # `run.py serve` migrates once before starting its workers.
-            await init_db(settings.database_url,
-                          migrate_schema=os.environ.get("BOOKING_SCHEMA_READY") != "1")
-        sweeper = asyncio.create_task(sweep_holds_forever())
+            await init_db(settings.database_url, migrate_schema=False)
+        sweeper = asyncio.create_task(sweep_holds_forever(district))
         try:
             yield
         finally:
@@ -112,9 +116,11 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> S
         ],
     )
     app.state.settings = settings
+    app.state.district = district
     app.state.limits = RateLimits(open_link=settings.rate_limit_open_link,
                                   verify=settings.rate_limit_verify,
-                                  staff_login=settings.rate_limit_staff_login)
+                                  staff_login=settings.rate_limit_staff_login,
+                                  redis_url=settings.redis_url)
     return with_csrf(app, secret=settings.secret_key, post_paths=post_paths(ROUTES),
                      https=settings.https)
 

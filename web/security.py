@@ -7,7 +7,7 @@ import time
 
 from asgi_csrf import asgi_csrf
 from limits import parse
-from limits.storage import MemoryStorage
+from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from starlette.datastructures import MutableHeaders
 
@@ -103,10 +103,14 @@ def with_csrf(app, *, secret: str, post_paths: set[str], https: bool):
 
 
 class RateLimits:
-    """In-process moving-window limits (per worker process) keyed by client address."""
+    """Moving-window limits keyed by client address: in Redis when a URL is given, so every worker
+    and host counts together; in this process's memory otherwise."""
 
-    def __init__(self, *, open_link: str, verify: str, staff_login: str):
-        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+    def __init__(self, *, open_link: str, verify: str, staff_login: str, redis_url: str = "",
+                 prefix: str = "booking"):
+        storage = storage_from_string(redis_url, key_prefix=prefix) if redis_url else \
+            storage_from_string("memory://")
+        self.limiter = MovingWindowRateLimiter(storage)
         self.rules = {"open_link": parse(open_link), "verify": parse(verify),
                       "staff_login": parse(staff_login)}
 

@@ -6,6 +6,11 @@ import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from models.clock import SystemClock
+from models.district import District
+from models.people.pii import Vault
+from models.rules.interval import RULES_FILE, RuleBook
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "data"
 
@@ -45,13 +50,14 @@ class Settings:
     base_url: str = "http://127.0.0.1:8000"
     secret_key: str = field(default="", repr=False)
     sms_backend: str = "console"
-    sms_signature: str = "【天河区卫健局】"
+    redis_url: str = ""  # shared rate-limit counters for several workers or hosts
+    vaccine_rules_file: str = str(RULES_FILE)
     link_days_valid: int = 60
     verify_max_failures: int = 5
     verify_lock_minutes: int = 30
     booking_lead_days: int = 7
-    timezone: str = "Asia/Shanghai"
-    # Per client address and worker process (the `limits` library's notation).
+    hold_minutes: int = 5
+    # Per client address (the `limits` library's notation); shared by every worker with REDIS_URL.
     rate_limit_open_link: str = "30/minute"
     rate_limit_verify: str = "20/minute"
     rate_limit_staff_login: str = "30 per 15 minutes"
@@ -73,6 +79,8 @@ def load_settings(**overrides) -> Settings:
         base_url=env.get("BASE_URL", Settings.base_url).rstrip("/"),
         secret_key=env.get("SECRET_KEY", ""),
         sms_backend=env.get("SMS_BACKEND", Settings.sms_backend),
+        redis_url=env.get("REDIS_URL", ""),
+        vaccine_rules_file=env.get("VACCINE_RULES_FILE", Settings.vaccine_rules_file),
         debug=env.get("DEBUG", "") in ("1", "true", "yes"),
         rate_limit_open_link=env.get("RATE_LIMIT_OPEN_LINK", Settings.rate_limit_open_link),
         rate_limit_verify=env.get("RATE_LIMIT_VERIFY", Settings.rate_limit_verify),
@@ -82,3 +90,17 @@ def load_settings(**overrides) -> Settings:
     if not values["secret_key"]:
         values["secret_key"] = _secret_key(DATA_DIR)
     return Settings(**values)
+
+
+def build_district(settings: Settings, *, clock: SystemClock | None = None) -> District:
+    """The rule book, keys and clock every part of the domain is handed (built once per process)."""
+    return District(
+        rules=RuleBook.from_file(settings.vaccine_rules_file, lead_days=settings.booking_lead_days),
+        vault=Vault(settings.secret_key),
+        clock=clock or SystemClock(),
+        base_url=settings.base_url,
+        hold_minutes=settings.hold_minutes,
+        link_days_valid=settings.link_days_valid,
+        verify_max_failures=settings.verify_max_failures,
+        verify_lock_minutes=settings.verify_lock_minutes,
+    )

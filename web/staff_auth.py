@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import functools
-from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse
 
-from models import audit
-from models.staff_sessions import session_user
+from models.staff import audit
+from models.staff.sessions import session_user
+from .http import client_address, district, see_other, url_for
 from .templating import render
 
 STAFF_COOKIE = "staff_session"
@@ -17,18 +16,18 @@ STAFF_COOKIE = "staff_session"
 CALLS = ("callcentre", "subdistrict", "admin")  # product.md: any authorised staff may book by phone
 SITE = ("site", "admin")
 ADMIN = ("admin",)
-HOME = {"callcentre": "/staff/calls", "subdistrict": "/staff/calls", "site": "/staff/site",
-        "admin": "/admin"}
+HOME = {"callcentre": "calls", "subdistrict": "calls", "site": "site_home", "admin": "admin"}
 
 
-def client_address(request: Request) -> str:
-    return request.client.host if request.client else ""
+def home_of(request: Request, user) -> str:
+    """The console a signed-in person starts at."""
+    return url_for(request, HOME[user.role])
 
 
 async def current_staff(request: Request):
     """The signed-in staff account for this request, or None (looked up once per request)."""
     if "staff" not in request.state._state:
-        found = await session_user(request.cookies.get(STAFF_COOKIE))
+        found = await session_user(request.cookies.get(STAFF_COOKIE), district(request).clock.now())
         request.state.staff = found[1] if found else None
     return request.state.staff
 
@@ -42,8 +41,8 @@ def staff_only(*roles: str):
             user = await current_staff(request)
             if user is None:
                 if request.method != "GET":
-                    return RedirectResponse("/staff", status_code=303)
-                return RedirectResponse(f"/staff?next={quote(request.url.path)}", status_code=303)
+                    return see_other(url_for(request, "staff"))
+                return see_other(url_for(request, "staff", next=request.url.path))
             if user.role not in roles:
                 await audit.record(action="forbidden", user=user, address=client_address(request),
                                    detail=f"{request.method} {request.url.path}")

@@ -8,8 +8,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from models.codes import format_code
+from models.booking.codes import format_code
 from . import i18n
+from .http import url_for
 
 ROOT = Path(__file__).resolve().parent.parent
 STATIC_DIR = ROOT / "static"
@@ -76,6 +77,7 @@ def render(
         "large_text": request.cookies.get(LARGE_COOKIE) == "large",
         "csrf_token": csrf() if csrf else "",
         "here": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+        "url": lambda name, **params: url_for(request, name, **params),
         **(context or {}),
     }
     name = fragment if fragment and wants_fragment(request) else page

@@ -2,46 +2,37 @@
 
 ID numbers and phones travel only in POST bodies (search, reveal); URLs carry row ids.
 Every POST path is fixed (ids in hidden fields) so the CSRF middleware protects each one.
+Booking, moving and cancelling go through the same booking service as the resident's link.
 """
 from __future__ import annotations
 
 import secrets
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse
 from starlette.routing import Route
 
-from models import availability, callers, clock, rules
-from models import booking as engine
-from models.codes import format_code
-from models.residents import age_on
-from models.tables import Slot
+from models.booking import availability, service
+from models.booking.codes import format_code, spell_code
+from models.booking.service import Standing
+from models.people import lookup
+from models.rules.eligibility import Refusal, Refused
+from ..http import district, parse_id, see_other, url_for
 from ..staff_auth import CALLS, current_staff, record, staff_only
 from ..templating import render
-
-
-def _int(value) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _redirect(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
-
-
-def _card_url(resident_id: int) -> str:
-    return f"/staff/calls/resident?r={resident_id}"
 
 
 async def _page(request: Request, page: str, context: dict, **kw):
     return render(request, f"pages/staff/calls/{page}", {"staff": await current_staff(request), **context}, **kw)
 
 
-async def _card(request: Request, resident_id: int | None):
-    lead_days = request.app.state.settings.booking_lead_days
-    return await callers.caller_card(resident_id, clock.local_now(), lead_days=lead_days)
+async def _card(request: Request, resident_id: int | None) -> Standing | None:
+    """Where the caller stands now (their card), or None when there is no such record."""
+    resident = await lookup.resident_by_id(resident_id)
+    return await service.stand(district(request), resident) if resident else None
+
+
+def _to_card(request: Request, resident_id: int):
+    return see_other(url_for(request, "calls_card", r=resident_id))
 
 
 async def _missing(request: Request):
@@ -60,14 +51,14 @@ async def calls_search(request: Request):
     form = await request.form()
     typed = str(form.get("q", ""))[:40]
     try:
-        query = callers.parse_query(typed)
-    except callers.BadQuery as exc:
+        query = lookup.parse_query(typed)
+    except lookup.BadQuery as exc:
         # While the agent is still typing (htmx keyup on #q), a half-typed number is not an error yet.
         typing = request.headers.get("hx-trigger") == "q"
         return await _page(request, "search.html", {"searched": True, "error": exc.reason, "q": typed,
                                                     "typing": typing},
                            status=422, fragment="fragments/_calls_results.html")
-    result = await callers.search(query)
+    result = await lookup.search(district(request).vault, query)
     await record(request, "search", detail=f"by {query.kind}, {len(result.rows)} found")
     return await _page(request, "search.html", {"searched": True, "result": result, "q": typed},
                        fragment="fragments/_calls_results.html")
@@ -76,7 +67,7 @@ async def calls_search(request: Request):
 @staff_only(*CALLS)
 async def calls_card(request: Request):
     """GET /staff/calls/resident?r=<row id>: the caller's card, masked; opening it is audited."""
-    card = await _card(request, _int(request.query_params.get("r")))
+    card = await _card(request, parse_id(request.query_params.get("r")))
     if card is None:
         return await _missing(request)
     await record(request, "view_resident", resident=card.resident)
@@ -88,22 +79,21 @@ async def calls_reveal(request: Request):
     """POST /staff/calls/reveal: the full ID or phone (htmx swaps it in); each reveal is audited."""
     form = await request.form()
     field = str(form.get("field", ""))
-    card = await _card(request, _int(form.get("r")))
-    if card is None or field not in callers.FIELDS:
+    card = await _card(request, parse_id(form.get("r")))
+    if card is None or field not in lookup.FIELDS:
         return await _missing(request)
-    full = callers.reveal(card.resident, field)
+    full = lookup.reveal(district(request).vault, card.resident, field)
     await record(request, f"reveal_{field}", resident=card.resident)
     return await _page(request, "card.html", {"card": card, "revealed": {field: full}, "field": field},
                        fragment="fragments/_calls_number.html")
 
 
-async def _picker(request: Request, card, site_id: int | None, day_text: str | None,
+async def _picker(request: Request, card: Standing, site_id: int | None, day_text: str | None,
                   *, error: str = "", status: int = 200):
-    now = clock.local_now()
-    window = card.standing.window
+    window, now = card.window, card.now
     choices = await availability.site_choices(card.resident, window, now)
     open_ids = [c.site.id for c in choices if c.first_free_day]
-    current = card.standing.booking
+    current = card.booking
     if site_id is None and current:  # moving: start from where they are booked now
         site_id, day_text = current.slot.site_id, day_text or current.slot.day.isoformat()
     site_id = site_id if site_id in open_ids else (open_ids[0] if open_ids else None)
@@ -121,128 +111,127 @@ async def _picker(request: Request, card, site_id: int | None, day_text: str | N
 async def calls_book(request: Request):
     """GET /staff/calls/book?r=&site=&day=: site, day and window with live availability."""
     q = request.query_params
-    card = await _card(request, _int(q.get("r")))
+    card = await _card(request, parse_id(q.get("r")))
     if card is None:
         return await _missing(request)
-    if not card.standing.can_choose:
-        return _redirect(_card_url(card.resident.id))
-    return await _picker(request, card, _int(q.get("site")), q.get("day"))
+    if not card.can_choose:
+        return _to_card(request, card.resident.id)
+    return await _picker(request, card, parse_id(q.get("site")), q.get("day"))
 
 
 @staff_only(*CALLS)
 async def calls_hold(request: Request):
     """POST /staff/calls/hold: keep the chosen window for 5 minutes, then the check page."""
     form = await request.form()
-    card = await _card(request, _int(form.get("r")))
+    card = await _card(request, parse_id(form.get("r")))
     if card is None:
         return await _missing(request)
-    slot = await Slot.get_or_none(id=_int(form.get("slot")) or 0)
-    site_id = slot.site_id if slot else _int(form.get("site"))
+    slot = await availability.slot_by_id(parse_id(form.get("slot")))
+    site_id = slot.site_id if slot else parse_id(form.get("site"))
     if slot is None:
         return await _picker(request, card, site_id, None, error="choose_slot", status=422)
     try:
-        await callers.hold_for(card, slot.id, clock.local_now())
-    except callers.CallerRefused:
-        return _redirect(_card_url(card.resident.id))
-    except engine.BookingError:
+        await service.choose(district(request), card, slot.id)
+    except Refused as exc:
+        if exc.reason not in (Refusal.FULL, Refusal.NOT_ALLOWED):
+            return _to_card(request, card.resident.id)
         return await _picker(request, card, site_id, slot.day.isoformat(), error="slot_full", status=422)
-    return _redirect(f"/staff/calls/check?r={card.resident.id}&slot={slot.id}")
+    return see_other(url_for(request, "calls_check", r=card.resident.id, slot=slot.id))
 
 
 @staff_only(*CALLS)
 async def calls_check(request: Request):
     """GET /staff/calls/check?r=&slot=: read the answers back, then confirm (one key per page)."""
     q = request.query_params
-    card = await _card(request, _int(q.get("r")))
+    card = await _card(request, parse_id(q.get("r")))
     if card is None:
         return await _missing(request)
-    slot = await Slot.get_or_none(id=_int(q.get("slot")) or 0).select_related("site")
-    if not card.standing.can_choose:
-        return _redirect(_card_url(card.resident.id))
-    if slot is None or not availability.slot_is_allowed(slot, card.standing.window, clock.local_now()):
-        return _redirect(f"/staff/calls/book?r={card.resident.id}")
-    held = await engine.live_hold(card.resident.id)
+    if not card.can_choose:
+        return _to_card(request, card.resident.id)
+    slot = await service.chosen_slot(card, parse_id(q.get("slot")))
+    if slot is None:
+        return see_other(url_for(request, "calls_book", r=card.resident.id))
+    held = await service.current_hold(card, slot.id)
     return await _page(request, "check.html", {
         "card": card, "slot": slot, "key": secrets.token_urlsafe(16),
-        "held_until": held.expires_at if held and held.slot_id == slot.id else None,
-        "late": card.standing.window.is_late(slot.day),
-        "companion": rules.needs_companion(age_on(card.resident, slot.day)),
+        "held_until": held.expires_at if held else None,
+        "late": card.is_late(slot.day), "companion": card.needs_companion(slot.day),
     })
 
 
 @staff_only(*CALLS)
 async def calls_confirm(request: Request):
-    """POST /staff/calls/confirm: book or move through the engine; 303 to the read-out script."""
+    """POST /staff/calls/confirm: book or move through the booking service; 303 to the read-out script."""
     form = await request.form()
-    card = await _card(request, _int(form.get("r")))
+    card = await _card(request, parse_id(form.get("r")))
     if card is None:
         return await _missing(request)
-    slot_id = _int(form.get("slot")) or 0
+    slot_id = parse_id(form.get("slot")) or 0
     try:
-        placed = await callers.place_booking(card, slot_id, now=clock.local_now(),
-                                             request_key=str(form.get("key", ""))[:64] or None)
-    except callers.CallerRefused:
-        return _redirect(_card_url(card.resident.id))
-    except engine.BookingError as exc:
-        if exc.reason == "already_booked":
-            return _redirect(_card_url(card.resident.id))
-        slot = await Slot.get_or_none(id=slot_id)
+        placed = await service.confirm(district(request), card, slot_id, channel="callcentre",
+                                       request_key=str(form.get("key", ""))[:64] or None)
+    except Refused as exc:
+        if exc.reason not in (Refusal.FULL, Refusal.NOT_ALLOWED, Refusal.GONE):
+            return _to_card(request, card.resident.id)
+        slot = await availability.slot_by_id(slot_id)
         return await _picker(request, card, slot.site_id if slot else None,
                              slot.day.isoformat() if slot else None, error="slot_taken", status=409)
     booking = placed.booking
     if placed.changed:
-        slot = await Slot.get(id=booking.slot_id).select_related("site")
+        slot = await availability.slot_with_site(booking.slot_id)
         await record(request, placed.kind, resident=card.resident,
                      detail=f"{format_code(booking.code)} {slot.site.code} {slot.day} {slot.start}")
-    return _redirect(f"/staff/calls/done?b={booking.id}" + ("&moved=1" if placed.kind == "move" else ""))
+    moved = {"moved": 1} if placed.kind == "move" else {}
+    return see_other(url_for(request, "calls_done", b=booking.id, **moved))
 
 
 @staff_only(*CALLS)
 async def calls_done(request: Request):
     """GET /staff/calls/done?b=: the script the agent reads out to the caller."""
-    booking = await callers.booking_for_script(_int(request.query_params.get("b")))
+    booking = await lookup.booking_for_script(parse_id(request.query_params.get("b")))
     if booking is None:
         return await _missing(request)
     if booking.status != booking.ACTIVE:
-        return _redirect(_card_url(booking.resident_id))
+        return _to_card(request, booking.resident_id)
     card = await _card(request, booking.resident_id)
     return await _page(request, "done.html", {
         "card": card, "booking": booking, "slot": booking.slot, "site": booking.slot.site,
         "moved": request.query_params.get("moved") == "1",
-        "late": card.standing.window.is_late(booking.slot.day),
-        "companion": rules.needs_companion(age_on(booking.resident, booking.slot.day)),
-        "spelled": callers.spell_code(booking.code),
+        "late": card.is_late(booking.slot.day),
+        "companion": card.needs_companion(booking.slot.day),
+        "spelled": spell_code(booking.code),
     })
 
 
 @staff_only(*CALLS)
 async def calls_cancel(request: Request):
-    """GET: are you sure?  POST: cancel through the engine; the place goes back."""
+    """GET: are you sure?  POST: cancel through the booking service; the place goes back."""
     if request.method == "POST":
         form = await request.form()
-        resident_id = _int(form.get("r")) or 0
-        booking, cancelled = await callers.cancel_booking(resident_id, _int(form.get("b")) or 0)
+        resident_id = parse_id(form.get("r")) or 0
+        booking, cancelled = await service.cancel(district(request), resident_id,
+                                                  parse_id(form.get("b")) or 0)
         if booking is None:
             return await _missing(request)
         if cancelled:
             await record(request, "cancel", resident=resident_id, detail=format_code(booking.code))
-        return _redirect(f"/staff/calls/cancelled?b={booking.id}")
-    card = await _card(request, _int(request.query_params.get("r")))
+        return see_other(url_for(request, "calls_cancelled", b=booking.id))
+    card = await _card(request, parse_id(request.query_params.get("r")))
     if card is None:
         return await _missing(request)
-    if card.standing.booking is None:
-        return _redirect(_card_url(card.resident.id))
-    return await _page(request, "cancel.html", {"card": card, "booking": card.standing.booking})
+    if card.booking is None:
+        return _to_card(request, card.resident.id)
+    return await _page(request, "cancel.html", {"card": card, "booking": card.booking})
 
 
 @staff_only(*CALLS)
 async def calls_cancelled(request: Request):
     """GET /staff/calls/cancelled?b=: what to tell the caller after a cancellation."""
-    booking = await callers.booking_for_script(_int(request.query_params.get("b")))
+    booking = await lookup.booking_for_script(parse_id(request.query_params.get("b")))
     if booking is None:
         return await _missing(request)
     if booking.status != booking.CANCELLED:
-        return _redirect(_card_url(booking.resident_id))
+        return _to_card(request, booking.resident_id)
     return await _page(request, "cancelled.html", {"booking": booking, "resident": booking.resident})
 
 

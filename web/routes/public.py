@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse
 
 from .. import i18n
+from ..http import see_other
 from ..templating import LARGE_COOKIE, render
 
 YEAR = 365 * 24 * 3600
@@ -28,7 +28,7 @@ async def start_page(request: Request):
 
 async def set_language(request: Request):
     lang = request.path_params["lang"]
-    response = RedirectResponse(safe_next(request.query_params.get("next")), status_code=303)
+    response = see_other(safe_next(request.query_params.get("next")))
     if lang in i18n.LANGUAGES:
         _remember(response, request, i18n.LANG_COOKIE, lang)
     return response
@@ -36,7 +36,7 @@ async def set_language(request: Request):
 
 async def toggle_large_text(request: Request):
     form = await request.form()
-    response = RedirectResponse(safe_next(form.get("next")), status_code=303)
+    response = see_other(safe_next(str(form.get("next", ""))))
     large = request.cookies.get(LARGE_COOKIE) == "large"
     _remember(response, request, LARGE_COOKIE, "normal" if large else "large")
     return response

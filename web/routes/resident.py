@@ -1,20 +1,22 @@
-"""The resident journey: personal link -> who you are -> site -> day and time -> check -> confirmation."""
+"""The resident journey: personal link -> who you are -> site -> day and time -> check -> confirmation.
+
+Each handler parses, calls the booking service (models/booking/service.py), and renders.
+"""
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
-from models import availability
-from models import booking as engine
-from models import clock, pii, rules
-from models.eligibility import Standing, assess
-from models.links import is_live, locked_until, resolve_token, verify_identity
-from models.residents import age_on
-from models.tables import Link, Resident, Site, Slot
+from models.booking import availability, service
+from models.booking.service import Standing
+from models.db.tables import Link, Resident
+from models.people import links, pii
+from models.rules.eligibility import Refusal, Refused
+from ..http import client_address, district, parse_id, see_other, url_for
+from ..journey import Journey
 from ..templating import render
 
 
@@ -22,9 +24,9 @@ from ..templating import render
 class Visit:
     """The resident behind this browser session, as of now."""
 
+    journey: Journey
     link: Link
     resident: Resident
-    verified: bool
     now: dt.datetime
     standing: Standing | None = None
 
@@ -33,54 +35,60 @@ class Visit:
         return pii.mask_name(self.resident.name)
 
 
-def redirect(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
-
-
 def link_invalid(request: Request):
     """One page for unknown, expired and revoked links: it tells a guesser nothing."""
     return render(request, "pages/resident/refusal.html", {"kind": "link_invalid"}, status=404)
 
 
+def slow_down(request: Request):
+    return render(request, "pages/resident/refusal.html", {"kind": "slow_down"}, status=429)
+
+
 async def load_visit(request: Request) -> Visit | None:
-    link_id = request.session.get("link")
-    link = await Link.get_or_none(id=link_id) if link_id else None
-    if link is None or not is_live(link):
-        request.session.clear()
+    """The live link of this session and its resident; a dead link ends the session."""
+    journey = Journey(request.session)
+    now = district(request).clock.now()
+    link = await links.live_link(journey.link_id, now)
+    if link is None:
+        journey.end()
         return None
-    resident = await Resident.get(id=link.resident_id).select_related("first_site")
-    return Visit(link, resident, request.session.get("verified") == link.id, clock.local_now())
+    return Visit(journey, link, link.resident, now)
 
 
-async def verified_visit(request: Request) -> Visit | RedirectResponse:
-    """The visit of a resident who proved who they are and may choose a place; else where to go."""
+async def _verified(request: Request) -> Visit | RedirectResponse:
+    """The visit of a resident who proved who they are, with their standing; else back home."""
     visit = await load_visit(request)
-    if visit is None or not visit.verified:
-        return redirect("/booking")
-    visit.standing = await assess(visit.resident, visit.now, lead_days=_settings(request).booking_lead_days)
-    if not visit.standing.can_choose:
-        return redirect("/booking")
+    if visit is None or not visit.journey.verified:
+        return see_other(url_for(request, "booking"))
+    visit.standing = await service.stand(district(request), visit.resident, visit.now)
     return visit
 
 
-def _settings(request: Request):
-    return request.app.state.settings
+async def choosing_visit(request: Request) -> Visit | RedirectResponse:
+    """A verified visit of someone who may choose a place (to book or to move); else back home."""
+    visit = await _verified(request)
+    if isinstance(visit, Visit) and not visit.standing.can_choose:
+        return see_other(url_for(request, "booking"))
+    return visit
 
 
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "-"
+async def booked_visit(request: Request) -> Visit | RedirectResponse:
+    """A verified visit of someone with an active booking; else back home."""
+    visit = await _verified(request)
+    if isinstance(visit, Visit) and visit.standing.booking is None:
+        return see_other(url_for(request, "booking"))
+    return visit
 
 
 async def open_link(request: Request):
     """GET /b/{token}: does not use the link up (scanners open it too); sets a session, 303 away."""
-    if not request.app.state.limits.hit("open_link", _client(request)):
-        return render(request, "pages/resident/refusal.html", {"kind": "slow_down"}, status=429)
-    link = await resolve_token(request.path_params["token"])
+    if not request.app.state.limits.hit("open_link", client_address(request)):
+        return slow_down(request)
+    link = await links.resolve_token(request.path_params["token"], district(request).clock.now())
     if link is None:
         return link_invalid(request)
-    request.session.clear()
-    request.session["link"] = link.id
-    return redirect("/booking")
+    Journey(request.session).start(link.id)
+    return see_other(url_for(request, "booking"))
 
 
 async def booking_home(request: Request):
@@ -88,29 +96,29 @@ async def booking_home(request: Request):
     visit = await load_visit(request)
     if visit is None:
         return link_invalid(request)
-    if not visit.verified:
+    if not visit.journey.verified:
         return _verify_page(request, visit)
-    standing = await assess(visit.resident, visit.now, lead_days=_settings(request).booking_lead_days)
-    if standing.refusal == rules.BOOKED:
-        return await _booking_page(request, visit, standing, just_booked=False)
+    standing = await service.stand(district(request), visit.resident, visit.now)
+    if standing.refusal == Refusal.BOOKED:
+        return _booking_page(request, visit, standing, just_booked=False)
     if standing.refusal:
         return _refusal(request, visit, standing)
-    return redirect("/booking/site")
+    return see_other(url_for(request, "site"))
 
 
-def _window_context(visit: Visit, window: rules.Window) -> dict:
+def _window_context(visit: Visit, window) -> dict:
     return {"name": visit.masked_name, "window": window, "today": visit.now.date()}
 
 
 def _verify_page(request: Request, visit: Visit, *, error: str = "", tries_left: int = 0,
                  status: int = 200):
-    until = locked_until(visit.link)
-    window = rules.interval_window(visit.resident.first_dose_date, visit.resident.vaccine)
+    d = district(request)
+    until = links.locked_until(visit.link, visit.now)
+    window = d.rules.window(visit.resident.first_dose_date, visit.resident.vaccine)
     return render(request, "pages/resident/verify.html", {
         **_window_context(visit, window),
         "error": error, "tries_left": tries_left, "locked_until": until,
-        "max_failures": _settings(request).verify_max_failures,
-        "lock_minutes": _settings(request).verify_lock_minutes,
+        "max_failures": d.verify_max_failures, "lock_minutes": d.verify_lock_minutes,
     }, status=423 if until else status)
 
 
@@ -126,17 +134,18 @@ async def booking_verify(request: Request):
     visit = await load_visit(request)
     if visit is None:
         return link_invalid(request)
-    if not request.app.state.limits.hit("verify", _client(request)):
-        return render(request, "pages/resident/refusal.html", {"kind": "slow_down"}, status=429)
+    if not request.app.state.limits.hit("verify", client_address(request)):
+        return slow_down(request)
     form = await request.form()
-    s = _settings(request)
-    result = await verify_identity(visit.link, str(form.get("id_number", "")),
-                                   max_failures=s.verify_max_failures, lock_minutes=s.verify_lock_minutes)
+    d = district(request)
+    result = await links.verify_identity(
+        d.vault, visit.link, str(form.get("id_number", ""))[:64], now=visit.now,
+        max_failures=d.verify_max_failures, lock_minutes=d.verify_lock_minutes)
     if result.ok:
-        request.session["verified"] = visit.link.id
+        visit.journey.mark_verified()
         # Straight to the first question when they may book: one round trip less on a slow network.
-        standing = await assess(visit.resident, visit.now, lead_days=s.booking_lead_days)
-        return redirect("/booking/site" if standing.refusal is None else "/booking")
+        standing = await service.stand(d, visit.resident, visit.now)
+        return see_other(url_for(request, "site" if standing.refusal is None else "booking"))
     await visit.link.refresh_from_db()
     error = f"invalid_{result.invalid_reason}" if result.reason == "invalid" else result.reason
     return _verify_page(request, visit, error=error, tries_left=result.tries_left, status=422)
@@ -144,193 +153,148 @@ async def booking_verify(request: Request):
 
 async def booking_site(request: Request):
     """GET/POST /booking/site: keep the first-dose site or pick another that has room."""
-    visit = await verified_visit(request)
+    visit = await choosing_visit(request)
     if not isinstance(visit, Visit):
         return visit
-    choices = await availability.site_choices(visit.resident, visit.standing.window, visit.now)
+    standing = visit.standing
+    choices = await availability.site_choices(visit.resident, standing.window, visit.now)
     open_ids = {c.site.id for c in choices if c.first_free_day}
     error = ""
     if request.method == "POST":
         form = await request.form()
-        site_id = _int(form.get("site"))
+        site_id = parse_id(form.get("site"))
         if site_id in open_ids:
-            request.session["site"] = site_id
-            request.session.pop("day", None)
-            request.session.pop("slot", None)
-            return redirect("/booking/slot")
+            visit.journey.choose_site(site_id)
+            return see_other(url_for(request, "slot"))
         error = "choose_site" if site_id is None else "site_full"
-    chosen = request.session.get("site")
+    chosen = visit.journey.site_id
     first = choices[0] if choices and choices[0].is_first_site else None
     if chosen not in open_ids:
         chosen = next((c.site.id for c in choices if c.first_free_day), None)
     return render(request, "pages/resident/site.html", {
-        **_window_context(visit, visit.standing.window),
+        **_window_context(visit, standing.window),
         "choices": choices, "chosen": chosen, "error": error,
         "first_site_full": first is not None and first.first_free_day is None,
-        "moving": visit.standing.booking is not None,
+        "moving": standing.booking is not None,
     }, status=422 if error else 200)
-
-
-def _int(value) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 async def booking_slot(request: Request):
     """GET/POST /booking/slot: a day allowed by the interval rule, then a window with room."""
-    visit = await verified_visit(request)
+    visit = await choosing_visit(request)
     if not isinstance(visit, Visit):
         return visit
-    site = await Site.get_or_none(id=request.session.get("site") or 0, active=True)
+    site = await availability.open_site(visit.journey.site_id)
     if site is None:
-        return redirect("/booking/site")
-    window = visit.standing.window
+        return see_other(url_for(request, "site"))
+    standing, journey = visit.standing, visit.journey
     error = ""
     if request.method == "POST":
         form = await request.form()
-        slot = await Slot.get_or_none(id=_int(form.get("slot")) or 0, site_id=site.id)
+        slot = await availability.slot_at(site.id, parse_id(form.get("slot")))
         if slot is None:
             error = "choose_slot"
         else:
-            request.session["day"] = slot.day.isoformat()
+            journey.look_at_day(slot.day)
             try:
-                await engine.hold(visit.resident, slot.id, window=window, now=visit.now)
-            except engine.BookingError:
+                await service.choose(district(request), standing, slot.id)
+            except Refused:
                 error = "slot_full"
             else:
-                request.session["slot"] = slot.id
-                request.session.pop("key", None)
-                return redirect("/booking/check")
-    flash = request.session.pop("flash", "")
-    days = await availability.days_for_site(site.id, window, visit.now)
-    wanted = request.query_params.get("day") or request.session.get("day")
+                journey.choose_slot(slot.id)
+                return see_other(url_for(request, "check"))
+    flash = journey.pop_flash()
+    days = await availability.days_for_site(site.id, standing.window, visit.now)
+    wanted = request.query_params.get("day") or (journey.day.isoformat() if journey.day else None)
     day = next((d.day for d in days if d.day.isoformat() == wanted), None)
     day = day or next((d.day for d in days if d.free), None)
     slots = await availability.windows_for_day(site.id, day, visit.now) if day else []
     return render(request, "pages/resident/slot.html", {
-        **_window_context(visit, window),
+        **_window_context(visit, standing.window),
         "site": site, "days": days, "day": day, "slots": slots, "error": error or flash,
-        "chosen": request.session.get("slot"),
+        "chosen": journey.slot_id,
     }, status=422 if error else 200, fragment="fragments/_slot_picker.html")
-
-
-async def _chosen_slot(request: Request, visit: Visit) -> Slot | None:
-    slot_id = request.session.get("slot")
-    slot = await Slot.get_or_none(id=slot_id).select_related("site") if slot_id else None
-    if slot is None or not availability.slot_is_allowed(slot, visit.standing.window, visit.now):
-        return None
-    return slot
 
 
 async def booking_check(request: Request):
     """GET /booking/check: every answer on one page, each with a way to change it."""
-    visit = await verified_visit(request)
+    visit = await choosing_visit(request)
     if not isinstance(visit, Visit):
         return visit
-    slot = await _chosen_slot(request, visit)
+    standing, journey = visit.standing, visit.journey
+    slot = await service.chosen_slot(standing, journey.slot_id)
     if slot is None:
-        return redirect("/booking/slot" if request.session.get("site") else "/booking/site")
-    held = await engine.live_hold(visit.resident.id)
-    if held is None or held.slot_id != slot.id:
-        try:  # the hold ran out while they were away: take it again if there is still room
-            held = await engine.hold(visit.resident, slot.id, window=visit.standing.window, now=visit.now)
-        except engine.BookingError:
-            request.session.pop("slot", None)
-            request.session["flash"] = "slot_taken"
-            return redirect("/booking/slot")
-    # One key per check page: a double tap or a resubmit sends it again and gets the same booking.
-    key = request.session.setdefault("key", secrets.token_urlsafe(16))
+        return see_other(url_for(request, "slot" if journey.site_id else "site"))
+    try:  # the hold may have run out while they were away: take it again if there is still room
+        held = await service.keep_hold(district(request), standing, slot.id)
+    except Refused:
+        journey.lose_slot("slot_taken")
+        return see_other(url_for(request, "slot"))
     return render(request, "pages/resident/check.html", {
-        **_window_context(visit, visit.standing.window),
-        "slot": slot, "key": key, "current": visit.standing.booking, "held_until": held.expires_at,
-        "late": visit.standing.window.is_late(slot.day),
-        "companion": rules.needs_companion(age_on(visit.resident, slot.day)),
+        **_window_context(visit, standing.window),
+        "slot": slot, "key": journey.request_key(), "current": standing.booking,
+        "held_until": held.expires_at, "late": standing.is_late(slot.day),
+        "companion": standing.needs_companion(slot.day),
     })
 
 
 async def booking_confirm(request: Request):
-    """POST /booking/confirm: book (or move) through the engine; 303 to the confirmation."""
-    visit = await verified_visit(request)
+    """POST /booking/confirm: book (or move) through the booking service; 303 to the confirmation."""
+    visit = await choosing_visit(request)
     if not isinstance(visit, Visit):
         return visit
     form = await request.form()
-    key = str(form.get("key", ""))[:64] or None
-    slot_id = _int(form.get("slot"))
-    current = visit.standing.booking
     try:
-        if current is None or (key and current.request_key == key):
-            await engine.book(visit.resident, slot_id or 0, window=visit.standing.window,
-                              now=visit.now, request_key=key, channel="sms")
-        else:
-            await engine.move(current, slot_id or 0, window=visit.standing.window, now=visit.now)
-    except engine.BookingError as exc:
-        if exc.reason == "already_booked":
-            return redirect("/booking")
-        request.session.pop("slot", None)
-        request.session["flash"] = "slot_taken"
-        return redirect("/booking/slot")
-    _forget_choices(request)
-    return redirect("/booking/done")
-
-
-async def booked_visit(request: Request) -> tuple[Visit, Standing] | RedirectResponse:
-    """The verified visit of a resident who has an active booking; else back to /booking."""
-    visit = await load_visit(request)
-    if visit is None or not visit.verified:
-        return redirect("/booking")
-    standing = await assess(visit.resident, visit.now, lead_days=_settings(request).booking_lead_days)
-    if standing.booking is None:
-        return redirect("/booking")
-    return visit, standing
-
-
-def _forget_choices(request: Request) -> None:
-    for name in ("slot", "key", "site", "day"):
-        request.session.pop(name, None)
+        await service.confirm(district(request), visit.standing, parse_id(form.get("slot")) or 0,
+                              request_key=str(form.get("key", ""))[:64] or None, channel="sms")
+    except Refused as exc:
+        if exc.reason == Refusal.BOOKED:
+            return see_other(url_for(request, "booking"))
+        visit.journey.lose_slot("slot_taken")
+        return see_other(url_for(request, "slot"))
+    visit.journey.forget_choices()
+    return see_other(url_for(request, "done"))
 
 
 async def booking_done(request: Request):
     """GET /booking/done: the confirmation of the booking just made."""
-    found = await booked_visit(request)
-    if not isinstance(found, tuple):
-        return found
-    return await _booking_page(request, *found, just_booked=True)
+    visit = await booked_visit(request)
+    if not isinstance(visit, Visit):
+        return visit
+    return _booking_page(request, visit, visit.standing, just_booked=True)
 
 
-async def _booking_page(request: Request, visit: Visit, standing: Standing, *, just_booked: bool):
+def _booking_page(request: Request, visit: Visit, standing: Standing, *, just_booked: bool):
     booking = standing.booking
     slot = booking.slot
     return render(request, "pages/resident/booking.html", {
         **_window_context(visit, standing.window),
         "booking": booking, "slot": slot, "site": slot.site, "just_booked": just_booked,
         "phone": visit.resident.phone_masked,
-        "late": standing.window.is_late(slot.day),
-        "companion": rules.needs_companion(age_on(visit.resident, slot.day)),
+        "late": standing.is_late(slot.day),
+        "companion": standing.needs_companion(slot.day),
         "can_move": standing.can_choose,
     })
 
 
 async def booking_cancel(request: Request):
     """GET: are you sure?  POST: cancel, the place goes back to others."""
-    found = await booked_visit(request)
-    if not isinstance(found, tuple):
-        return found
-    visit, standing = found
+    visit = await booked_visit(request)
+    if not isinstance(visit, Visit):
+        return visit
+    booking = visit.standing.booking
     if request.method == "POST":
-        await engine.cancel(standing.booking)
-        _forget_choices(request)
-        return redirect("/booking/cancelled")
-    slot = standing.booking.slot
+        await service.cancel(district(request), visit.resident.id, booking.id)
+        visit.journey.forget_choices()
+        return see_other(url_for(request, "cancelled"))
     return render(request, "pages/resident/cancel.html", {
-        **_window_context(visit, standing.window), "booking": standing.booking,
-        "slot": slot, "site": slot.site,
+        **_window_context(visit, visit.standing.window), "booking": booking,
+        "slot": booking.slot, "site": booking.slot.site,
     })
 
 
 async def booking_cancelled(request: Request):
     visit = await load_visit(request)
-    if visit is None or not visit.verified:
-        return redirect("/booking")
+    if visit is None or not visit.journey.verified:
+        return see_other(url_for(request, "booking"))
     return render(request, "pages/resident/cancelled.html", {"name": visit.masked_name})

@@ -1,47 +1,35 @@
 """The site check-in console: today's bookings at the door, look-up, check-in, end of day (rule 10)."""
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from starlette.requests import Request
-from starlette.responses import RedirectResponse
 from starlette.routing import Route
 
-from models import checkin, clock
-from models.pii import mask_name
-from models.tables import Booking, Site, StaffUser
+from models.db.tables import Site, StaffUser
+from models.operations import checkin
+from models.people.pii import mask_name
+from ..http import district, parse_id, see_other, url_for
 from ..staff_auth import SITE, current_staff, record, staff_only
 from ..templating import render
 
 FLASH = "site_flash"  # what the page after a 303 says was done: {"checked_in": id} or {"no_shows": n}
 
 
-def _int(value) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
 async def _site(user: StaffUser, code) -> Site | None:
     """The site worked at: a site account's own, whatever was sent; an admin's choice."""
     if user.role == "site":
         return user.site
-    code = str(code or "").strip()
-    return await Site.get_or_none(code=code) if code else None
+    return await checkin.site_by_code(str(code or "")[:32])
 
 
-def _home(user: StaffUser, site: Site) -> str:
-    return "/staff/site" if user.role == "site" else f"/staff/site?site={quote(site.code)}"
-
-
-def _redirect(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
+def _home(request: Request, user: StaffUser, site: Site) -> str:
+    if user.role == "site":
+        return url_for(request, "site_home")
+    return url_for(request, "site_home", site=site.code)
 
 
 async def _choose(request: Request, user: StaffUser, code: str = ""):
     """An admin first picks a site (a site account without one can only ask for it)."""
-    sites = await Site.filter(active=True).order_by("code") if user.role == "admin" else []
+    sites = await checkin.open_sites() if user.role == "admin" else []
     return render(request, "pages/staff/site/choose.html",
                   {"staff": user, "sites": sites, "unknown": code}, status=404 if code else 200)
 
@@ -49,18 +37,18 @@ async def _choose(request: Request, user: StaffUser, code: str = ""):
 async def _flash(request: Request) -> dict | None:
     note = request.session.pop(FLASH, None)
     if note and note.get("checked_in"):
-        booking = await Booking.get_or_none(id=note["checked_in"]).select_related("resident")
+        booking = await checkin.booking_with_resident(parse_id(note["checked_in"]) or 0)
         return {"checked_in": booking} if booking else None
     return note
 
 
 async def _page(request: Request, user: StaffUser, site: Site, *, status: int = 200, **extra):
     """The console page (or, for htmx, only its look-up panel)."""
-    today = clock.today()
+    today = district(request).clock.today()
     rows = await checkin.todays_bookings(site.id, today)
     return render(request, "pages/staff/site/checkin.html", {
         "staff": user, "site": site, "today": today, "rows": rows, "counts": checkin.count(rows),
-        "home": _home(user, site), "mask_name": mask_name, **extra,
+        "home": _home(request, user, site), "mask_name": mask_name, **extra,
     }, status=status, fragment="fragments/_site_lookup.html")
 
 
@@ -87,10 +75,10 @@ async def site_lookup(request: Request):
     form = await request.form()
     site = await _site(user, form.get("site"))
     if site is None:
-        return _redirect("/staff/site")
+        return see_other(url_for(request, "site_home"))
     query = str(form.get("q", ""))[:64]
     try:
-        found = await checkin.find(query, site.id, clock.today())
+        found = await checkin.find(district(request).vault, query, site.id, district(request).clock.today())
     except checkin.BadQuery as exc:
         return await _page(request, user, site, error=exc.reason, query=query, status=422)
     if found.refusal:
@@ -108,15 +96,15 @@ async def site_check_in(request: Request):
     form = await request.form()
     site = await _site(user, form.get("site"))
     if site is None:
-        return _redirect("/staff/site")
-    found = await checkin.check_in(_int(form.get("booking")), site.id, clock.today())
+        return see_other(url_for(request, "site_home"))
+    found = await checkin.check_in(parse_id(form.get("booking")), site.id, district(request).clock.today())
     if found.refusal:
         await _refused(request, site, found)
         return await _page(request, user, site, found=found, status=422)
     await record(request, "check_in", resident=found.resident,
                  detail=f"{found.shown_as} site={site.code}")
     request.session[FLASH] = {"checked_in": found.booking.id}
-    return _redirect(_home(user, site))
+    return see_other(_home(request, user, site))
 
 
 @staff_only(*SITE)
@@ -126,18 +114,19 @@ async def site_close(request: Request):
     source = await request.form() if request.method == "POST" else request.query_params
     site = await _site(user, source.get("site"))
     if site is None:
-        return _redirect("/staff/site")
-    today = clock.today()
+        return see_other(url_for(request, "site_home"))
+    now = district(request).clock.now()
+    today = now.date()
     if request.method == "POST":
         count = await checkin.mark_no_shows(site.id, today)
         await record(request, "no_shows", detail=f"{count} site={site.code} day={today.isoformat()}")
         request.session[FLASH] = {"no_shows": count}
-        return _redirect(_home(user, site))
+        return see_other(_home(request, user, site))
     counts = checkin.count(await checkin.todays_bookings(site.id, today))
     last_end = await checkin.last_window_end(site.id, today)
     return render(request, "pages/staff/site/close.html", {
-        "staff": user, "site": site, "today": today, "counts": counts, "home": _home(user, site),
-        "last_end": last_end if last_end and clock.local_now().strftime("%H:%M") < last_end else None,
+        "staff": user, "site": site, "today": today, "counts": counts, "home": _home(request, user, site),
+        "last_end": last_end if last_end and now.strftime("%H:%M") < last_end else None,
     })
 
 

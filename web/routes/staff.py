@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse
 
-from models import audit
-from models.staff_sessions import LIFETIME, sign_in, sign_out
-from ..staff_auth import HOME, STAFF_COOKIE, client_address, current_staff
+from models.staff import audit
+from models.staff.sessions import LIFETIME, sign_in, sign_out
+from ..http import client_address, district, see_other, url_for
+from ..staff_auth import STAFF_COOKIE, current_staff, home_of
 from ..templating import render
 from .public import safe_next
 
@@ -15,8 +15,7 @@ async def staff_home(request: Request):
     """GET /staff: the sign-in page, or the signed-in person's console."""
     user = await current_staff(request)
     if user is not None:
-        return RedirectResponse(safe_next(request.query_params.get("next"), HOME[user.role]),
-                                status_code=303)
+        return see_other(safe_next(request.query_params.get("next"), home_of(request, user)))
     return render(request, "pages/staff/login.html", {"next": request.query_params.get("next", "")})
 
 
@@ -28,7 +27,8 @@ async def staff_login(request: Request):
     context = {"next": str(form.get("next", "")), "username": username}
     if not request.app.state.limits.hit("staff_login", address):
         return render(request, "pages/staff/login.html", {**context, "error": "throttled"}, status=429)
-    result = await sign_in(username, str(form.get("password", "")), address)
+    result = await sign_in(username, str(form.get("password", ""))[:200], address,
+                           now=district(request).clock.now())
     if result.user is None:
         await audit.record(action="login_failed", username=username, address=address,
                            detail="locked" if result.locked_until else "")
@@ -37,7 +37,7 @@ async def staff_login(request: Request):
                       {**context, "error": error, "locked_until": result.locked_until},
                       status=423 if result.locked_until else 422)
     await audit.record(action="login", user=result.user, address=address)
-    response = RedirectResponse(safe_next(context["next"], HOME[result.user.role]), status_code=303)
+    response = see_other(safe_next(context["next"], home_of(request, result.user)))
     settings = request.app.state.settings
     response.set_cookie(STAFF_COOKIE, result.token, max_age=int(LIFETIME.total_seconds()),
                         httponly=True, samesite="strict", secure=settings.https)
@@ -50,6 +50,6 @@ async def staff_logout(request: Request):
     if user is not None:
         await audit.record(action="logout", user=user, address=client_address(request))
     await sign_out(request.cookies.get(STAFF_COOKIE))
-    response = RedirectResponse("/staff", status_code=303)
+    response = see_other(url_for(request, "staff"))
     response.delete_cookie(STAFF_COOKIE)
     return response

@@ -1,0 +1,156 @@
+"""The booking service: one function per thing a person does, called by every channel.
+
+Where a person stands (`stand`), choosing a window (`choose`, which holds it), keeping that
+hold on the check page (`keep_hold`), confirming (`confirm`: book or move, idempotent) and
+cancelling (`cancel`). The resident's link, the call centre and every later channel call these
+and only word the outcome; none of them talks to the engine or the tables itself.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from ..db.tables import Booking, Hold, Resident, Slot
+from ..district import District
+from ..messaging import wording
+from ..messaging.outbox import queue
+from ..people.pii import mask_name
+from ..people.residents import active_booking, is_restricted
+from ..rules.eligibility import Refusal, Refused, needs_companion, refusal
+from ..rules.interval import Window
+from . import availability, engine
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Where a person stands at a moment: their window, their booking, why they cannot book (if so)."""
+
+    resident: Resident
+    now: dt.datetime
+    window: Window
+    booking: Booking | None  # the active one, slot and site loaded
+    refusal: Refusal | None
+    restricted: bool = False
+
+    @property
+    def today(self) -> dt.date:
+        return self.now.date()
+
+    @property
+    def can_choose(self) -> bool:
+        """May go through site and time choice: to book, or to move an existing booking."""
+        return self.refusal is None or (self.refusal == Refusal.BOOKED and not self.restricted)
+
+    @property
+    def name(self) -> str:
+        return mask_name(self.resident.name)
+
+    @property
+    def late(self) -> bool:
+        """Today is past the recommended date (rule 3)."""
+        return self.window.is_late(self.today)
+
+    @property
+    def companion(self) -> bool:
+        """They are 70 or more today (rule 8)."""
+        return self.needs_companion(self.today)
+
+    def is_late(self, day: dt.date) -> bool:
+        """A second dose on `day` is past the recommended date (rule 3)."""
+        return self.window.is_late(day)
+
+    def needs_companion(self, day: dt.date) -> bool:
+        """They must come with a family member on `day` (rule 8)."""
+        return needs_companion(self.resident.birth_date, day)
+
+
+@dataclass(frozen=True)
+class Placed:
+    booking: Booking
+    kind: str  # "book" or "move"
+    changed: bool  # False for a repeated submission: nothing new happened
+
+
+async def stand(district: District, resident: Resident, now: dt.datetime | None = None) -> Standing:
+    """Apply rules 1-4 (and 'no room anywhere') to the resident as of now."""
+    now = now or district.clock.now()
+    window = district.rules.window(resident.first_dose_date, resident.vaccine)
+    booking = await active_booking(resident.id)
+    restricted = await is_restricted(resident)
+    why = refusal(
+        second_dose_given=resident.second_dose_date is not None,
+        restricted=restricted,
+        has_active_booking=booking is not None,
+        window=window,
+        today=now.date(),
+    )
+    if why is None and await availability.total_free(window, now) == 0:
+        why = Refusal.NO_ROOM
+    return Standing(resident, now, window, booking, why, restricted)
+
+
+def _may_choose(standing: Standing) -> None:
+    if not standing.can_choose:
+        raise Refused(standing.refusal, standing.booking)
+
+
+async def chosen_slot(standing: Standing, slot_id: int | None) -> Slot | None:
+    """The slot (site loaded) if it may still be booked by this person now; else None."""
+    try:
+        return await engine.bookable_slot(slot_id or 0, standing.window, standing.now)
+    except Refused:
+        return None
+
+
+async def choose(district: District, standing: Standing, slot_id: int) -> Hold:
+    """Hold the chosen window for a few minutes while the person checks their answers."""
+    _may_choose(standing)
+    return await engine.hold(standing.resident, slot_id, window=standing.window, now=standing.now,
+                             minutes=district.hold_minutes)
+
+
+async def current_hold(standing: Standing, slot_id: int) -> Hold | None:
+    """Their live hold, if it is on this slot."""
+    held = await engine.live_hold(standing.resident.id, standing.now)
+    return held if held and held.slot_id == slot_id else None
+
+
+async def keep_hold(district: District, standing: Standing, slot_id: int) -> Hold:
+    """Their hold on the slot, taken again if it ran out while they were away (Refused if full)."""
+    return await current_hold(standing, slot_id) or await choose(district, standing, slot_id)
+
+
+def _notice(district: District, resident: Resident, kind: str) -> engine.Notice:
+    """The SMS the engine queues inside the booking's transaction, worded by messaging."""
+
+    async def notify(booking: Booking, slot: Slot | None, conn) -> None:
+        body = (wording.cancel_body(resident, booking) if kind == "cancel"
+                else wording.booking_body(kind, resident, booking, slot))
+        await queue(district.vault, resident, kind, body, using_db=conn)
+
+    return notify
+
+
+async def confirm(district: District, standing: Standing, slot_id: int, *,
+                  request_key: str | None, channel: str) -> Placed:
+    """Book the slot, or move the person's booking there: one booking per confirm form (rule 6)."""
+    _may_choose(standing)
+    resident, current = standing.resident, standing.booking
+    if current is None or (request_key and current.request_key == request_key):
+        booking, created = await engine.book(
+            resident, slot_id, window=standing.window, now=standing.now, request_key=request_key,
+            channel=channel, notice=_notice(district, resident, "confirm"))
+        return Placed(booking, "book", created)
+    if current.slot_id == slot_id:
+        return Placed(current, "move", False)
+    moved = await engine.move(current, slot_id, window=standing.window, now=standing.now,
+                              notice=_notice(district, resident, "move"))
+    return Placed(moved, "move", True)
+
+
+async def cancel(district: District, resident_id: int, booking_id: int) -> tuple[Booking | None, bool]:
+    """Cancel the person's booking and give the place back; (booking, True) when it was active."""
+    found = await Booking.get_or_none(id=booking_id, resident_id=resident_id).select_related("resident")
+    if found is None:
+        return None, False
+    return found, await engine.cancel(found, notice=_notice(district, found.resident, "cancel"))

@@ -1,0 +1,1 @@
+"""The database: tables, migrations, the SQLite backend and start-up."""

@@ -1,0 +1,210 @@
+"""The tables. Personal values are stored only hashed (for lookup), encrypted and masked."""
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.expressions import F, Q
+from tortoise.models import Model
+
+
+class Site(Model):
+    id = fields.IntField(primary_key=True)
+    code = fields.CharField(max_length=32, unique=True)
+    name = fields.CharField(max_length=100)
+    subdistrict = fields.CharField(max_length=50, db_index=True)
+    address = fields.CharField(max_length=200)
+    phone = fields.CharField(max_length=40, default="")
+    active = fields.BooleanField(default=True)
+
+    class Meta:
+        table = "site"
+
+
+class RiskArea(Model):
+    """A sub-district currently marked medium or high risk: its residents cannot book."""
+
+    id = fields.IntField(primary_key=True)
+    subdistrict = fields.CharField(max_length=50, unique=True)
+    level = fields.CharField(max_length=10, default="medium")
+    marked_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "risk_area"
+
+
+class Resident(Model):
+    """A first-dose record: the person the second dose is booked for."""
+
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=50)
+    id_hash = fields.CharField(max_length=64, unique=True)
+    id_cipher = fields.TextField()
+    id_masked = fields.CharField(max_length=18)
+    birth_date = fields.DateField()
+    phone_hash = fields.CharField(max_length=64, db_index=True)
+    phone_cipher = fields.TextField()
+    phone_masked = fields.CharField(max_length=11)
+    first_dose_date = fields.DateField()
+    first_site = fields.ForeignKeyField("models.Site", related_name="first_doses")
+    vaccine = fields.CharField(max_length=50, default="")
+    subdistrict = fields.CharField(max_length=50, default="")
+    second_dose_date = fields.DateField(null=True)
+    second_dose_site = fields.ForeignKeyField(
+        "models.Site", related_name="second_doses", null=True
+    )
+    invited_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "resident"
+
+
+class Slot(Model):
+    """One time window at one site on one day, with its capacity and places taken."""
+
+    id = fields.IntField(primary_key=True)
+    site = fields.ForeignKeyField("models.Site", related_name="slots")
+    day = fields.DateField()
+    start = fields.CharField(max_length=5)  # "09:00": sorts and compares as text
+    end = fields.CharField(max_length=5)
+    capacity = fields.IntField()
+    booked = fields.IntField(default=0)  # bookings holding a place: status active or done
+    held = fields.IntField(default=0)  # hold rows, live or expired but not yet swept
+
+    class Meta:
+        table = "slot"
+        unique_together = (("site", "day", "start"),)
+
+    @property
+    def free(self) -> int:
+        return max(self.capacity - self.booked - self.held, 0)
+
+    @staticmethod
+    def has_room() -> Q:
+        """The filter for slot rows with a free place: booked + held < capacity.
+
+        The engine takes a place only with an UPDATE under this filter (a row count of 0: full).
+        """
+        return Q(held__lt=F("capacity") - F("booked"))
+
+
+class Hold(Model):
+    """A place kept for a resident for a few minutes while they check their answers."""
+
+    id = fields.IntField(primary_key=True)
+    slot = fields.ForeignKeyField("models.Slot", related_name="holds")
+    resident = fields.OneToOneField("models.Resident", related_name="hold")
+    expires_at = fields.DatetimeField(db_index=True)
+
+    class Meta:
+        table = "hold"
+
+
+class Booking(Model):
+    ACTIVE = "active"
+    CANCELLED = "cancelled"
+    DONE = "done"
+    NO_SHOW = "no_show"
+
+    id = fields.IntField(primary_key=True)
+    code = fields.CharField(max_length=12, unique=True)
+    resident = fields.ForeignKeyField("models.Resident", related_name="bookings")
+    slot = fields.ForeignKeyField("models.Slot", related_name="bookings")
+    status = fields.CharField(max_length=12, default=ACTIVE, db_index=True)
+    request_key = fields.CharField(max_length=64, null=True, unique=True)
+    channel = fields.CharField(max_length=20, default="sms")
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "booking"
+
+
+class Link(Model):
+    """A personal booking link: only the hash of its token is kept."""
+
+    id = fields.IntField(primary_key=True)
+    token_hash = fields.CharField(max_length=64, unique=True)
+    resident = fields.ForeignKeyField("models.Resident", related_name="links")
+    created_at = fields.DatetimeField(auto_now_add=True)
+    expires_at = fields.DatetimeField()
+    revoked = fields.BooleanField(default=False)
+    failures = fields.IntField(default=0)
+    locked_until = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "link"
+
+
+class SmsMessage(Model):
+    QUEUED = "queued"
+    SENT = "sent"
+    FAILED = "failed"
+
+    id = fields.IntField(primary_key=True)
+    resident = fields.ForeignKeyField("models.Resident", related_name="sms", null=True)
+    kind = fields.CharField(max_length=20)
+    phone_cipher = fields.TextField()
+    phone_masked = fields.CharField(max_length=11)
+    body_cipher = fields.TextField()  # the body of an invitation holds a live link token
+    status = fields.CharField(max_length=10, default=QUEUED, db_index=True)
+    attempts = fields.IntField(default=0)
+    last_error = fields.CharField(max_length=200, default="")
+    created_at = fields.DatetimeField(auto_now_add=True)
+    sent_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "sms_message"
+
+
+class StaffUser(Model):
+    """A staff account: site staff are tied to one site, sub-district staff to one sub-district."""
+
+    ROLES = ("callcentre", "site", "subdistrict", "admin")
+
+    id = fields.IntField(primary_key=True)
+    username = fields.CharField(max_length=40, unique=True)
+    password_hash = fields.CharField(max_length=200)  # argon2id, never the password itself
+    role = fields.CharField(max_length=12)
+    site = fields.ForeignKeyField("models.Site", related_name="staff", null=True)
+    subdistrict = fields.CharField(max_length=50, default="")
+    active = fields.BooleanField(default=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    failed_logins = fields.IntField(default=0)  # consecutive; reset by a good log-in
+    locked_until = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "staff_user"
+
+
+class StaffSession(Model):
+    """A signed-in staff member's session: the cookie holds only a random token, hashed here."""
+
+    id = fields.IntField(primary_key=True)
+    token_hash = fields.CharField(max_length=64, unique=True)
+    user = fields.ForeignKeyField("models.StaffUser", related_name="sessions")
+    created_at = fields.DatetimeField(auto_now_add=True)
+    last_seen = fields.DatetimeField()
+    expires_at = fields.DatetimeField()  # absolute lifetime, however active
+    revoked = fields.BooleanField(default=False)
+    address = fields.CharField(max_length=45, default="")
+
+    class Meta:
+        table = "staff_session"
+
+
+class AuditEntry(Model):
+    """One staff action. Append-only: the database refuses UPDATE and DELETE (migration 0004)."""
+
+    id = fields.IntField(primary_key=True)
+    at = fields.DatetimeField(auto_now_add=True, db_index=True)
+    user = fields.ForeignKeyField("models.StaffUser", related_name="audit", null=True)
+    username = fields.CharField(max_length=40, db_index=True)  # kept as typed for failed log-ins
+    role = fields.CharField(max_length=12, default="")
+    action = fields.CharField(max_length=40, db_index=True)
+    resident = fields.ForeignKeyField("models.Resident", related_name="audit", null=True)
+    detail = fields.CharField(max_length=300, default="")
+    address = fields.CharField(max_length=45, default="")
+
+    class Meta:
+        table = "audit_entry"

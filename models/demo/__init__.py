@@ -1,0 +1,1 @@
+"""The demo data set: fictional sites, people and staff logins for trying every case."""

@@ -1,0 +1,1 @@
+"""Messaging: what each SMS says, the outbox it waits in, and its delivery."""

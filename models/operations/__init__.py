@@ -1,0 +1,1 @@
+"""District operations: imports, invitation batches, slots, check-in at the door, invariant checks."""

@@ -1,0 +1,225 @@
+"""Site check-in: find a booking at the door, record the second dose given, close the day.
+
+Rule 10: a site accepts only a booking for that site and that day. Everything else is refused
+with one of the reasons below, which the page turns into what to do instead.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from tortoise.expressions import F
+from tortoise.transactions import in_transaction
+
+from ..booking.codes import CODE_ALPHABET, CODE_LENGTH, format_code, normalise_code
+from ..booking.engine import lock_slots, retrying
+from ..db.tables import Booking, Resident, Site, Slot
+from ..people import pii
+from ..staff import audit
+
+# Why a person cannot be checked in.
+NO_BOOKING = "no_booking"
+OTHER_SITE = "other_site"
+OTHER_DAY = "other_day"
+CANCELLED = "cancelled"
+CHECKED_IN = "checked_in"
+VACCINATED = "vaccinated"
+NO_SHOW = "no_show"
+
+SHOWN = (Booking.ACTIVE, Booking.DONE, Booking.NO_SHOW)  # today's list leaves out cancellations
+
+
+class BadQuery(ValueError):
+    """What was typed is neither a booking code nor a valid ID number; `reason` says which."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason  # empty, format, code or id
+
+
+@dataclass(frozen=True)
+class Finding:
+    """The answer at the door: the booking (if any) and why it cannot be checked in (if so)."""
+
+    booking: Booking | None  # slot__site and resident loaded
+    resident: Resident | None
+    refusal: str | None
+    shown_as: str = ""  # what was looked up, safe to show and audit: a code or a masked ID
+
+
+@dataclass(frozen=True)
+class Counts:
+    booked: int  # everyone who had a place today: expected, checked in or no-show
+    checked_in: int
+    expected: int
+    no_show: int
+
+
+def parse_query(text: str) -> tuple[str, str]:
+    """Return ("code", ACEF7HJK) or ("id", the normalised ID number); raise BadQuery."""
+    folded = pii.normalise_id(text)  # full-width to half-width, no spaces or dashes, upper case
+    if not folded:
+        raise BadQuery("empty")
+    code = normalise_code(folded)
+    if len(code) == CODE_LENGTH:
+        if any(ch not in CODE_ALPHABET for ch in code):
+            raise BadQuery("code")
+        return "code", code
+    if len(folded) >= 15 and folded[:6].isdigit():
+        try:
+            return "id", pii.validate_id(folded)
+        except pii.InvalidIdNumber:
+            raise BadQuery("id") from None
+    raise BadQuery("format")
+
+
+def refusal(booking: Booking, site_id: int, day: dt.date) -> str | None:
+    """Why this booking (slot and resident loaded) cannot be checked in here today, or None."""
+    if booking.status == Booking.DONE:
+        return CHECKED_IN
+    if booking.status == Booking.CANCELLED:
+        return CANCELLED
+    if booking.status == Booking.NO_SHOW:
+        return NO_SHOW
+    if booking.resident.second_dose_date is not None:
+        return VACCINATED
+    if booking.slot.site_id != site_id:
+        return OTHER_SITE
+    if booking.slot.day != day:
+        return OTHER_DAY
+    return None
+
+
+def _bookings():
+    return Booking.all().select_related("slot__site", "resident__second_dose_site")
+
+
+def _finding(booking: Booking | None, site_id: int, day: dt.date, shown_as: str) -> Finding:
+    if booking is None:
+        return Finding(None, None, NO_BOOKING, shown_as)
+    return Finding(booking, booking.resident, refusal(booking, site_id, day), shown_as)
+
+
+async def find(vault: pii.Vault, text: str, site_id: int, day: dt.date) -> Finding:
+    """Look up what was typed at the door (a booking code or an ID number); raise BadQuery."""
+    kind, value = parse_query(text)
+    if kind == "code":
+        booking = await _bookings().get_or_none(code=value)
+        return _finding(booking, site_id, day, format_code(value))
+    shown = pii.mask_id(value)
+    resident = await Resident.get_or_none(id_hash=vault.keyed_hash(value))
+    if resident is None:  # nobody on record answers exactly like nobody booked
+        return Finding(None, None, NO_BOOKING, shown)
+    mine = await _bookings().filter(resident_id=resident.id).order_by("-id")
+    by_status = {}
+    for b in mine:
+        by_status.setdefault(b.status, b)  # the newest of each status
+    booking = by_status.get(Booking.ACTIVE) or by_status.get(Booking.DONE)
+    if booking is None and resident.second_dose_date is not None:
+        await resident.fetch_related("second_dose_site")
+        return Finding(None, resident, VACCINATED, shown)
+    return _finding(booking or (mine[0] if mine else None), site_id, day, shown)
+
+
+class _Changed(Exception):
+    """The booking or the resident changed since it was read: roll back and look again."""
+
+
+async def check_in(booking_id: int | None, site_id: int, day: dt.date) -> Finding:
+    """Check the person in and record their second dose, all in one transaction.
+
+    The place stays taken (slot.booked unchanged): it was used. Refused, with a reason, unless
+    the booking is active, for this site and this day, and no second dose is recorded yet.
+    """
+    for _ in range(3):
+        booking = await _bookings().get_or_none(id=booking_id) if booking_id else None
+        found = _finding(booking, site_id, day, format_code(booking.code) if booking else "")
+        if found.refusal:
+            return found
+        try:
+            async with in_transaction() as conn:
+                done = await Booking.filter(
+                    id=booking.id, status=Booking.ACTIVE, slot_id=booking.slot_id
+                ).using_db(conn).update(status=Booking.DONE)
+                if done != 1:
+                    raise _Changed
+                given = await Resident.filter(
+                    id=booking.resident_id, second_dose_date__isnull=True
+                ).using_db(conn).update(second_dose_date=day, second_dose_site_id=site_id)
+                if given != 1:
+                    raise _Changed
+        except _Changed:
+            continue  # cancelled, moved or checked in meanwhile: the next round says which
+        booking = await _bookings().get(id=booking.id)
+        return Finding(booking, booking.resident, None, format_code(booking.code))
+    raise RuntimeError(f"booking {booking_id} kept changing during check-in")
+
+
+async def mark_no_shows(site_id: int, day: dt.date) -> int:
+    """Mark every booking still active at the site that day as a no-show and give its place back.
+
+    One transaction; returns how many. The people concerned have no active booking any more, so
+    their link lets them book again.
+    """
+    slot_ids = await Slot.filter(site_id=site_id, day=day).order_by("id").values_list("id", flat=True)
+
+    async def transaction() -> int:
+        total = 0
+        async with in_transaction() as conn:
+            await lock_slots(conn, *slot_ids)
+            for slot_id in slot_ids:
+                gone = await Booking.filter(slot_id=slot_id, status=Booking.ACTIVE).using_db(
+                    conn).update(status=Booking.NO_SHOW, request_key=None)
+                if gone:
+                    await Slot.filter(id=slot_id).using_db(conn).update(booked=F("booked") - gone)
+                    total += gone
+        return total
+
+    return await retrying(transaction)
+
+
+async def close_day(day: dt.date, *, by: str = "scheduler") -> dict[str, int]:
+    """End of day for every site (for a CLI or a scheduler): no-shows per site code, audited."""
+    codes = await Booking.filter(status=Booking.ACTIVE, slot__day=day).distinct().values_list(
+        "slot__site_id", "slot__site__code")
+    result = {}
+    for site_id, code in sorted(codes, key=lambda row: row[1]):
+        result[code] = await mark_no_shows(site_id, day)
+        await audit.record(action="no_shows", username=by, address="",
+                           detail=f"{result[code]} site={code} day={day.isoformat()}")
+    return result
+
+
+async def todays_bookings(site_id: int, day: dt.date) -> list[Booking]:
+    """The site's bookings that day (not the cancelled ones), by time window."""
+    return await Booking.filter(
+        slot__site_id=site_id, slot__day=day, status__in=SHOWN
+    ).select_related("slot", "resident").order_by("slot__start", "id")
+
+
+def count(bookings: list[Booking]) -> Counts:
+    """Today's figures for the top of the page."""
+    statuses = [b.status for b in bookings]
+    return Counts(booked=len(statuses), checked_in=statuses.count(Booking.DONE),
+                  expected=statuses.count(Booking.ACTIVE), no_show=statuses.count(Booking.NO_SHOW))
+
+
+async def last_window_end(site_id: int, day: dt.date) -> str | None:
+    """When the site's last window that day ends ("17:00"), or None without slots."""
+    ends = await Slot.filter(site_id=site_id, day=day).order_by("-end").limit(1).values_list(
+        "end", flat=True)
+    return ends[0] if ends else None
+
+
+async def booking_with_resident(booking_id: int) -> Booking | None:
+    """A booking and its person, for the note after a check-in."""
+    return await Booking.get_or_none(id=booking_id).select_related("resident")
+
+
+async def site_by_code(code: str) -> Site | None:
+    code = (code or "").strip()
+    return await Site.get_or_none(code=code) if code else None
+
+
+async def open_sites() -> list[Site]:
+    return await Site.filter(active=True).order_by("code")

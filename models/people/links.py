@@ -1,0 +1,92 @@
+"""Personal booking links: issuing, resolving, and the ID-number check with its lock-out."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from tortoise.expressions import F
+
+from ..clock import as_utc
+from ..db.tables import Link, Resident
+from ..tokens import new_link_token, token_hash
+from . import pii
+
+LINK_PATH = "/b/"
+
+
+async def issue_link(resident: Resident, *, now: dt.datetime, days_valid: int = 60,
+                     using_db=None) -> str:
+    """Create a personal link for the resident and return its token (shown once, never stored)."""
+    token = new_link_token()
+    await Link.create(
+        token_hash=token_hash(token),
+        resident=resident,
+        expires_at=as_utc(now) + dt.timedelta(days=days_valid),
+        using_db=using_db,
+    )
+    return token
+
+
+def link_url(base_url: str, token: str) -> str:
+    return f"{base_url.rstrip('/')}{LINK_PATH}{token}"
+
+
+async def resolve_token(token: str, now: dt.datetime) -> Link | None:
+    """Return the live link for a token; unknown, expired and revoked all give None."""
+    if not token or len(token) > 64:
+        return None
+    link = await Link.get_or_none(token_hash=token_hash(token))
+    return link if link and is_live(link, now) else None
+
+
+async def live_link(link_id: int | None, now: dt.datetime) -> Link | None:
+    """The link by row id, with its resident and their first-dose site, if it is still live."""
+    link = await Link.get_or_none(id=link_id).select_related("resident__first_site") if link_id else None
+    return link if link and is_live(link, now) else None
+
+
+def is_live(link: Link, now: dt.datetime) -> bool:
+    return not link.revoked and link.expires_at > as_utc(now)
+
+
+def locked_until(link: Link, now: dt.datetime) -> dt.datetime | None:
+    if link.locked_until and link.locked_until > as_utc(now):
+        return link.locked_until
+    return None
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    reason: str = ""  # invalid (not an ID number), mismatch, locked
+    tries_left: int = 0
+    locked_until: dt.datetime | None = None
+    invalid_reason: str = ""
+
+
+async def verify_identity(
+    vault: pii.Vault, link: Link, id_text: str, *, now: dt.datetime, max_failures: int = 5,
+    lock_minutes: int = 30,
+) -> VerifyResult:
+    """Check a typed ID number against the link's resident; repeated mismatches lock the link."""
+    until = locked_until(link, now)
+    if until:
+        return VerifyResult(False, "locked", locked_until=until)
+    try:
+        number = pii.validate_id(id_text)
+    except pii.InvalidIdNumber as exc:
+        # A mistyped number is not a guess at someone else's: it does not count towards the lock.
+        return VerifyResult(False, "invalid", tries_left=max_failures - link.failures,
+                            invalid_reason=exc.reason)
+    resident = await Resident.get(id=link.resident_id)
+    if vault.keyed_hash(number) == resident.id_hash:
+        if link.failures:
+            await Link.filter(id=link.id).update(failures=0, locked_until=None)
+        return VerifyResult(True)
+    await Link.filter(id=link.id).update(failures=F("failures") + 1)
+    await link.refresh_from_db(fields=["failures"])
+    if link.failures >= max_failures:
+        until = as_utc(now) + dt.timedelta(minutes=lock_minutes)
+        await Link.filter(id=link.id).update(failures=0, locked_until=until)
+        return VerifyResult(False, "locked", locked_until=until)
+    return VerifyResult(False, "mismatch", tries_left=max_failures - link.failures)

@@ -1,0 +1,57 @@
+"""First-dose records: creating and updating them from trusted, already-validated values."""
+from __future__ import annotations
+
+import datetime as dt
+
+from ..db.tables import Booking, Resident, RiskArea, Site
+from . import pii
+
+
+async def upsert_resident(
+    vault: pii.Vault, *, name: str, id_number: str, phone: str, first_dose_date: dt.date, site: Site,
+    vaccine: str = "", subdistrict: str = "",
+) -> tuple[Resident, str]:
+    """Create or update the record for a validated ID number; return it and created/updated/unchanged."""
+    id_hash = vault.keyed_hash(id_number)
+    values = dict(
+        name=name.strip(),
+        phone_hash=vault.keyed_hash(phone),
+        phone_masked=pii.mask_phone(phone),
+        first_dose_date=first_dose_date,
+        first_site_id=site.id,
+        vaccine=vaccine.strip(),
+        subdistrict=(subdistrict or site.subdistrict).strip(),
+    )
+    existing = await Resident.get_or_none(id_hash=id_hash)
+    if existing is None:
+        resident = await Resident.create(
+            id_hash=id_hash,
+            id_cipher=vault.encrypt(id_number),
+            id_masked=pii.mask_id(id_number),
+            birth_date=pii.birth_date(id_number),
+            phone_cipher=vault.encrypt(phone),
+            **values,
+        )
+        return resident, "created"
+    changed = {k: v for k, v in values.items() if getattr(existing, k) != v}
+    if not changed:
+        return existing, "unchanged"
+    if "phone_hash" in changed:
+        changed["phone_cipher"] = vault.encrypt(phone)
+    for key, value in changed.items():
+        setattr(existing, key, value)
+    await existing.save(update_fields=list(changed))
+    return existing, "updated"
+
+
+async def is_restricted(resident: Resident) -> bool:
+    """Whether the resident lives in a sub-district currently marked medium/high risk."""
+    return bool(resident.subdistrict) and await RiskArea.exists(subdistrict=resident.subdistrict)
+
+
+async def active_booking(resident_id: int) -> Booking | None:
+    return (
+        await Booking.filter(resident_id=resident_id, status=Booking.ACTIVE)
+        .select_related("slot__site")
+        .first()
+    )

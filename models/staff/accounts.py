@@ -1,0 +1,79 @@
+"""Staff accounts: creating them and checking passwords (argon2id hashes only)."""
+from __future__ import annotations
+
+import re
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from ..db.tables import Site, StaffUser
+from ..rules.tianhe import normalise_subdistrict
+
+MIN_PASSWORD_LENGTH = 10
+USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,39}$")
+
+_hasher = PasswordHasher()
+# Verified against when the username is unknown, so that answer takes as long as a wrong password.
+_DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+
+class StaffError(ValueError):
+    """The account cannot be created as asked; the message says why."""
+
+
+def hash_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise StaffError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+    return _hasher.hash(password)
+
+
+async def create_user(
+    *, role: str, username: str, password: str, site_code: str | None = None,
+    subdistrict: str | None = None,
+) -> StaffUser:
+    """Create an active staff account; raise StaffError when a value is missing or wrong."""
+    username = (username or "").strip().lower()
+    if not USERNAME.match(username):
+        raise StaffError("username must be 3-40 characters: letters, digits, '.', '_' or '-'")
+    if role not in StaffUser.ROLES:
+        raise StaffError(f"role must be one of {', '.join(StaffUser.ROLES)}")
+    site = None
+    if role == "site":
+        if not site_code:
+            raise StaffError("role 'site' needs --site CODE")
+        site = await Site.get_or_none(code=site_code.strip())
+        if site is None:
+            raise StaffError(f"unknown site code {site_code.strip()}")
+    area = ""
+    if role == "subdistrict":
+        area = normalise_subdistrict(subdistrict or "") or ""
+        if not area:
+            raise StaffError("role 'subdistrict' needs --subdistrict, one of Tianhe's 21 sub-districts")
+    password_hash = hash_password(password)
+    if await StaffUser.exists(username=username):
+        raise StaffError(f"username {username} is already taken")
+    return await StaffUser.create(
+        username=username, password_hash=password_hash, role=role, site=site, subdistrict=area
+    )
+
+
+def verify_password(user: StaffUser, password: str) -> bool:
+    """Whether the password is the user's."""
+    try:
+        return _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+async def authenticate(username: str, password: str) -> StaffUser | None:
+    """Return the active account for these credentials, or None; upgrades an outdated hash."""
+    user = await StaffUser.get_or_none(username=(username or "").strip().lower(), active=True)
+    if user is None:
+        verify_password(StaffUser(password_hash=_DUMMY_HASH), password)
+        return None
+    if not verify_password(user, password):
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+        await user.save(update_fields=["password_hash"])
+    return user
