@@ -12,11 +12,10 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from tortoise import connections
 
 from models.booking import engine
 from models.clock import SystemClock
-from models.db.setup import close_db, init_db
+from models.db.setup import close_db, init_db, ping
 from models.district import District
 from .routes import admin, callcentre, public, resident, site, staff
 from .security import RateLimits, SecurityHeaders, with_csrf
@@ -47,7 +46,7 @@ async def sweep_holds_forever(district: District, every: float = 30) -> None:
 
 
 async def healthz(request):
-    await connections.get("default").execute_query("SELECT 1")
+    await ping()
     return PlainTextResponse("ok")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from tortoise import Tortoise
+from tortoise import Tortoise, connections
 from tortoise.migrations.api import migrate
 from tortoise.backends.base.config_generator import generate_config
 
@@ -48,6 +48,11 @@ async def init_db(url: str, *, migrate_schema: bool = True) -> None:
     if migrate_schema:
         await migrate(config=tortoise_config(url))
     await Tortoise.init(config=tortoise_config(url), _enable_global_fallback=True)
+
+
+async def ping() -> None:
+    """Ask the database something trivial: raises when it does not answer."""
+    await connections.get("default").execute_query("SELECT 1")
 
 
 async def close_db() -> None:
