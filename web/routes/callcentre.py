@@ -14,6 +14,7 @@ from starlette.routing import Route
 from models.booking import availability, service
 from models.booking.codes import format_code, spell_code
 from models.booking.service import Standing
+from models.db.tables import Booking
 from models.people import lookup
 from models.rules.eligibility import Refusal, Refused
 from ..http import district, parse_id, see_other, url_for
@@ -29,6 +30,16 @@ async def _card(request: Request, resident_id: int | None) -> Standing | None:
     """Where the caller stands now (their card), or None when there is no such record."""
     resident = await lookup.resident_by_id(resident_id)
     return await service.stand(district(request), resident) if resident else None
+
+
+async def _choosing_card(request: Request, resident_id: int | None):
+    """The card of a caller who may choose a place (to book or move); else the page to show."""
+    card = await _card(request, resident_id)
+    if card is None:
+        return await _missing(request)
+    if not card.can_choose:
+        return _to_card(request, card.resident.id)
+    return card
 
 
 def _to_card(request: Request, resident_id: int):
@@ -111,11 +122,9 @@ async def _picker(request: Request, card: Standing, site_id: int | None, day_tex
 async def calls_book(request: Request):
     """GET /staff/calls/book?r=&site=&day=: site, day and window with live availability."""
     q = request.query_params
-    card = await _card(request, parse_id(q.get("r")))
-    if card is None:
-        return await _missing(request)
-    if not card.can_choose:
-        return _to_card(request, card.resident.id)
+    card = await _choosing_card(request, parse_id(q.get("r")))
+    if not isinstance(card, Standing):
+        return card
     return await _picker(request, card, parse_id(q.get("site")), q.get("day"))
 
 
@@ -143,11 +152,9 @@ async def calls_hold(request: Request):
 async def calls_check(request: Request):
     """GET /staff/calls/check?r=&slot=: read the answers back, then confirm (one key per page)."""
     q = request.query_params
-    card = await _card(request, parse_id(q.get("r")))
-    if card is None:
-        return await _missing(request)
-    if not card.can_choose:
-        return _to_card(request, card.resident.id)
+    card = await _choosing_card(request, parse_id(q.get("r")))
+    if not isinstance(card, Standing):
+        return card
     slot = await service.chosen_slot(card, parse_id(q.get("slot")))
     if slot is None:
         return see_other(url_for(request, "calls_book", r=card.resident.id))
@@ -185,14 +192,22 @@ async def calls_confirm(request: Request):
     return see_other(url_for(request, "calls_done", b=booking.id, **moved))
 
 
-@staff_only(*CALLS)
-async def calls_done(request: Request):
-    """GET /staff/calls/done?b=: the script the agent reads out to the caller."""
+async def _script_booking(request: Request, status: str):
+    """The booking ?b= for a read-out script, if it is in `status`; else the page to show."""
     booking = await lookup.booking_for_script(parse_id(request.query_params.get("b")))
     if booking is None:
         return await _missing(request)
-    if booking.status != booking.ACTIVE:
+    if booking.status != status:
         return _to_card(request, booking.resident_id)
+    return booking
+
+
+@staff_only(*CALLS)
+async def calls_done(request: Request):
+    """GET /staff/calls/done?b=: the script the agent reads out to the caller."""
+    booking = await _script_booking(request, Booking.ACTIVE)
+    if not isinstance(booking, Booking):
+        return booking
     card = await _card(request, booking.resident_id)
     return await _page(request, "done.html", {
         "card": card, "booking": booking, "slot": booking.slot, "site": booking.slot.site,
@@ -227,11 +242,9 @@ async def calls_cancel(request: Request):
 @staff_only(*CALLS)
 async def calls_cancelled(request: Request):
     """GET /staff/calls/cancelled?b=: what to tell the caller after a cancellation."""
-    booking = await lookup.booking_for_script(parse_id(request.query_params.get("b")))
-    if booking is None:
-        return await _missing(request)
-    if booking.status != booking.CANCELLED:
-        return _to_card(request, booking.resident_id)
+    booking = await _script_booking(request, Booking.CANCELLED)
+    if not isinstance(booking, Booking):
+        return booking
     return await _page(request, "cancelled.html", {"booking": booking, "resident": booking.resident})
 
 

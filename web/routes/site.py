@@ -68,17 +68,23 @@ async def site_home(request: Request):
     return await _page(request, user, site, flash=await _flash(request))
 
 
+async def _posted(request: Request):
+    """(user, form, site) of a console POST; site is None when there is none to work at."""
+    user = await current_staff(request)
+    form = await request.form()
+    return user, form, await _site(user, form.get("site"))
+
+
 @staff_only(*SITE)
 async def site_lookup(request: Request):
     """POST /staff/site/lookup: a booking code or an ID number -> the booking, or why not."""
-    user = await current_staff(request)
-    form = await request.form()
-    site = await _site(user, form.get("site"))
+    user, form, site = await _posted(request)
     if site is None:
         return see_other(url_for(request, "site_home"))
     query = str(form.get("q", ""))[:64]
     try:
-        found = await checkin.find(district(request).vault, query, site.id, district(request).clock.today())
+        d = district(request)
+        found = await checkin.find(d.vault, query, site.id, d.clock.today())
     except checkin.BadQuery as exc:
         return await _page(request, user, site, error=exc.reason, query=query, status=422)
     if found.refusal:
@@ -92,9 +98,7 @@ async def site_lookup(request: Request):
 @staff_only(*SITE)
 async def site_check_in(request: Request):
     """POST /staff/site/check-in: check the person in and record their second dose."""
-    user = await current_staff(request)
-    form = await request.form()
-    site = await _site(user, form.get("site"))
+    user, form, site = await _posted(request)
     if site is None:
         return see_other(url_for(request, "site_home"))
     found = await checkin.check_in(parse_id(form.get("booking")), site.id, district(request).clock.today())
