@@ -4,10 +4,13 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 
+from models.clock import SystemClock
 from models.db.tables import Site, Slot
 from models.people import pii
+from models.people.links import issue_link
 from models.people.residents import upsert_resident
 from tests.conftest import VAULT
+from tests.realserver import seed
 
 _seq = itertools.count(1)
 
@@ -50,3 +53,24 @@ async def make_journey_sites(today: dt.date) -> Site:
         await make_slot(home, day, "14:00", "15:00", capacity=20)
         await make_slot(far, day, "09:00", "10:00", capacity=20)
     return home
+
+
+def journey_world(url: str, people: dict[str, dict]) -> tuple[dt.date, dict[str, tuple[str, str]]]:
+    """Seed the browser tests' journey world at `url`, as of the real clock's today: the journey
+    sites and, per key of `people`, a resident (张三明, born 1948, first dose 30 days ago, unless
+    the key's make_resident arguments say otherwise) with a personal link.
+    Returns (today, {key: (ID number, link token)})."""
+    clock = SystemClock()
+    today = clock.today()
+
+    async def build():
+        home = await make_journey_sites(today)
+        links = {}
+        for key, kw in people.items():
+            kw = {"first_dose": today - dt.timedelta(days=30), "name": "张三明",
+                  "born": dt.date(1948, 3, 9), **kw}
+            resident, number = await make_resident(home, **kw)
+            links[key] = (number, await issue_link(resident, now=clock.now()))
+        return links
+
+    return today, seed(url, build)

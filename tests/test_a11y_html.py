@@ -15,11 +15,11 @@ import subprocess
 
 import pytest
 
-from models import clock
-from models import booking as engine
-from models.links import issue_link
-from models.rules import interval_window
-from models.tables import Link, RiskArea
+from models.booking import service
+from models.clock import TZ, FixedClock, SystemClock, as_utc
+from models.db.tables import Link, RiskArea
+from models.people.links import issue_link
+from web.settings import Settings, build_district
 from tests.conftest import TEST_SECRET
 from tests.factories import make_resident, make_site, make_slot
 from tests.realserver import ROOT, Server, seed
@@ -56,8 +56,12 @@ def tools():
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, tools):
     url = f"sqlite://{tmp_path_factory.mktemp('a11y')}/a11y.sqlite3"
+    clock = SystemClock()
     today = clock.today()
     days = [today + dt.timedelta(days=n) for n in range(1, 5)]
+    opening = dt.datetime.combine(today, dt.time(7, 0), TZ)
+    district = build_district(Settings(database_url=url, secret_key=TEST_SECRET),
+                              clock=FixedClock(opening))
 
     async def build():
         home = await make_site("TH01", "五山街", name="五山街社区卫生服务中心", address="天河区五山路71号")
@@ -76,7 +80,7 @@ def world(tmp_path_factory, tools):
 
         async def person(key, first_dose, **kw):
             resident, number = await make_resident(home, first_dose=first_dose, **kw)
-            tokens[key], numbers[key] = await issue_link(resident), number
+            tokens[key], numbers[key] = await issue_link(resident, now=clock.now()), number
             return resident
 
         # One booker per variant: 70 or older and past day 56, so every notice shows up.
@@ -90,20 +94,20 @@ def world(tmp_path_factory, tools):
         await person("restricted", today - dt.timedelta(days=30), name="刘八妹", subdistrict="珠吉街")
         await person("no_room", today - dt.timedelta(days=15), name="周十全")  # earliest day 6: no slots
         locked = await person("locked", today - dt.timedelta(days=30), name="吴小燕")
-        until = clock.utc_now() + dt.timedelta(minutes=30)
+        until = as_utc(clock.now()) + dt.timedelta(minutes=30)
         await Link.filter(resident=locked).update(failures=5, locked_until=until)
 
         # Staff: a caller, two people booked for today (here and at another site).
         first = today - dt.timedelta(days=30)
         _, caller_id = await make_resident(home, first_dose=first, name="王小明", phone="13712345678",
                                            born=dt.date(1950, 2, 3))
-        opening = dt.datetime.combine(today, dt.time(7, 0), clock.TZ)
         codes = []
         for site, phone in ((home, "13700000001"), (other, "13700000002")):
             slot = await make_slot(site, today, "23:00", "23:30", capacity=5)
             resident, _ = await make_resident(home, first_dose=first, name="李大华", phone=phone)
-            booking, _ = await engine.book(resident, slot.id, window=interval_window(first), now=opening)
-            codes.append(booking.code)
+            standing = await service.stand(district, resident)
+            placed = await service.confirm(district, standing, slot.id, request_key=None, channel="sms")
+            codes.append(placed.booking.code)
         await make_staff("callcentre", "agent1")
         await make_staff("site", "door1", site_code="TH01")
         await make_staff("admin", "admin1")

@@ -6,11 +6,9 @@ import sqlite3
 
 import pytest
 
-from models import clock
-from models.links import issue_link
-from tests.realserver import Server, seed, shot
 from tests.conftest import TEST_SECRET
-from tests.factories import make_journey_sites, make_resident
+from tests.factories import journey_world
+from tests.realserver import Server, shot
 
 pytestmark = pytest.mark.browser
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -20,18 +18,7 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 def world(tmp_path_factory):
     path = tmp_path_factory.mktemp("browser") / "journey.sqlite3"
     url = f"sqlite://{path}"
-    today = clock.today()
-
-    async def build():
-        home = await make_journey_sites(today)
-        people = {}
-        for mode in ("js", "nojs"):
-            resident, number = await make_resident(
-                home, first_dose=today - dt.timedelta(days=30), name="张三明", born=dt.date(1948, 3, 9))
-            people[mode] = (number, await issue_link(resident))
-        return people
-
-    people = seed(url, build)
+    today, people = journey_world(url, {"js": {}, "nojs": {}})
     server = Server(url, TEST_SECRET)
     yield {"server": server, "people": people, "db": path, "today": today}
     server.stop()

@@ -5,10 +5,10 @@ import datetime as dt
 
 import pytest
 
-from models import booking as engine
-from models import clock
-from models.codes import format_code
-from models.rules import interval_window
+from models.booking import service
+from models.booking.codes import format_code
+from models.clock import TZ, FixedClock, SystemClock
+from web.settings import Settings, build_district
 from tests.conftest import TEST_SECRET
 from tests.factories import make_resident, make_site, make_slot
 from tests.realserver import Server, seed, shot
@@ -21,8 +21,10 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     url = f"sqlite://{tmp_path_factory.mktemp('staff')}/staff.sqlite3"
-    today = clock.today()
-    opening = dt.datetime.combine(today, dt.time(7, 0), clock.TZ)
+    today = SystemClock().today()
+    opening = dt.datetime.combine(today, dt.time(7, 0), TZ)
+    district = build_district(Settings(database_url=url, secret_key=TEST_SECRET),
+                              clock=FixedClock(opening))
 
     async def build():
         home = await make_site("TH01", "五山街", name="五山街社区卫生服务中心", address="天河区五山路71号")
@@ -39,8 +41,9 @@ def world(tmp_path_factory):
         arrivals = []
         for slot, phone in ((here_slot, "13700000001"), (there_slot, "13700000002")):
             resident, _ = await make_resident(home, first_dose=first, name="李大华", phone=phone)
-            booking, _ = await engine.book(resident, slot.id, window=interval_window(first), now=opening)
-            arrivals.append(booking.code)
+            standing = await service.stand(district, resident)
+            placed = await service.confirm(district, standing, slot.id, request_key=None, channel="sms")
+            arrivals.append(placed.booking.code)
         await make_staff("callcentre", "agent1")
         await make_staff("site", "door1", site_code="TH01")
         return {"caller_id": caller_id, "here": arrivals[0], "there": arrivals[1]}

@@ -5,9 +5,9 @@ import datetime as dt
 
 import pytest
 
-from models import clock
-from models.links import issue_link
-from models.tables import RiskArea
+from models.clock import SystemClock
+from models.db.tables import RiskArea
+from models.people.links import issue_link
 from tests.conftest import TEST_SECRET
 from tests.factories import make_resident, make_site, make_slot
 from tests.realserver import Server, seed, shot
@@ -21,6 +21,7 @@ REFUSALS = ["too_early", "vaccinated", "restricted", "no_room"]
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     url = f"sqlite://{tmp_path_factory.mktemp('screens')}/screens.sqlite3"
+    clock = SystemClock()
     today = clock.today()
 
     async def build():
@@ -36,7 +37,7 @@ def world(tmp_path_factory):
         for lang, size in VARIANTS:
             r, number = await make_resident(home, first_dose=today - dt.timedelta(days=30),
                                             name="欧阳小明", born=dt.date(1949, 5, 6))
-            people[(lang, size)] = (number, await issue_link(r))
+            people[(lang, size)] = (number, await issue_link(r, now=clock.now()))
         cases = {
             "too_early": dict(first_dose=today - dt.timedelta(days=3)),
             "vaccinated": dict(first_dose=today - dt.timedelta(days=40),
@@ -50,7 +51,7 @@ def world(tmp_path_factory):
             if second:
                 r.second_dose_date = second
                 await r.save()
-            people[case] = (number, await issue_link(r))
+            people[case] = (number, await issue_link(r, now=clock.now()))
         return people
 
     people = seed(url, build)

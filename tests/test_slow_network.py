@@ -14,11 +14,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from models import clock
-from models.links import issue_link
 from tests.conftest import TEST_SECRET
-from tests.factories import make_journey_sites, make_resident
-from tests.realserver import ROOT, Server, seed
+from tests.factories import journey_world
+from tests.realserver import ROOT, Server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 pytest.importorskip("playwright.sync_api")
@@ -33,15 +31,8 @@ REPORT = ROOT / "test-artifacts" / "slow-network.md"
 def world(tmp_path_factory):
     path = tmp_path_factory.mktemp("slow") / "slow.sqlite3"
     url = f"sqlite://{path}"
-    today = clock.today()
-
-    async def build():
-        home = await make_journey_sites(today)
-        resident, number = await make_resident(
-            home, first_dose=today - dt.timedelta(days=30), name="张三明", born=dt.date(1948, 3, 9))
-        return number, await issue_link(resident)
-
-    number, token = seed(url, build)
+    today, people = journey_world(url, {"resident": {}})
+    number, token = people["resident"]
     server = Server(url, TEST_SECRET)
     yield {"server": server, "number": number, "token": token, "db": path, "today": today}
     server.stop()
