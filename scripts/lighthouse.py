@@ -25,10 +25,9 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from models import clock, pii  # noqa: E402
-from models.links import issue_link  # noqa: E402
+from models.db.tables import Slot  # noqa: E402
 from tests.conftest import TEST_SECRET  # noqa: E402
-from tests.factories import make_resident, make_site, make_slot  # noqa: E402
+from tests.factories import journey_world  # noqa: E402
 from tests.realserver import CHROMIUM, CHROMIUM_ARGS, Server, seed  # noqa: E402
 
 LIGHTHOUSE = ROOT / "tools" / "lighthouse" / "node_modules" / "lighthouse" / "cli" / "index.js"
@@ -42,28 +41,16 @@ METRICS = {  # audit id -> column
 }
 
 
-def build_world():
-    """The same little world as the browser journey test: a home site with room, a full one, a far one."""
-    today = clock.today()
+def build_world(url: str) -> dict:
+    """The browser journey test's world (tests/factories.journey_world), plus the first window."""
+    _, people = journey_world(url, {"me": {}})
+    number, token = people["me"]
 
-    async def build():
-        home = await make_site("TH01", "五山街", name="五山街社区卫生服务中心", address="天河区五山路71号")
-        await make_site("TH02", "五山街", name="华南理工大学医院接种点", address="天河区五山路381号")
-        far = await make_site("TH03", "龙洞街", name="龙洞街社区卫生服务中心", address="天河区龙洞北路2号")
-        chosen = None
-        for offset in range(1, 5):
-            day = today + dt.timedelta(days=offset)
-            slot = await make_slot(home, day, "08:30", "09:30", capacity=20)
-            chosen = chosen or slot
-            await make_slot(home, day, "09:30", "10:30", capacity=1, booked=1)
-            await make_slot(home, day, "14:00", "15:00", capacity=20)
-            await make_slot(far, day, "09:00", "10:00", capacity=20)
-        resident, number = await make_resident(
-            home, first_dose=today - dt.timedelta(days=30), name="张三明", born=dt.date(1948, 3, 9))
-        return {"token": await issue_link(resident), "number": number,
-                "site": home.id, "slot": chosen.id}
+    async def first_window():
+        return await Slot.filter(site__code="TH01").order_by("day", "start").first()
 
-    return build
+    slot = seed(url, first_window)
+    return {"token": token, "number": number, "site": slot.site_id, "slot": slot.id}
 
 
 def lighthouse(url: str, cookies: dict[str, str], name: str) -> dict:
@@ -222,12 +209,11 @@ def main() -> int:
         print("Lighthouse is missing: npm ci --prefix tools/lighthouse --no-audit --no-fund", file=sys.stderr)
         return 2
     REPORT_DIR.mkdir(parents=True, exist_ok=True)
-    pii.configure(TEST_SECRET)
     chromium = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True).stdout.strip()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="lighthouse-") as tmp:
         url = f"sqlite://{tmp}/lighthouse.sqlite3"
-        world = seed(url, build_world())
+        world = build_world(url)
         server = Server(url, TEST_SECRET)
         try:
             print(f"auditing {server.base_url} (one Chromium per page):", file=sys.stderr)
