@@ -5,51 +5,54 @@ import datetime as dt
 
 import pytest
 
-from models import booking as engine
-from models import checkin, clock
-from models.check import check_database
-from models.codes import format_code
-from models.eligibility import assess
-from models.links import issue_link
-from models.rules import VACCINATED, interval_window
-from models.tables import AuditEntry, Booking, Resident, Slot
+from models.booking import service
+from models.booking.codes import format_code
+from models.db.tables import AuditEntry, Booking, Resident, Slot
+from models.operations import checkin
+from models.operations.checks import check_database
+from models.people.links import issue_link
+from models.rules.eligibility import Refusal
+from tests.conftest import NOW
 from tests.factories import id_number, make_resident, make_site, make_slot
 from tests.pages import get_page, parse, post_form, text
 from tests.staff_helpers import make_staff, sign_in
 
-TZ = dt.timezone(dt.timedelta(hours=8))
-TODAY = dt.date(2021, 7, 2)
-NOW = dt.datetime(2021, 7, 2, 8, 0, tzinfo=TZ)
 FIRST = dt.date(2021, 6, 5)
 NO_BOOKING = "没有预约：请用短信链接或拨打12345预约，现场不派号"
 
 
 @pytest.fixture(autouse=True)
-def frozen_clock(monkeypatch):
-    monkeypatch.setattr(clock, "local_now", lambda: NOW)
+def at_the_door_day(clock):
+    """The site's working day: the morning after NOW, 2021-07-02 08:00."""
+    clock.moment = NOW + dt.timedelta(days=1)
 
 
-async def book(resident, slot):
-    """A booking made the day before, through the real engine."""
-    window = interval_window(resident.first_dose_date, resident.vaccine)
-    made, _ = await engine.book(resident, slot.id, window=window, now=NOW - dt.timedelta(days=1))
-    return made
+async def book(district, resident, slot):
+    """A booking made the day before (at NOW), through the booking service."""
+    standing = await service.stand(district, resident, NOW)
+    placed = await service.confirm(district, standing, slot.id, request_key=None, channel="sms")
+    return placed.booking
+
+
+async def cancel(district, booking):
+    await service.cancel(district, booking.resident_id, booking.id)
 
 
 @pytest.fixture
-async def door(db):
+async def door(db, district, clock):
     """Site A (where we work) and B; people booked at A today, at A tomorrow, at B today."""
     a = await make_site("S01", "五山街", name="五山街社区卫生服务中心")
     b = await make_site("S02", "龙洞街", name="龙洞街社区卫生服务中心", address="天河区龙洞路9号")
-    nine = await make_slot(a, TODAY, "09:00", "10:00", capacity=5)
-    ten = await make_slot(a, TODAY, "10:00", "11:00", capacity=5)
-    later = await make_slot(a, TODAY + dt.timedelta(days=1), "14:00", "15:00", capacity=5)
-    elsewhere = await make_slot(b, TODAY, "09:00", "10:00", capacity=5)
+    today = clock.today()
+    nine = await make_slot(a, today, "09:00", "10:00", capacity=5)
+    ten = await make_slot(a, today, "10:00", "11:00", capacity=5)
+    later = await make_slot(a, today + dt.timedelta(days=1), "14:00", "15:00", capacity=5)
+    elsewhere = await make_slot(b, today, "09:00", "10:00", capacity=5)
     people = {}
     for key, name, slot in [("first", "张三明", nine), ("second", "李四华", ten),
                             ("tomorrow", "王五芳", later), ("other_site", "赵六军", elsewhere)]:
         resident, number = await make_resident(a, first_dose=FIRST, name=name)
-        people[key] = dict(resident=resident, number=number, booking=await book(resident, slot))
+        people[key] = dict(resident=resident, number=number, booking=await book(district, resident, slot))
     await make_staff("site", "door1", site_code="S01")
     return dict(a=a, b=b, nine=nine, ten=ten, later=later, elsewhere=elsewhere, **people)
 
@@ -74,9 +77,9 @@ async def refusal_details() -> list[str]:
     return await AuditEntry.filter(action="check_in_refused").order_by("id").values_list("detail", flat=True)
 
 
-async def test_todays_list_shows_masked_bookings_and_counts(client, door):
-    await engine.cancel(await book(*(await make_resident(door["a"], first_dose=FIRST, name="孙小雨"))[:1],
-                                   door["ten"]))
+async def test_todays_list_shows_masked_bookings_and_counts(client, door, district):
+    someone, _ = await make_resident(door["a"], first_dose=FIRST, name="孙小雨")
+    await cancel(district, await book(district, someone, door["ten"]))
     page = await at_the_door(client)
     body = text(page)
     assert "五山街社区卫生服务中心" in body and "7月2日" in body
@@ -122,13 +125,13 @@ async def test_typing_neither_a_code_nor_an_id_number_asks_again(client, door):
         assert page.select_one("#q").get("aria-invalid") == "true"
 
 
-async def test_check_in_records_the_second_dose_and_keeps_the_place(client, door):
+async def test_check_in_records_the_second_dose_and_keeps_the_place(client, door, district, clock):
     await at_the_door(client)
     chosen = door["first"]["booking"]
     response = await check_in(client, chosen.id)
     assert response.headers["location"] == "/staff/site"
     resident = await Resident.get(id=door["first"]["resident"].id)
-    assert resident.second_dose_date == TODAY and resident.second_dose_site_id == door["a"].id
+    assert resident.second_dose_date == clock.today() and resident.second_dose_site_id == door["a"].id
     assert (await Booking.get(id=chosen.id)).status == Booking.DONE
     assert (await Slot.get(id=door["nine"].id)).booked == 1  # the place was used, not given back
     entry = await AuditEntry.get(action="check_in")
@@ -137,15 +140,15 @@ async def test_check_in_records_the_second_dose_and_keeps_the_place(client, door
     assert "已签到并登记第二剂接种：张*明" in text(page.select_one(".notice"))
     assert page.select_one("#count-checked-in").text == "1"
     assert page.select_one("#count-expected").text == "1"
-    assert (await check_database()).ok
+    assert (await check_database(district.rules)).ok
 
 
-async def test_after_check_in_the_resident_stands_vaccinated(client, door):
+async def test_after_check_in_the_resident_stands_vaccinated(client, door, district, clock):
     await at_the_door(client)
     await check_in(client, door["first"]["booking"].id)
     resident = await Resident.get(id=door["first"]["resident"].id)
-    assert (await assess(resident, NOW)).refusal == VACCINATED
-    token = await issue_link(resident)
+    assert (await service.stand(district, resident)).refusal == Refusal.VACCINATED
+    token = await issue_link(resident, now=clock.now())
     await client.get(f"/b/{token}")
     page = await get_page(client, "/booking")
     await post_form(client, "/booking/verify", page, {"id_number": door["first"]["number"]})
@@ -179,8 +182,8 @@ async def test_booking_for_another_day_gives_the_booked_day(client, door):
     assert (await refusal_details())[0].startswith("other_day")
 
 
-async def test_cancelled_booking_is_refused(client, door):
-    await engine.cancel(door["first"]["booking"])
+async def test_cancelled_booking_is_refused(client, door, district):
+    await cancel(district, door["first"]["booking"])
     await at_the_door(client)
     page = await lookup(client, door["first"]["booking"].code, status=422)
     assert "预约已取消" in text(page.select_one(".refusal"))
@@ -200,9 +203,9 @@ async def test_checking_in_twice_is_refused(client, door):
     assert (await Slot.get(id=door["nine"].id)).booked == 1
 
 
-async def test_second_dose_recorded_elsewhere_is_refused(client, door):
+async def test_second_dose_recorded_elsewhere_is_refused(client, door, clock):
     await Resident.filter(id=door["second"]["resident"].id).update(
-        second_dose_date=TODAY - dt.timedelta(days=3), second_dose_site_id=door["b"].id)
+        second_dose_date=clock.today() - dt.timedelta(days=3), second_dose_site_id=door["b"].id)
     await at_the_door(client)
     page = await lookup(client, door["second"]["booking"].code, status=422)
     said = text(page.select_one(".refusal"))
@@ -211,7 +214,8 @@ async def test_second_dose_recorded_elsewhere_is_refused(client, door):
     assert (await Booking.get(id=door["second"]["booking"].id)).status == Booking.ACTIVE
     # Recorded without any booking here (e.g. imported): looked up by ID number, the same answer.
     given, number = await make_resident(door["a"], first_dose=FIRST, name="吴小燕")
-    await Resident.filter(id=given.id).update(second_dose_date=TODAY, second_dose_site_id=door["a"].id)
+    await Resident.filter(id=given.id).update(second_dose_date=clock.today(),
+                                              second_dose_site_id=door["a"].id)
     said = text((await lookup(client, number, status=422)).select_one(".refusal"))
     assert "已完成第二剂接种" in said and "吴*燕" in said
 
@@ -227,7 +231,7 @@ async def test_site_worker_cannot_check_in_another_sites_booking_by_posting_its_
     await check_in(client, 999999, status=422)  # an id that does not exist
 
 
-async def test_end_of_day_marks_no_shows_and_gives_places_back(client, door):
+async def test_end_of_day_marks_no_shows_and_gives_places_back(client, door, district):
     await at_the_door(client)
     await check_in(client, door["first"]["booking"].id)
     confirm = await get_page(client, "/staff/site/close")
@@ -244,23 +248,24 @@ async def test_end_of_day_marks_no_shows_and_gives_places_back(client, door):
     assert "1位未到者记为爽约" in text(page.select_one(".notice"))
     assert page.select_one("#count-no-show").text == "1"
     assert page.select_one("#count-expected").text == "0"
-    assert (await check_database()).ok
+    assert (await check_database(district.rules)).ok
     # Their link lets them book again: no active booking is left.
     resident = await Resident.get(id=door["second"]["resident"].id)
-    assert (await assess(resident, NOW)).refusal is None
-    again = await book(resident, door["later"])
-    assert again.status == Booking.ACTIVE and (await check_database()).ok
+    assert (await service.stand(district, resident)).refusal is None
+    again = await book(district, resident, door["later"])
+    assert again.status == Booking.ACTIVE and (await check_database(district.rules)).ok
     page = await lookup(client, absent.code, status=422)
     assert "已记为爽约" in text(page.select_one(".refusal"))
 
 
-async def test_mark_no_shows_and_close_day_for_a_scheduler(door):
-    assert await checkin.mark_no_shows(door["a"].id, TODAY) == 2
-    assert await checkin.mark_no_shows(door["a"].id, TODAY) == 0  # run twice: nothing more
-    assert await checkin.close_day(TODAY) == {"S02": 1}
+async def test_mark_no_shows_and_close_day_for_a_scheduler(door, district, clock):
+    today = clock.today()
+    assert await checkin.mark_no_shows(door["a"].id, today) == 2
+    assert await checkin.mark_no_shows(door["a"].id, today) == 0  # run twice: nothing more
+    assert await checkin.close_day(today) == {"S02": 1}
     assert (await Slot.get(id=door["elsewhere"].id)).booked == 0
     assert (await AuditEntry.get(action="no_shows")).username == "scheduler"
-    assert (await check_database()).ok
+    assert (await check_database(district.rules)).ok
 
 
 async def test_admin_chooses_a_site_first(client, door):

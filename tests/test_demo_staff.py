@@ -1,22 +1,27 @@
 """The demo data set (idempotent, one showcase person per case) and staff accounts."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
 
-from models import availability
-from models import pii, rules
+from models.booking import availability, service
 from models.clock import TZ
-from models.demo import NotADemoDatabase, load_demo
-from models.eligibility import assess
-from models.links import resolve_token
-from models.residents import age_on
-from models.staff import StaffError, authenticate, create_user, verify_password
-from models.tables import Booking, Link, Resident, RiskArea, Site, Slot, SmsMessage, StaffUser
+from models.db.tables import Booking, Link, Resident, RiskArea, Site, Slot, SmsMessage, StaffUser
+from models.demo.loader import NotADemoDatabase, load_demo
+from models.people import pii
+from models.people.links import resolve_token
+from models.rules.eligibility import Refusal, age_on
+from models.staff.accounts import StaffError, authenticate, create_user, verify_password
+from tests.conftest import TODAY, VAULT
 from tests.factories import make_site
 
-NOW = dt.datetime(2021, 7, 1, 7, 0, tzinfo=TZ)
+
+@pytest.fixture(autouse=True)
+def demo_morning(clock):
+    """The demo is loaded as of 07:00 on TODAY, before the day's first window opens."""
+    clock.moment = dt.datetime.combine(TODAY, dt.time(7, 0), TZ)
 
 
 async def _counts() -> dict[str, int]:
@@ -28,10 +33,10 @@ async def _counts() -> dict[str, int]:
     }
 
 
-async def test_demo_twice_adds_nothing_but_fresh_links(db):
-    first = await load_demo(now=NOW)
+async def test_demo_twice_adds_nothing_but_fresh_links(db, district):
+    first = await load_demo(district)
     counts = await _counts()
-    second = await load_demo(now=NOW)
+    second = await load_demo(district)
     assert await _counts() == counts
     assert (second.residents_created, second.slots_created, second.bookings_made) == (0, 0, 0)
     assert counts["sites"] == 11 and 190 <= counts["residents"] <= 230
@@ -41,38 +46,39 @@ async def test_demo_twice_adds_nothing_but_fresh_links(db):
     assert await Link.all().count() == 2 * len(first.links)
 
 
-async def test_demo_has_one_showcase_person_for_each_case(db):
-    result = await load_demo(now=NOW, base_url="http://demo")
+async def test_demo_has_one_showcase_person_for_each_case(db, district, clock):
+    result = await load_demo(dataclasses.replace(district, base_url="http://demo"))
+    now = clock.now()
     people = {}
     for link in result.links:
         assert pii.validate_id(link.id_number) == link.id_number
-        resolved = await resolve_token(link.url.removeprefix("http://demo/b/"))
+        resolved = await resolve_token(link.url.removeprefix("http://demo/b/"), now)
         people[link.case] = await Resident.get(id=resolved.resident_id)
-        assert people[link.case].id_hash == pii.keyed_hash(link.id_number)
-    today = NOW.date()
-    standing = {case: await assess(r, NOW) for case, r in people.items()}
+        assert people[link.case].id_hash == VAULT.keyed_hash(link.id_number)
+    today = now.date()
+    standing = {case: await service.stand(district, r) for case, r in people.items()}
     refusals = {case: s.refusal for case, s in standing.items()}
     assert refusals == {
-        "eligible": None, "late": None, "opens_soon": None, "too_early": rules.TOO_EARLY,
-        "vaccinated": rules.VACCINATED, "booked": rules.BOOKED, "restricted": rules.RESTRICTED,
+        "eligible": None, "late": None, "opens_soon": None, "too_early": Refusal.TOO_EARLY,
+        "vaccinated": Refusal.VACCINATED, "booked": Refusal.BOOKED, "restricted": Refusal.RESTRICTED,
         "elderly": None, "site_full": None, "elsewhere": None,
     }
     assert standing["late"].window.due_by < today
     assert standing["opens_soon"].window.earliest > today
-    assert age_on(people["elderly"], today) >= 70
-    assert not pii.decrypt(people["elsewhere"].id_cipher).startswith("440106")
+    assert age_on(people["elderly"].birth_date, today) >= 70
+    assert not VAULT.decrypt(people["elsewhere"].id_cipher).startswith("440106")
 
     full = people["site_full"]
-    choices = await availability.site_choices(full, standing["site_full"].window, NOW)
+    choices = await availability.site_choices(full, standing["site_full"].window, now)
     assert choices[0].is_first_site and choices[0].first_free_day is None
     assert choices[1].site.subdistrict == choices[0].site.subdistrict and choices[1].first_free_day
     assert all(s.booked == s.capacity for s in await Slot.filter(site_id=full.first_site_id))
 
 
-async def test_demo_stays_out_of_a_database_with_other_sites(db):
+async def test_demo_stays_out_of_a_database_with_other_sites(db, district):
     await make_site("X99")
     with pytest.raises(NotADemoDatabase):
-        await load_demo(now=NOW)
+        await load_demo(district)
     assert await Resident.all().count() == 0 and await StaffUser.all().count() == 0
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from models import pii
-from models.links import issue_link
-from models.sms import ConsoleBackend, queue, send_queued
+from models.messaging.delivery import ConsoleBackend, send_queued
+from models.messaging.outbox import queue
+from models.people import pii
+from models.people.links import issue_link
+from tests.conftest import NOW, VAULT
 from tests.factories import make_resident, make_site
 from tests.pii_scan import find_personal_numbers
 
@@ -20,7 +22,7 @@ def test_scanner_finds_a_full_id_and_phone_but_not_masked_ones():
 async def test_opening_a_link_logs_the_request_without_its_token(client, caplog):
     site = await make_site()
     resident, number = await make_resident(site, first_dose=dt.date(2021, 6, 1))
-    token = await issue_link(resident)
+    token = await issue_link(resident, now=NOW)
     with caplog.at_level(logging.INFO):
         await client.get(f"/b/{token}")
     server_side = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("http"))
@@ -31,8 +33,8 @@ async def test_opening_a_link_logs_the_request_without_its_token(client, caplog)
 async def test_console_sms_backend_logs_masked_phone_and_no_token(db, caplog):
     site = await make_site()
     resident, _ = await make_resident(site, first_dose=dt.date(2021, 6, 1), phone="13912345678")
-    await queue(resident, "invite", "【天河区卫健局】您好，预约：http://x/b/SECRETTOKEN123")
+    await queue(VAULT, resident, "invite", "【天河区卫健局】您好，预约：http://x/b/SECRETTOKEN123")
     with caplog.at_level(logging.INFO):
-        assert await send_queued(ConsoleBackend()) == (1, 0)
+        assert await send_queued(VAULT, ConsoleBackend(), now=NOW) == (1, 0)
     assert "139****5678" in caplog.text
     assert "SECRETTOKEN123" not in caplog.text and "13912345678" not in caplog.text

@@ -5,20 +5,14 @@ import datetime as dt
 
 import pytest
 
-from models import clock
-from models.links import issue_link
-from models.tables import Booking, Link, RiskArea, Slot, SmsMessage
+from models.booking import service
+from models.db.tables import Booking, Link, RiskArea, Slot, SmsMessage
+from models.people.links import issue_link
+from tests.conftest import NOW
 from tests.factories import make_resident, make_site, make_slot
 from tests.pages import get_page, parse, post_form, text
 
-TZ = dt.timezone(dt.timedelta(hours=8))
-NOW = dt.datetime(2021, 7, 1, 8, 0, tzinfo=TZ)
 FIRST = dt.date(2021, 6, 5)
-
-
-@pytest.fixture(autouse=True)
-def frozen_clock(monkeypatch):
-    monkeypatch.setattr(clock, "local_now", lambda: NOW)
 
 
 @pytest.fixture
@@ -33,7 +27,7 @@ async def world(db):
         await make_slot(site, dt.date(2021, 7, 3), "14:00", "15:00", capacity=5),
         await make_slot(other, dt.date(2021, 7, 2), "09:00", "10:00", capacity=5),
     ]
-    token = await issue_link(resident)
+    token = await issue_link(resident, now=NOW)
     return dict(site=site, other=other, far=far, resident=resident, number=number, slots=slots, token=token)
 
 
@@ -73,7 +67,7 @@ async def test_opening_the_link_twice_does_not_use_it_up(client, world):
 
 async def test_unknown_expired_and_revoked_links_get_the_same_page(client, world):
     unknown = await client.get("/b/AAAAAAAAAAAAAAAAAAAAAA")
-    token2 = await issue_link(world["resident"])
+    token2 = await issue_link(world["resident"], now=NOW)
     await Link.filter(id__not=(await Link.first()).id).update(revoked=True)
     revoked = await client.get(f"/b/{token2}")
     await Link.all().update(expires_at=dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc))
@@ -145,7 +139,7 @@ async def test_wrong_id_number_gets_a_message_and_repeated_tries_lock_the_link(c
 async def test_full_width_digits_and_lowercase_x_are_accepted(client, db):
     site = await make_site()
     resident, number = await make_resident(site, first_dose=FIRST, number="11010519491231002X")
-    token = await issue_link(resident)
+    token = await issue_link(resident, now=NOW)
     await make_slot(site, dt.date(2021, 7, 2))
     await client.get(f"/b/{token}")
     page = await get_page(client, "/booking")
@@ -201,7 +195,7 @@ async def test_after_second_dose_the_link_says_done_and_books_nothing(client, wo
 async def test_too_early_says_the_first_allowed_date(client, db):
     site = await make_site()
     resident, number = await make_resident(site, first_dose=dt.date(2021, 6, 28))
-    token = await issue_link(resident)
+    token = await issue_link(resident, now=NOW)
     await client.get(f"/b/{token}")
     page = await get_page(client, "/booking")
     await post_form(client, "/booking/verify", page, {"id_number": number})
@@ -300,18 +294,13 @@ async def test_choosing_a_window_keeps_the_place_while_checking(client, world):
     assert "名额已为您保留到" in text(await get_page(client, "/booking/check"))
 
 
-async def test_a_place_lost_while_away_sends_back_to_choose_again(client, world, monkeypatch):
-    import models.booking
-
+async def test_a_place_lost_while_away_sends_back_to_choose_again(client, world, clock, district):
     await choose_first_slot(client, world)
-    later = models.booking.utc_now() + dt.timedelta(minutes=10)
-    monkeypatch.setattr(models.booking, "utc_now", lambda: later)
+    clock.advance(minutes=10)
     await Slot.filter(id=world["slots"][0].id).update(capacity=1, booked=0, held=1)
     other, _ = await make_resident(world["site"], first_dose=FIRST, phone="13900002222")
-    from models import booking as engine
-    from models.rules import interval_window
-
-    await engine.book(other, world["slots"][0].id, window=interval_window(FIRST), now=NOW)
+    standing = await service.stand(district, other)
+    await service.confirm(district, standing, world["slots"][0].id, request_key=None, channel="sms")
     response = await client.get("/booking/check")
     assert response.headers["location"] == "/booking/slot"
     assert "刚刚约满" in text(await get_page(client, "/booking/slot"))

@@ -6,8 +6,9 @@ import datetime as dt
 import pytest
 from tortoise.exceptions import IntegrityError, OperationalError
 
-import models.staff_sessions as sessions
-from models.tables import AuditEntry, StaffSession
+from models.clock import as_utc
+from models.db.tables import AuditEntry, StaffSession
+from models.staff import sessions
 from tests.factories import make_site
 from tests.pages import get_page, parse, text
 from tests.staff_helpers import make_staff, sign_in
@@ -69,14 +70,14 @@ async def test_sign_out_revokes_the_session_on_the_server(client):
     assert response.status_code == 303 and response.headers["location"].startswith("/staff")
 
 
-async def test_idle_and_absolute_expiry(client, monkeypatch):
+async def test_idle_and_absolute_expiry(client, clock):
     await make_staff("admin", "boss")
     await sign_in(client, "boss")
-    now = sessions.utc_now()
-    monkeypatch.setattr(sessions, "utc_now", lambda: now + sessions.IDLE + dt.timedelta(seconds=1))
+    now = clock.now()
+    clock.moment = now + sessions.IDLE + dt.timedelta(seconds=1)
     assert (await client.get("/admin")).status_code == 303
-    await StaffSession.all().update(last_seen=now + dt.timedelta(hours=13))
-    monkeypatch.setattr(sessions, "utc_now", lambda: now + dt.timedelta(hours=13))
+    await StaffSession.all().update(last_seen=as_utc(now + dt.timedelta(hours=13)))
+    clock.moment = now + dt.timedelta(hours=13)
     assert (await client.get("/admin")).status_code == 303  # active, but past its lifetime
 
 

@@ -54,4 +54,4 @@ def url_for(request: Request, name: str, /, **params) -> str:
     in_path = set(route.param_convertors) if route else set()
     path = router.url_path_for(name, **{k: v for k, v in params.items() if k in in_path})
     query = {k: v for k, v in params.items() if k not in in_path and v is not None}
-    return str(path) + (f"?{urlencode(query)}" if query else "")
+    return str(path) + (f"?{urlencode(query, safe='/')}" if query else "")
