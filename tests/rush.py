@@ -76,3 +76,8 @@ class Person:
         if page.status_code == 200:
             await self._post("/booking/cancel", page, {})
         await self.read_booking()
+
+
+def seen_codes(crowd: list[Person]) -> set[str]:
+    """The booking codes the crowd has been shown on a confirmation page so far."""
+    return {p.code for p in crowd if p.code}

@@ -6,120 +6,138 @@ import datetime as dt
 import pytest
 from tortoise.exceptions import IntegrityError, OperationalError
 
-from models import availability
-from models import booking as engine
-from models.rules import interval_window
-from models import clock
-from models.tables import Booking, Hold, SmsMessage, Slot
+from models.booking import availability, engine, service
+from models.db.tables import Booking, Hold, SmsMessage, Slot
+from models.rules.eligibility import Refusal, Refused
+from tests.conftest import NOW
 from tests.factories import make_resident, make_site, make_slot
 
-TZ = dt.timezone(dt.timedelta(hours=8))
-NOW = dt.datetime(2021, 7, 1, 8, 0, tzinfo=TZ)
 FIRST = dt.date(2021, 6, 5)  # day 21 is 6-26, day 56 is 7-31
 
 
-async def _setup(capacity=2):
+# The engine as the booking service calls it: with the notice that queues the resident's SMS.
+async def book(district, resident, slot_id, *, window, now=NOW, request_key=None):
+    return await engine.book(resident, slot_id, window=window, now=now, request_key=request_key,
+                             notice=service._notice(district, resident, "confirm"))
+
+
+async def move(district, booking, slot_id, *, window, now=NOW):
+    resident = await booking.resident
+    return await engine.move(booking, slot_id, window=window, now=now,
+                             notice=service._notice(district, resident, "move"))
+
+
+async def cancel(district, booking):
+    resident = await booking.resident
+    return await engine.cancel(booking, notice=service._notice(district, resident, "cancel"))
+
+
+async def hold(district, resident, slot_id, *, window, now=NOW):
+    return await engine.hold(resident, slot_id, window=window, now=now, minutes=district.hold_minutes)
+
+
+async def _setup(district, capacity=2):
     site = await make_site()
     resident, _ = await make_resident(site, first_dose=FIRST)
     slot = await make_slot(site, dt.date(2021, 7, 2), capacity=capacity)
-    return site, resident, slot, interval_window(FIRST)
+    return site, resident, slot, district.rules.window(FIRST)
 
 
-async def test_booking_takes_a_place_and_queues_a_confirmation_sms(db):
-    site, resident, slot, window = await _setup()
-    booking, created = await engine.book(resident, slot.id, window=window, now=NOW)
+async def test_booking_takes_a_place_and_queues_a_confirmation_sms(db, district):
+    site, resident, slot, window = await _setup(district)
+    booking, created = await book(district, resident, slot.id, window=window)
     assert created and booking.status == Booking.ACTIVE
     assert (await Slot.get(id=slot.id)).booked == 1
     assert await SmsMessage.filter(resident=resident, kind="confirm").count() == 1
 
 
-async def test_same_submission_twice_gives_the_same_booking(db):
-    site, resident, slot, window = await _setup()
-    first, _ = await engine.book(resident, slot.id, window=window, now=NOW, request_key="k1")
-    again, created = await engine.book(resident, slot.id, window=window, now=NOW, request_key="k1")
+async def test_same_submission_twice_gives_the_same_booking(db, district):
+    site, resident, slot, window = await _setup(district)
+    first, _ = await book(district, resident, slot.id, window=window, request_key="k1")
+    again, created = await book(district, resident, slot.id, window=window, request_key="k1")
     assert again.id == first.id and not created
     assert (await Slot.get(id=slot.id)).booked == 1
 
 
-async def test_second_booking_for_another_slot_is_refused_as_already_booked(db):
-    site, resident, slot, window = await _setup()
+async def test_second_booking_for_another_slot_is_refused_as_already_booked(db, district):
+    site, resident, slot, window = await _setup(district)
     other = await make_slot(site, dt.date(2021, 7, 3))
-    await engine.book(resident, slot.id, window=window, now=NOW)
-    with pytest.raises(engine.BookingError) as err:
-        await engine.book(resident, other.id, window=window, now=NOW)
-    assert err.value.reason == "already_booked"
+    await book(district, resident, slot.id, window=window)
+    with pytest.raises(Refused) as err:
+        await book(district, resident, other.id, window=window)
+    assert err.value.reason == Refusal.BOOKED
 
 
-async def test_full_slot_refuses_and_takes_nothing(db):
-    site, resident, slot, window = await _setup(capacity=1)
+async def test_full_slot_refuses_and_takes_nothing(db, district):
+    site, resident, slot, window = await _setup(district, capacity=1)
     other, _ = await make_resident(site, first_dose=FIRST, phone="13900001111")
-    await engine.book(other, slot.id, window=window, now=NOW)
-    with pytest.raises(engine.BookingError) as err:
-        await engine.book(resident, slot.id, window=window, now=NOW)
-    assert err.value.reason == "full"
+    await book(district, other, slot.id, window=window)
+    with pytest.raises(Refused) as err:
+        await book(district, resident, slot.id, window=window)
+    assert err.value.reason == Refusal.FULL
     assert (await Slot.get(id=slot.id)).booked == 1
     assert not await Booking.filter(resident=resident).exists()
 
 
-async def test_second_dose_cannot_be_booked_before_day_21(db):
-    site, resident, _, window = await _setup()
+async def test_second_dose_cannot_be_booked_before_day_21(db, district):
+    site, resident, _, window = await _setup(district)
     day20 = await make_slot(site, FIRST + dt.timedelta(days=20))
     day21 = await make_slot(site, FIRST + dt.timedelta(days=21))
-    early = dt.datetime(2021, 6, 20, 8, 0, tzinfo=TZ)
-    with pytest.raises(engine.BookingError) as err:
-        await engine.book(resident, day20.id, window=window, now=early)
-    assert err.value.reason == "not_allowed"
-    booking, _ = await engine.book(resident, day21.id, window=window, now=early)
+    early = NOW.replace(month=6, day=20)
+    with pytest.raises(Refused) as err:
+        await book(district, resident, day20.id, window=window, now=early)
+    assert err.value.reason == Refusal.NOT_ALLOWED
+    booking, _ = await book(district, resident, day21.id, window=window, now=early)
     assert booking.slot_id == day21.id
 
 
-async def test_move_takes_new_place_and_frees_old(db):
-    site, resident, slot, window = await _setup()
+async def test_move_takes_new_place_and_frees_old(db, district):
+    site, resident, slot, window = await _setup(district)
     other = await make_slot(site, dt.date(2021, 7, 3))
-    booking, _ = await engine.book(resident, slot.id, window=window, now=NOW)
-    moved = await engine.move(booking, other.id, window=window, now=NOW)
+    booking, _ = await book(district, resident, slot.id, window=window)
+    moved = await move(district, booking, other.id, window=window)
     assert moved.slot_id == other.id and moved.code == booking.code
     assert (await Slot.get(id=slot.id)).booked == 0
     assert (await Slot.get(id=other.id)).booked == 1
 
 
-async def test_move_to_full_slot_keeps_the_old_booking(db):
-    site, resident, slot, window = await _setup()
+async def test_move_to_full_slot_keeps_the_old_booking(db, district):
+    site, resident, slot, window = await _setup(district)
     full = await make_slot(site, dt.date(2021, 7, 3), capacity=1, booked=1)
-    booking, _ = await engine.book(resident, slot.id, window=window, now=NOW)
-    with pytest.raises(engine.BookingError):
-        await engine.move(booking, full.id, window=window, now=NOW)
+    booking, _ = await book(district, resident, slot.id, window=window)
+    with pytest.raises(Refused):
+        await move(district, booking, full.id, window=window)
     assert (await Booking.get(id=booking.id)).slot_id == slot.id
     assert (await Slot.get(id=slot.id)).booked == 1
 
 
-async def test_cancel_gives_the_place_back_and_allows_booking_again(db):
-    site, resident, slot, window = await _setup(capacity=1)
-    booking, _ = await engine.book(resident, slot.id, window=window, now=NOW)
-    assert await engine.cancel(booking)
-    assert not await engine.cancel(booking)
+async def test_cancel_gives_the_place_back_and_allows_booking_again(db, district):
+    site, resident, slot, window = await _setup(district, capacity=1)
+    booking, _ = await book(district, resident, slot.id, window=window)
+    assert await cancel(district, booking)
+    assert not await cancel(district, booking)
     assert (await Slot.get(id=slot.id)).booked == 0
-    again, created = await engine.book(resident, slot.id, window=window, now=NOW)
+    again, created = await book(district, resident, slot.id, window=window)
     assert created and again.id != booking.id
 
 
-async def test_database_refuses_a_second_active_booking(db):
-    site, resident, slot, window = await _setup()
-    await engine.book(resident, slot.id, window=window, now=NOW)
+async def test_database_refuses_a_second_active_booking(db, district):
+    site, resident, slot, window = await _setup(district)
+    await book(district, resident, slot.id, window=window)
     with pytest.raises(IntegrityError):
         await Booking.create(code="XXXXXXXX", resident=resident, slot=slot)
 
 
-async def test_database_refuses_booked_over_capacity(db):
-    site, resident, slot, window = await _setup(capacity=1)
+async def test_database_refuses_booked_over_capacity(db, district):
+    site, resident, slot, window = await _setup(district, capacity=1)
     with pytest.raises((IntegrityError, OperationalError)):
         await Slot.filter(id=slot.id).update(booked=2)
 
 
-async def test_first_dose_site_comes_first_then_same_subdistrict(db):
+async def test_first_dose_site_comes_first_then_same_subdistrict(db, district):
     far = await make_site("S09", "龙洞街")
     await make_site("S05", "五山街", name="五山二号点")
-    site, resident, slot, window = await _setup()
+    site, resident, slot, window = await _setup(district)
     await make_slot(far, dt.date(2021, 7, 5))
     choices = await availability.site_choices(resident, window, NOW)
     assert [c.site.code for c in choices] == ["S01", "S05", "S09"]
@@ -128,17 +146,17 @@ async def test_first_dose_site_comes_first_then_same_subdistrict(db):
     assert choices[2].first_free_day == dt.date(2021, 7, 5)
 
 
-async def test_windows_of_today_that_have_started_are_not_offered(db):
-    site, resident, _, window = await _setup()
+async def test_windows_of_today_that_have_started_are_not_offered(db, district):
+    site, resident, _, window = await _setup(district)
     today = NOW.date()
     await make_slot(site, today, "07:00", "08:00")
     later = await make_slot(site, today, "10:00", "11:00")
     assert [s.id for s in await availability.windows_for_day(site.id, today, NOW)] == [later.id]
 
 
-async def test_tomorrows_morning_counts_as_free_in_the_afternoon(db):
-    site, resident, slot, window = await _setup()
-    afternoon = dt.datetime(2021, 7, 1, 15, 30, tzinfo=TZ)  # slot is 7-2 09:00
+async def test_tomorrows_morning_counts_as_free_in_the_afternoon(db, district):
+    site, resident, slot, window = await _setup(district)
+    afternoon = NOW.replace(hour=15, minute=30)  # slot is 7-2 09:00
     assert await availability.total_free(window, afternoon) == 2
     choices = await availability.site_choices(resident, window, afternoon)
     assert choices[0].first_free_day == dt.date(2021, 7, 2)
@@ -147,59 +165,57 @@ async def test_tomorrows_morning_counts_as_free_in_the_afternoon(db):
     assert started.id not in [s.id for s in await availability.windows_for_day(site.id, started.day, afternoon)]
 
 
-async def test_a_hold_keeps_the_place_and_becomes_the_booking(db):
-    site, resident, slot, window = await _setup(capacity=1)
+async def test_a_hold_keeps_the_place_and_becomes_the_booking(db, district):
+    site, resident, slot, window = await _setup(district, capacity=1)
     other, _ = await make_resident(site, first_dose=FIRST, phone="13900001111")
-    await engine.hold(resident, slot.id, window=window, now=NOW)
+    await hold(district, resident, slot.id, window=window)
     assert (await Slot.get(id=slot.id)).held == 1
-    with pytest.raises(engine.BookingError) as err:
-        await engine.hold(other, slot.id, window=window, now=NOW)
-    assert err.value.reason == "full"
-    with pytest.raises(engine.BookingError):
-        await engine.book(other, slot.id, window=window, now=NOW)
-    await engine.book(resident, slot.id, window=window, now=NOW)
+    with pytest.raises(Refused) as err:
+        await hold(district, other, slot.id, window=window)
+    assert err.value.reason == Refusal.FULL
+    with pytest.raises(Refused):
+        await book(district, other, slot.id, window=window)
+    await book(district, resident, slot.id, window=window)
     row = await Slot.get(id=slot.id)
     assert (row.booked, row.held) == (1, 0), "the hold turned into the booking, not added to it"
     assert not await Hold.exists()
 
 
-async def test_an_expired_hold_counts_for_nothing(db, monkeypatch):
-    site, resident, slot, window = await _setup(capacity=1)
+async def test_an_expired_hold_counts_for_nothing(db, district):
+    site, resident, slot, window = await _setup(district, capacity=1)
     other, _ = await make_resident(site, first_dose=FIRST, phone="13900001111")
-    await engine.hold(resident, slot.id, window=window, now=NOW)
-    later = clock.utc_now() + dt.timedelta(minutes=engine.HOLD_MINUTES + 1)
-    monkeypatch.setattr("models.booking.utc_now", lambda: later)
-    booking, _ = await engine.book(other, slot.id, window=window, now=NOW)
+    await hold(district, resident, slot.id, window=window)
+    later = NOW + dt.timedelta(minutes=district.hold_minutes + 1)
+    booking, _ = await book(district, other, slot.id, window=window, now=later)
     row = await Slot.get(id=slot.id)
     assert (row.booked, row.held) == (1, 0)
-    with pytest.raises(engine.BookingError):  # the first resident's hold is gone with its place
-        await engine.book(resident, slot.id, window=window, now=NOW)
+    with pytest.raises(Refused):  # the first resident's hold is gone with its place
+        await book(district, resident, slot.id, window=window, now=later)
 
 
-async def test_holding_another_slot_gives_the_first_back(db):
-    site, resident, slot, window = await _setup()
+async def test_holding_another_slot_gives_the_first_back(db, district):
+    site, resident, slot, window = await _setup(district)
     other = await make_slot(site, dt.date(2021, 7, 3))
-    await engine.hold(resident, slot.id, window=window, now=NOW)
-    await engine.hold(resident, other.id, window=window, now=NOW)
-    await engine.hold(resident, other.id, window=window, now=NOW)  # twice: still one hold
+    await hold(district, resident, slot.id, window=window)
+    await hold(district, resident, other.id, window=window)
+    await hold(district, resident, other.id, window=window)  # twice: still one hold
     assert [(s.id, s.held) for s in await Slot.all().order_by("id")] == [(slot.id, 0), (other.id, 1)]
 
 
-async def test_sweeping_gives_back_expired_holds(db, monkeypatch):
-    site, resident, slot, window = await _setup()
-    await engine.hold(resident, slot.id, window=window, now=NOW)
-    assert await engine.sweep_expired_holds() == 0
-    later = clock.utc_now() + dt.timedelta(minutes=engine.HOLD_MINUTES + 1)
-    monkeypatch.setattr("models.booking.utc_now", lambda: later)
-    assert await engine.sweep_expired_holds() == 1
+async def test_sweeping_gives_back_expired_holds(db, district):
+    site, resident, slot, window = await _setup(district)
+    await hold(district, resident, slot.id, window=window)
+    assert await engine.sweep_expired_holds(NOW) == 0
+    later = NOW + dt.timedelta(minutes=district.hold_minutes + 1)
+    assert await engine.sweep_expired_holds(later) == 1
     assert (await Slot.get(id=slot.id)).held == 0
 
 
-async def test_moving_with_a_hold_converts_it(db):
-    site, resident, slot, window = await _setup()
+async def test_moving_with_a_hold_converts_it(db, district):
+    site, resident, slot, window = await _setup(district)
     other = await make_slot(site, dt.date(2021, 7, 3), capacity=1)
-    booking, _ = await engine.book(resident, slot.id, window=window, now=NOW)
-    await engine.hold(resident, other.id, window=window, now=NOW)
-    await engine.move(booking, other.id, window=window, now=NOW)
+    booking, _ = await book(district, resident, slot.id, window=window)
+    await hold(district, resident, other.id, window=window)
+    await move(district, booking, other.id, window=window)
     rows = {s.id: (s.booked, s.held) for s in await Slot.all()}
     assert rows == {slot.id: (0, 0), other.id: (1, 0)}

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import run
-from models import pii
+from models.people import pii
 from tests.pii_scan import find_personal_numbers
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,13 +5,13 @@ import datetime as dt
 
 import pytest
 
-from models import pii
-from models.imports import ImportFileError, import_first_doses, import_sites
-from models.tables import Resident, Site
+from models.db.tables import Resident, Site
+from models.operations.imports import ImportFileError, import_first_doses, import_sites
+from models.people import pii
+from tests.conftest import TODAY, VAULT
 from tests.factories import make_site
 from tests.pii_scan import find_personal_numbers
 
-TODAY = dt.date(2021, 7, 1)
 HEADER = "name,id_number,phone,first_dose_date,site_code,vaccine,subdistrict"
 
 
@@ -50,7 +50,7 @@ async def test_bad_rows_are_reported_by_line_and_reason_and_good_rows_kept(db, t
         f"吴,{pii.build_id_number('440106', dt.date(1990, 1, 4), 10)},13812345675,2021-06-01,TH01,,天河",  # 13
         "",
     ])
-    result = await import_first_doses(write(tmp_path, text, bom=True), today=TODAY)
+    result = await import_first_doses(VAULT, write(tmp_path, text, bom=True), today=TODAY)
 
     assert (result.created, result.updated, result.unchanged) == (2, 0, 0)
     reasons = {e.line: e.reason for e in result.errors}
@@ -81,9 +81,9 @@ async def test_reimporting_the_same_file_changes_nothing(db, tmp_path):
         f"李四华,{b},13812345679,2021-06-03,TH01,,",
         f"王五芳,{bad_check(a)},13812345670,2021-06-01,TH01,,",
     ]))
-    first = await import_first_doses(path, today=TODAY)
+    first = await import_first_doses(VAULT, path, today=TODAY)
     before = [(r.id, r.updated_at) for r in await Resident.all().order_by("id")]
-    again = await import_first_doses(path, today=TODAY)
+    again = await import_first_doses(VAULT, path, today=TODAY)
     assert (first.created, first.rejected) == (2, 1)
     assert (again.created, again.updated, again.unchanged, again.rejected) == (0, 0, 2, 1)
     assert [(r.id, r.updated_at) for r in await Resident.all().order_by("id")] == before
@@ -92,14 +92,14 @@ async def test_reimporting_the_same_file_changes_nothing(db, tmp_path):
 async def test_a_changed_phone_updates_the_record(db, tmp_path):
     await make_site("TH01")
     (a,) = ids(1)
-    await import_first_doses(write(tmp_path, f"{HEADER}\n张三明,{a},13812345678,2021-06-01,TH01,,"),
+    await import_first_doses(VAULT, write(tmp_path, f"{HEADER}\n张三明,{a},13812345678,2021-06-01,TH01,,"),
                              today=TODAY)
     result = await import_first_doses(
-        write(tmp_path, f"{HEADER}\n张三明,{a},13900001111,2021-06-01,TH01,,", name="g.csv"),
+        VAULT, write(tmp_path, f"{HEADER}\n张三明,{a},13900001111,2021-06-01,TH01,,", name="g.csv"),
         today=TODAY)
     assert (result.created, result.updated) == (0, 1)
-    resident = await Resident.get(id_hash=pii.keyed_hash(a))
-    assert pii.decrypt(resident.phone_cipher) == "13900001111"
+    resident = await Resident.get(id_hash=VAULT.keyed_hash(a))
+    assert VAULT.decrypt(resident.phone_cipher) == "13900001111"
 
 
 async def test_a_missing_column_refuses_the_whole_file(db, tmp_path):
@@ -107,7 +107,7 @@ async def test_a_missing_column_refuses_the_whole_file(db, tmp_path):
     (a,) = ids(1)
     path = write(tmp_path, f"name,id_number,phone,site_code\n张三明,{a},13812345678,TH01\n")
     with pytest.raises(ImportFileError, match="missing column.*first_dose_date"):
-        await import_first_doses(path, today=TODAY)
+        await import_first_doses(VAULT, path, today=TODAY)
     assert await Resident.all().count() == 0
 
 
@@ -125,7 +125,7 @@ async def test_a_file_that_is_not_utf8_is_refused_before_anything_is_written(db,
     path.write_bytes(f"{HEADER}\nabc,{a},13812345678,2021-06-01,TH01,,\n张三,{b},13812345679,"
                      "2021-06-01,TH01,,\n".encode("gbk"))
     with pytest.raises(ImportFileError, match="not UTF-8"):
-        await import_first_doses(path, today=TODAY)
+        await import_first_doses(VAULT, path, today=TODAY)
     assert await Resident.all().count() == 0
 
 
@@ -170,7 +170,7 @@ async def test_refusals_never_quote_a_full_id_number_or_phone(db, tmp_path):
         f"赵六军,{a[:17]},13812345671,2021-06-01,TH01,,",   # 17 characters
         f"陈七英,{a},13812345672,2021-06-01,TH01,,",       # a duplicate (of line 2) quotes it masked
     ])
-    result = await import_first_doses(write(tmp_path, text), today=TODAY)
+    result = await import_first_doses(VAULT, write(tmp_path, text), today=TODAY)
     printed = "\n".join(str(e) for e in result.errors)
     assert result.rejected == 5
     assert "line 5: id_number must be 18 characters, not 17" in printed

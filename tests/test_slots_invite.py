@@ -1,21 +1,21 @@
 """Opening slots (never below bookings) and invitation batches (one SMS each, within two parts)."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
 
-from models import booking as engine
-from models import pii, sms
-from models.invite import InviteError, invite
-from models.rules import interval_window
-from models.slots import SlotError, open_slots, parse_times
-from models.tables import Link, Resident, RiskArea, SmsMessage, Slot
+from models.booking import service
+from models.db.tables import Link, Resident, RiskArea, SmsMessage, Slot
+from models.messaging import wording
+from models.operations.invitations import InviteError, invite
+from models.operations.slots import SlotError, open_slots, parse_times
+from tests.conftest import TODAY, VAULT
 from tests.factories import make_resident, make_site, make_slot
 
 DAY = dt.date(2021, 7, 5)
-AS_OF = dt.date(2021, 7, 1)
-NOW = dt.datetime(2021, 7, 1, 8, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+AS_OF = TODAY
 TIMES = [("08:30", "09:30"), ("14:00", "15:00")]
 # 48 characters: masked in full it would not fit in two SMS parts with a real address.
 LONG_NAME = "阿卜杜热合曼·买买提艾力·吐尔逊江·阿不都热依木·艾合买提·克热木·吐尔洪·买买提·艾力·吐尔逊"
@@ -42,11 +42,11 @@ async def test_open_slots_raises_and_lowers_capacity_but_never_below_what_is_boo
     assert raised.raised == 2 and (await Slot.get(id=busy.id)).capacity == 30
 
 
-async def test_lowering_capacity_keeps_places_held_by_people_checking_their_answers(db):
+async def test_lowering_capacity_keeps_places_held_by_people_checking_their_answers(db, district):
     site = await make_site("TH01")
     slot = await make_slot(site, DAY, "08:30", "09:30", capacity=10, booked=3)
     resident, _ = await make_resident(site, first_dose=dt.date(2021, 6, 1))
-    await engine.hold(resident, slot.id, window=interval_window(dt.date(2021, 6, 1)), now=NOW)
+    await service.choose(district, await service.stand(district, resident), slot.id)
     await open_slots("TH01", DAY, DAY, TIMES[:1], 2)
     assert (await Slot.get(id=slot.id)).capacity == 4  # 3 booked + 1 held
 
@@ -77,7 +77,12 @@ async def test_open_slots_refuses_an_unknown_site_and_a_reversed_range(db):
     assert await Slot.all().count() == 0
 
 
-async def _population():
+def _at(district, base_url: str):
+    """The district with another public address (BASE_URL) for the links in SMS."""
+    return dataclasses.replace(district, base_url=base_url)
+
+
+async def _population(district):
     """One resident per case, as of AS_OF; returns {case: resident}."""
     site = await make_site("TH01")
     zhuji = await make_site("TH11", subdistrict="珠吉街")
@@ -99,14 +104,16 @@ async def _population():
     await Resident.filter(id=people["vaccinated"].id).update(second_dose_date=dt.date(2021, 5, 25))
     await add("booked", dt.date(2021, 6, 1))
     slot = await make_slot(site, dt.date(2021, 7, 2))
-    await engine.book(people["booked"], slot.id, window=interval_window(dt.date(2021, 6, 1)), now=NOW)
+    standing = await service.stand(district, people["booked"])
+    await service.confirm(district, standing, slot.id, request_key=None, channel="sms")
     await add("long_name", dt.date(2021, 6, 2), name=LONG_NAME)
     return people
 
 
-async def test_invite_queues_one_sms_for_each_eligible_resident_and_nobody_else(db):
-    people = await _population()
-    result = await invite(as_of=AS_OF, base_url="https://yuyue.thwsjk.gov.cn")
+async def test_invite_queues_one_sms_for_each_eligible_resident_and_nobody_else(db, district):
+    people = await _population(district)
+    gov = _at(district, "https://yuyue.thwsjk.gov.cn")
+    result = await invite(gov, as_of=AS_OF)
     invited = {people[c].id for c in ("eligible", "late", "day_21", "long_name")}
     assert result.count == 4
     messages = await SmsMessage.filter(kind="invite")
@@ -114,30 +121,31 @@ async def test_invite_queues_one_sms_for_each_eligible_resident_and_nobody_else(
     assert {r.id for r in await Resident.filter(invited_at__isnull=False)} == invited
     assert await Link.filter(resident_id__in=invited).count() == 4
     for message in messages:
-        body = pii.decrypt(message.body_cipher)
-        assert len(body) <= sms.MAX_CHARS
-        assert body.startswith(sms.SIGNATURE) and "https://yuyue.thwsjk.gov.cn/b/" in body
-    bodies = {m.resident_id: pii.decrypt(m.body_cipher) for m in messages}
+        body = VAULT.decrypt(message.body_cipher)
+        assert len(body) <= wording.MAX_CHARS
+        assert body.startswith(wording.SIGNATURE) and "https://yuyue.thwsjk.gov.cn/b/" in body
+    bodies = {m.resident_id: VAULT.decrypt(m.body_cipher) for m in messages}
     assert "张*明您好" in bodies[people["eligible"].id] and "7月27日前" in bodies[people["eligible"].id]
     assert "阿*您好" in bodies[people["long_name"].id]  # too long to mask in full: shortened
 
-    again = await invite(as_of=AS_OF, base_url="https://yuyue.thwsjk.gov.cn")
+    again = await invite(gov, as_of=AS_OF)
     assert again.count == 0 and await SmsMessage.filter(kind="invite").count() == 4
 
 
-async def test_a_dry_run_counts_and_writes_nothing_and_limit_takes_the_most_overdue(db):
-    people = await _population()
-    dry = await invite(as_of=AS_OF, base_url="http://127.0.0.1:8000", dry_run=True)
+async def test_a_dry_run_counts_and_writes_nothing_and_limit_takes_the_most_overdue(db, district):
+    people = await _population(district)
+    local = _at(district, "http://127.0.0.1:8000")
+    dry = await invite(local, as_of=AS_OF, dry_run=True)
     assert dry.count == 4 and dry.dry_run
     assert await SmsMessage.filter(kind="invite").count() == 0 and await Link.all().count() == 0
-    limited = await invite(as_of=AS_OF, base_url="http://127.0.0.1:8000", limit=1)
+    limited = await invite(local, as_of=AS_OF, limit=1)
     assert limited.count == 1
     assert (await SmsMessage.get(kind="invite")).resident_id == people["late"].id
 
 
-async def test_a_base_url_too_long_for_two_sms_parts_is_refused_before_anything_is_written(db):
-    await _population()
+async def test_a_base_url_too_long_for_two_sms_parts_is_refused_before_anything_is_written(db, district):
+    await _population(district)
     with pytest.raises(InviteError, match="BASE_URL .* too long"):
-        await invite(as_of=AS_OF, base_url="https://" + "very-long-sub-domain." * 4 + "gov.cn")
+        await invite(_at(district, "https://" + "very-long-sub-domain." * 4 + "gov.cn"), as_of=AS_OF)
     assert await SmsMessage.filter(kind="invite").count() == 0
     assert await Resident.filter(invited_at__isnull=False).count() == 0
