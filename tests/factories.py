@@ -5,6 +5,7 @@ import datetime as dt
 import itertools
 
 from models.clock import SystemClock
+from models.booking import service
 from models.db.tables import Site, Slot
 from models.people import pii
 from models.people.links import issue_link
@@ -38,6 +39,13 @@ async def make_resident(site: Site, *, first_dose: dt.date, name: str = "张三�
 async def make_slot(site: Site, day: dt.date, start: str = "09:00", end: str = "10:00",
                     capacity: int = 10, booked: int = 0) -> Slot:
     return await Slot.create(site=site, day=day, start=start, end=end, capacity=capacity, booked=booked)
+
+
+async def book_for(district, resident, slot: Slot, now: dt.datetime | None = None):
+    """Book the window for the resident as any channel would (the booking service); the booking."""
+    standing = await service.stand(district, resident, now)
+    placed = await service.confirm(district, standing, slot.id, request_key=None, channel="sms")
+    return placed.booking
 
 
 async def make_journey_sites(today: dt.date) -> Site:

@@ -15,13 +15,12 @@ import subprocess
 
 import pytest
 
-from models.booking import service
 from models.clock import TZ, FixedClock, SystemClock, as_utc
 from models.db.tables import Link, RiskArea
 from models.people.links import issue_link
 from web.settings import Settings, build_district
 from tests.conftest import TEST_SECRET
-from tests.factories import make_resident, make_site, make_slot
+from tests.factories import book_for, make_resident, make_site, make_slot
 from tests.realserver import ROOT, Server, seed
 from tests.staff_helpers import PASSWORD, make_staff
 
@@ -105,9 +104,8 @@ def world(tmp_path_factory, tools):
         for site, phone in ((home, "13700000001"), (other, "13700000002")):
             slot = await make_slot(site, today, "23:00", "23:30", capacity=5)
             resident, _ = await make_resident(home, first_dose=first, name="李大华", phone=phone)
-            standing = await service.stand(district, resident)
-            placed = await service.confirm(district, standing, slot.id, request_key=None, channel="sms")
-            codes.append(placed.booking.code)
+            booking = await book_for(district, resident, slot)
+            codes.append(booking.code)
         await make_staff("callcentre", "agent1")
         await make_staff("site", "door1", site_code="TH01")
         await make_staff("admin", "admin1")

@@ -5,12 +5,11 @@ import datetime as dt
 
 import pytest
 
-from models.booking import service
 from models.booking.codes import format_code
 from models.clock import TZ, FixedClock, SystemClock
 from web.settings import Settings, build_district
 from tests.conftest import TEST_SECRET
-from tests.factories import make_resident, make_site, make_slot
+from tests.factories import book_for, make_resident, make_site, make_slot
 from tests.realserver import Server, seed, shot
 from tests.staff_helpers import PASSWORD, make_staff
 
@@ -41,9 +40,8 @@ def world(tmp_path_factory):
         arrivals = []
         for slot, phone in ((here_slot, "13700000001"), (there_slot, "13700000002")):
             resident, _ = await make_resident(home, first_dose=first, name="李大华", phone=phone)
-            standing = await service.stand(district, resident)
-            placed = await service.confirm(district, standing, slot.id, request_key=None, channel="sms")
-            arrivals.append(placed.booking.code)
+            booking = await book_for(district, resident, slot)
+            arrivals.append(booking.code)
         await make_staff("callcentre", "agent1")
         await make_staff("site", "door1", site_code="TH01")
         return {"caller_id": caller_id, "here": arrivals[0], "there": arrivals[1]}

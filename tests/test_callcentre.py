@@ -7,10 +7,9 @@ import re
 import pytest
 from bs4 import BeautifulSoup
 
-from models.booking import service
 from models.db.tables import AuditEntry, Booking, RiskArea, Slot, SmsMessage
 from models.operations.checks import check_database
-from tests.factories import id_number, make_resident, make_site, make_slot
+from tests.factories import book_for, id_number, make_resident, make_site, make_slot
 from tests.pages import csrf, get_page, parse, post_form, text
 from tests.staff_helpers import make_staff, sign_in
 
@@ -30,8 +29,7 @@ async def world(db, district):
         await make_slot(other, dt.date(2021, 7, 3), "14:00", "15:00", capacity=5),
     ]
     neighbour, _ = await make_resident(site, first_dose=FIRST, name="邻居", phone="13600000000")
-    standing = await service.stand(district, neighbour)  # a full window
-    await service.confirm(district, standing, slots[1].id, request_key=None, channel="sms")
+    await book_for(district, neighbour, slots[1])
     await make_staff("callcentre", "agent1")
     return dict(site=site, other=other, caller=caller, number=number, slots=slots)
 

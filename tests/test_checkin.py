@@ -13,7 +13,7 @@ from models.operations.checks import check_database
 from models.people.links import issue_link
 from models.rules.eligibility import Refusal
 from tests.conftest import NOW
-from tests.factories import id_number, make_resident, make_site, make_slot
+from tests.factories import book_for, id_number, make_resident, make_site, make_slot
 from tests.pages import get_page, parse, post_form, text
 from tests.staff_helpers import make_staff, sign_in
 
@@ -29,9 +29,8 @@ def at_the_door_day(clock):
 
 async def book(district, resident, slot):
     """A booking made the day before (at NOW), through the booking service."""
-    standing = await service.stand(district, resident, NOW)
-    placed = await service.confirm(district, standing, slot.id, request_key=None, channel="sms")
-    return placed.booking
+    booking = await book_for(district, resident, slot, NOW)
+    return booking
 
 
 async def cancel(district, booking):

@@ -13,12 +13,11 @@ import sys
 
 import pytest
 
-from models.booking import service
 from models.clock import SystemClock
 from models.db.tables import Booking, Slot
 from models.people.links import issue_link
 from tests.conftest import DB_BACKENDS, PG_URL, TEST_SECRET, reset_postgres
-from tests.factories import make_resident, make_site, make_slot
+from tests.factories import book_for, make_resident, make_site, make_slot
 from tests.realserver import ROOT, Server, seed
 from tests.rush import GOOD, Person, seen_codes
 from web.settings import Settings, build_district
@@ -60,8 +59,7 @@ def build_world(url: str, *, rushers: int, capacity: int, storm: int = 0):
                 people.append((token, number))
                 continue
             slot = a if i < rushers + storm else b
-            standing = await service.stand(district, resident)
-            await service.confirm(district, standing, slot.id, request_key=None, channel="sms")
+            await book_for(district, resident, slot)
             storm_people[slot.id].append((token, number))
         return dict(site=site.id, rush=rush.id, a=a.id, b=b.id, people=people, storm=storm_people)
 

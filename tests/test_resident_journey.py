@@ -5,11 +5,10 @@ import datetime as dt
 
 import pytest
 
-from models.booking import service
 from models.db.tables import Booking, Link, RiskArea, Slot, SmsMessage
 from models.people.links import issue_link
 from tests.conftest import NOW
-from tests.factories import make_resident, make_site, make_slot
+from tests.factories import book_for, make_resident, make_site, make_slot
 from tests.pages import get_page, parse, post_form, text
 
 FIRST = dt.date(2021, 6, 5)
@@ -299,8 +298,7 @@ async def test_a_place_lost_while_away_sends_back_to_choose_again(client, world,
     clock.advance(minutes=10)
     await Slot.filter(id=world["slots"][0].id).update(capacity=1, booked=0, held=1)
     other, _ = await make_resident(world["site"], first_dose=FIRST, phone="13900002222")
-    standing = await service.stand(district, other)
-    await service.confirm(district, standing, world["slots"][0].id, request_key=None, channel="sms")
+    await book_for(district, other, world["slots"][0])
     response = await client.get("/booking/check")
     assert response.headers["location"] == "/booking/slot"
     assert "刚刚约满" in text(await get_page(client, "/booking/slot"))

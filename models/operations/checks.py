@@ -1,7 +1,6 @@
 """Invariants over the whole database: what `python run.py check` and the tests verify."""
 from __future__ import annotations
 
-import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
 
