@@ -44,7 +44,8 @@ async def make_slot(site: Site, day: dt.date, start: str = "09:00", end: str = "
 async def book_for(district, resident, slot: Slot, now: dt.datetime | None = None):
     """Book the window for the resident as any channel would (the booking service); the booking."""
     standing = await service.stand(district, resident, now)
-    placed = await service.confirm(district, standing, slot.id, request_key=None, channel="sms")
+    placed = await service.confirm(district, standing, slot.id, request_key=None, channel="sms",
+                                   chosen=slot.id)
     return placed.booking
 
 

@@ -12,7 +12,7 @@ from models.messaging import wording
 from models.operations.invitations import InviteError, invite
 from models.operations.slots import SlotError, open_slots, parse_times
 from tests.conftest import TODAY, VAULT
-from tests.factories import make_resident, make_site, make_slot
+from tests.factories import book_for, make_resident, make_site, make_slot
 
 DAY = dt.date(2021, 7, 5)
 AS_OF = TODAY
@@ -104,8 +104,7 @@ async def _population(district):
     await Resident.filter(id=people["vaccinated"].id).update(second_dose_date=dt.date(2021, 5, 25))
     await add("booked", dt.date(2021, 6, 1))
     slot = await make_slot(site, dt.date(2021, 7, 2))
-    standing = await service.stand(district, people["booked"])
-    await service.confirm(district, standing, slot.id, request_key=None, channel="sms")
+    await book_for(district, people["booked"], slot)
     await add("long_name", dt.date(2021, 6, 2), name=LONG_NAME)
     return people
 

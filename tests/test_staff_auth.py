@@ -7,11 +7,11 @@ import pytest
 from tortoise.exceptions import IntegrityError, OperationalError
 
 from models.clock import as_utc
-from models.db.tables import AuditEntry, StaffSession
+from models.db.tables import AuditEntry, StaffSession, StaffUser
 from models.staff import sessions
 from tests.factories import make_site
-from tests.pages import get_page, parse, text
-from tests.staff_helpers import make_staff, sign_in
+from tests.pages import csrf, get_page, parse, text
+from tests.staff_helpers import browser_at, make_staff, sign_in
 
 
 async def test_sign_in_opens_a_server_session_and_is_audited(client):
@@ -35,15 +35,43 @@ async def test_a_new_session_id_at_each_sign_in(client):
     assert client.cookies["staff_session"] != first
 
 
-async def test_wrong_password_gets_a_message_and_five_lock_the_account(client):
+async def test_five_wrong_passwords_slow_down_this_address_not_the_account(client):
     await make_staff("callcentre", "agent1")
-    for _ in range(4):
+    for _ in range(5):
         response = await sign_in(client, "agent1", "wrong-password-x", status=422)
         assert "用户名或密码不正确" in text(parse(response))
-    response = await sign_in(client, "agent1", "wrong-password-x", status=423)
-    assert "已锁定" in text(parse(response))
-    await sign_in(client, "agent1", status=423)  # even the right password, while locked
-    assert await AuditEntry.filter(action="login_failed", username="agent1").count() == 6
+    response = await sign_in(client, "agent1", status=429)  # not even tried: a guesser learns nothing
+    assert 0 < int(response.headers["retry-after"]) <= 15 * 60
+    assert "登录尝试过多" in text(parse(response))
+    assert await AuditEntry.filter(action="login_throttled", username="agent1").exists()
+    async with browser_at(client.app, "198.51.100.20") as elsewhere:
+        await sign_in(elsewhere, "agent1")  # the account itself is not locked
+    assert (await StaffUser.get(username="agent1")).locked_until is None
+
+
+async def test_an_attacker_guessing_all_day_never_keeps_the_real_person_out(client):
+    """The attacker knows the username and guesses from two addresses, one of them the real
+    person's own office address; the person signs in from their usual browser throughout."""
+    await make_staff("site", "site-th01", site_code=(await make_site("TH01")).code)
+    async with browser_at(client.app, "203.0.113.7") as desk:  # the office, as the client fixture
+        await sign_in(desk, "site-th01")  # once, so this browser is known
+        desk.cookies.delete("staff_session")
+        async with browser_at(client.app, "198.51.100.66") as attacker_far:
+            statuses = set()
+            for round_ in range(12):  # rounds of guessing, as through a day
+                for _ in range(10):
+                    for attacker in (attacker_far, client):  # client: the same office address
+                        page = await get_page(attacker, "/staff")
+                        r = await attacker.post("/staff/login", data={
+                            "csrftoken": csrf(page), "username": "site-th01",
+                            "password": f"guess-{round_}-{_}"})
+                        statuses.add(r.status_code)
+                await sign_in(desk, "site-th01")  # still works, from the office, every round
+                desk.cookies.delete("staff_session")
+    assert statuses == {422, 429}, "guessing is slowed to a trickle, never let through"
+    failed = await AuditEntry.filter(action="login_failed", username="site-th01").count()
+    assert failed <= 5 + 5, "each address got its five tries and then only refusals"
+    assert await AuditEntry.filter(action="login", username="site-th01").count() == 13
 
 
 async def test_unknown_user_answers_like_a_wrong_password(client):
@@ -51,10 +79,11 @@ async def test_unknown_user_answers_like_a_wrong_password(client):
     assert "用户名或密码不正确" in text(parse(response))
 
 
-async def test_too_many_attempts_from_one_address_are_throttled(client):
-    for _ in range(30):
-        await sign_in(client, "nobody", "whatever-password", status=422)
-    await sign_in(client, "nobody", "whatever-password", status=429)
+async def test_too_many_wrong_passwords_from_one_address_are_throttled(client):
+    for n in range(30):  # a different username each time: the per-address limit
+        await sign_in(client, f"nobody{n}", "whatever-password", status=422)
+    response = await sign_in(client, "nobody99", "whatever-password", status=429)
+    assert int(response.headers["retry-after"]) > 0
 
 
 async def test_sign_out_revokes_the_session_on_the_server(client):

@@ -17,9 +17,12 @@ from models.booking import engine
 from models.clock import SystemClock
 from models.db.setup import close_db, init_db, ping
 from models.district import District
+from starlette.exceptions import HTTPException
+
+from . import errors
 from .routes import admin, callcentre, public, resident, site, staff
-from .security import RateLimits, SecurityHeaders, with_csrf
-from .settings import Settings, build_district, load_settings
+from .security import BodyGuard, RateLimits, SecurityHeaders, csrf
+from .settings import Settings, build_district, load_settings, rate_limit_rules
 from .templating import STATIC_DIR
 
 log = logging.getLogger("booking")
@@ -105,8 +108,12 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True,
         debug=settings.debug,
         routes=ROUTES,
         lifespan=lifespan,
+        exception_handlers={HTTPException: errors.http_error, 500: errors.server_error},
         middleware=[
             Middleware(SecurityHeaders, https=settings.https),
+            Middleware(BodyGuard, refuse=errors.refuse),
+            Middleware(csrf, secret=settings.secret_key, post_paths=post_paths(ROUTES),
+                       https=settings.https, refuse=errors.refuse),
             Middleware(GZipMiddleware, minimum_size=500),
             Middleware(
                 SessionMiddleware, secret_key=settings.secret_key, session_cookie="session",
@@ -116,12 +123,8 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True,
     )
     app.state.settings = settings
     app.state.district = district
-    app.state.limits = RateLimits(open_link=settings.rate_limit_open_link,
-                                  verify=settings.rate_limit_verify,
-                                  staff_login=settings.rate_limit_staff_login,
-                                  redis_url=settings.redis_url)
-    return with_csrf(app, secret=settings.secret_key, post_paths=post_paths(ROUTES),
-                     https=settings.https)
+    app.state.limits = RateLimits(rate_limit_rules(settings), redis_url=settings.redis_url)
+    return app
 
 
 def app_factory():

@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import ipaddress
+import re
+import unicodedata
 from urllib.parse import urlencode
 
 from starlette.requests import Request
@@ -11,6 +15,8 @@ from starlette.routing import Route
 from models.district import District
 
 MAX_ID = 2**31 - 1  # row ids are 32-bit integers on both databases
+FIRST_DAY, LAST_DAY = dt.date(2020, 1, 1), dt.date(2099, 12, 31)  # any day the service deals in
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def parse_id(value) -> int | None:
@@ -23,14 +29,22 @@ def parse_id(value) -> int | None:
 
 
 def parse_day(value) -> dt.date | None:
-    """A YYYY-MM-DD day, else None."""
+    """A YYYY-MM-DD day between 2020 and 2099, else None."""
     text = str(value or "").strip()
     if len(text) != 10:
         return None
     try:
-        return dt.date.fromisoformat(text)
+        day = dt.date.fromisoformat(text)
     except ValueError:
         return None
+    return day if FIRST_DAY <= day <= LAST_DAY else None
+
+
+def parse_text(value, max_length: int) -> str:
+    """Free text for a field of `max_length` characters: NFKC-folded, control characters and
+    surrounding spaces removed, cut to length. Never an error."""
+    text = unicodedata.normalize("NFKC", str(value or ""))
+    return _CONTROL.sub("", text).strip()[:max_length]
 
 
 def see_other(url: str) -> RedirectResponse:
@@ -38,8 +52,34 @@ def see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
+@functools.lru_cache(maxsize=8)
+def _networks(proxies: tuple[str, ...]) -> tuple:
+    return tuple(ipaddress.ip_network(p, strict=False) for p in proxies)
+
+
+def _trusted(address: str, proxies: tuple[str, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in _networks(proxies))
+
+
 def client_address(request: Request) -> str:
-    return request.client.host if request.client else ""
+    """The client's address: the peer, or, when the peer is a trusted proxy (TRUSTED_PROXIES),
+    the last address in X-Forwarded-For that is not one of ours."""
+    peer = request.client.host if request.client else ""
+    proxies = request.app.state.settings.trusted_proxies
+    if not proxies or not _trusted(peer, proxies):
+        return peer
+    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _trusted(hop, proxies):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer  # a forged or broken header: fall back to the proxy itself
+    return peer
 
 
 def district(request: Request) -> District:
@@ -49,7 +89,7 @@ def district(request: Request) -> District:
 
 def url_for(request: Request, name: str, /, **params) -> str:
     """The path of a named route; parameters the route's path does not take become the query."""
-    router = request.scope["router"]
+    router = request.scope.get("router") or request.scope["app"].router
     route = next((r for r in router.routes if isinstance(r, Route) and r.name == name), None)
     in_path = set(route.param_convertors) if route else set()
     path = router.url_path_for(name, **{k: v for k, v in params.items() if k in in_path})

@@ -1,17 +1,21 @@
-"""Security plumbing: response headers, CSRF, rate limits, and an access log that hides tokens."""
+"""Security plumbing: safety headers on every response, a guard on request bodies, CSRF, rate
+limits that count failures, and an access log that hides tokens and escapes control characters.
+
+Order, outermost first (web/app.py): SecurityHeaders -> BodyGuard -> asgi-csrf -> the app. So
+the CSRF refusal, a refused body and a 500 all carry the same headers as every page.
+"""
 from __future__ import annotations
 
 import logging
 import re
 import time
+from urllib.parse import parse_qsl
 
 from asgi_csrf import asgi_csrf
 from limits import parse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from starlette.datastructures import MutableHeaders
-
-from . import i18n
 
 access_log = logging.getLogger("booking.access")
 
@@ -20,11 +24,27 @@ CSP = (
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
 _TOKEN_IN_PATH = re.compile(r"^/b/[^/]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MAX_FORM_BYTES = 64 * 1024  # our largest form is a few hundred bytes
+BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 def redact_path(path: str) -> str:
-    """Hide the token of a personal link: /b/abc… -> /b/…"""
-    return _TOKEN_IN_PATH.sub("/b/…", path)
+    """For the log: hide the token of a personal link (/b/abc… -> /b/…) and escape control
+    characters, so a path can never forge a log line."""
+    path = _TOKEN_IN_PATH.sub("/b/…", path)
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", path)
+
+
+def add_safety_headers(headers: MutableHeaders, *, https: bool, static: bool) -> None:
+    headers["Referrer-Policy"] = "no-referrer"
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["X-Frame-Options"] = "DENY"
+    headers.setdefault("Content-Security-Policy", CSP)
+    if https:
+        headers["Strict-Transport-Security"] = "max-age=31536000"
+    if not static:
+        headers["Cache-Control"] = "no-store"
 
 
 class SecurityHeaders:
@@ -45,19 +65,14 @@ class SecurityHeaders:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = MutableHeaders(scope=message)
-                headers["Referrer-Policy"] = "no-referrer"
-                headers["X-Content-Type-Options"] = "nosniff"
-                headers["X-Frame-Options"] = "DENY"
-                headers.setdefault("Content-Security-Policy", CSP)
-                if self.https:
-                    headers["Strict-Transport-Security"] = "max-age=31536000"
-                if not is_static:
-                    headers["Cache-Control"] = "no-store"
+                add_safety_headers(MutableHeaders(scope=message), https=self.https, static=is_static)
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_headers)
+        except Exception:
+            status = status or 500
+            raise
         finally:
             access_log.info(
                 "%s %s %s %.0fms", scope["method"], redact_path(scope["path"]), status,
@@ -65,37 +80,73 @@ class SecurityHeaders:
             )
 
 
-_CSRF_FAILED = {
-    "zh": ("页面已过期", "为了您的安全，这个页面已失效。请返回上一页，刷新后重新提交。"),
-    "en": ("This page has expired", "For your safety this page is no longer valid. "
-           "Go back, reload the page and submit it again."),
-}
-
-
-async def send_csrf_failed(scope, send, message_id=None):
-    """A plain-words page in the user's language when a form's CSRF token does not match."""
-    cookies = {}
+def _content_type(scope) -> tuple[str, dict[str, str]]:
     for key, value in scope.get("headers", []):
-        if key == b"cookie":
-            for part in value.decode("latin-1").split(";"):
-                name, _, val = part.strip().partition("=")
-                cookies[name] = val
-    lang = i18n.choose_language(cookies.get(i18n.LANG_COOKIE))
-    title, text = _CSRF_FAILED[lang]
-    body = (
-        f'<!doctype html><html lang="{"zh-Hans" if lang == "zh" else "en"}"><head>'
-        f'<meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{title}</title></head><body><main><h1>{title}</h1><p>{text}</p>"
-        f'<p><a href="/booking">{"返回预约" if lang == "zh" else "Back to booking"}</a></p>'
-        f"</main></body></html>"
-    ).encode()
-    await send({"type": "http.response.start", "status": 403, "headers": [
-        (b"content-type", b"text/html; charset=utf-8"), (b"cache-control", b"no-store")]})
-    await send({"type": "http.response.body", "body": body})
+        if key == b"content-type":
+            main, _, rest = value.decode("latin-1").partition(";")
+            params = {}
+            for part in rest.split(";"):
+                name, eq, val = part.strip().partition("=")
+                if eq:
+                    params[name.strip().lower()] = val.strip().strip('"')
+            return main.strip().lower(), params
+    return "", {}
 
 
-def with_csrf(app, *, secret: str, post_paths: set[str], https: bool):
-    """Wrap the app in asgi-csrf; every POST path is protected even when no cookie came with it."""
+class BodyGuard:
+    """Reads a request body once and lets through only what our forms send: a urlencoded body in
+    UTF-8, or multipart with a boundary, within MAX_FORM_BYTES. Anything else gets a page in the
+    user's language (400, 413 or 415) before the CSRF check or a handler sees it."""
+
+    def __init__(self, app, *, refuse):
+        self.app = app
+        self.refuse = refuse  # async (scope, send, status, kind) -> None
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
+            return await self.app(scope, receive, send)
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > MAX_FORM_BYTES:
+                return await self.refuse(scope, send, 413, "too_large")
+        kind, params = _content_type(scope)
+        problem = None
+        if kind == "application/x-www-form-urlencoded":
+            try:
+                parse_qsl(body.decode("utf-8"), strict_parsing=False)
+            except UnicodeDecodeError:
+                problem = (400, "bad_request")
+        elif kind == "multipart/form-data":
+            if not params.get("boundary") or len(params["boundary"]) > 200:
+                problem = (400, "bad_request")
+        elif body or kind:
+            problem = (415, "unsupported")
+        if problem:
+            return await self.refuse(scope, send, *problem)
+        sent = False
+
+        async def replay():
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return await self.app(scope, replay, send)
+
+
+def csrf(app, *, secret: str, post_paths: set[str], https: bool, refuse):
+    """asgi-csrf; every POST path is protected even when no cookie came with it."""
+
+    async def send_csrf_failed(scope, send, message_id=None):
+        await refuse(scope, send, 403, "expired")
+
     return asgi_csrf(
         app, signing_secret=secret, always_protect=post_paths, cookie_secure=https,
         cookie_samesite="Lax", send_csrf_failed=send_csrf_failed,
@@ -103,17 +154,28 @@ def with_csrf(app, *, secret: str, post_paths: set[str], https: bool):
 
 
 class RateLimits:
-    """Moving-window limits keyed by client address: in Redis when a URL is given, so every worker
-    and host counts together; in this process's memory otherwise."""
+    """Moving-window limits. They count failures (an unknown link, a wrong ID number, a wrong
+    password), never successes, so residents sharing one address are not turned away.
 
-    def __init__(self, *, open_link: str, verify: str, staff_login: str, redis_url: str = "",
-                 prefix: str = "booking"):
-        storage = storage_from_string(redis_url, key_prefix=prefix) if redis_url else \
-            storage_from_string("memory://")
+    In Redis when a URL is given, so every worker and host counts together; in this process's
+    memory otherwise (`make run` with one worker).
+    """
+
+    def __init__(self, rules: dict[str, str], *, redis_url: str = "", prefix: str = "booking"):
+        storage = (storage_from_string(redis_url, key_prefix=prefix) if redis_url
+                   else storage_from_string("memory://"))
         self.limiter = MovingWindowRateLimiter(storage)
-        self.rules = {"open_link": parse(open_link), "verify": parse(verify),
-                      "staff_login": parse(staff_login)}
+        self.rules = {name: parse(text) for name, text in rules.items()}
 
-    def hit(self, name: str, key: str) -> bool:
-        """Count one attempt; False when the limit is exceeded."""
-        return self.limiter.hit(self.rules[name], name, key)
+    def allowed(self, name: str, *keys: str) -> bool:
+        """Whether one more failure would still be within the limit (nothing is counted)."""
+        return self.limiter.test(self.rules[name], name, *keys)
+
+    def fail(self, name: str, *keys: str) -> None:
+        """Count one failure."""
+        self.limiter.hit(self.rules[name], name, *keys)
+
+    def retry_after(self, name: str, *keys: str) -> int:
+        """Seconds until the next attempt would be allowed (at least 1)."""
+        reset = self.limiter.get_window_stats(self.rules[name], name, *keys).reset_time
+        return max(int(reset - time.time()) + 1, 1)

@@ -1,6 +1,7 @@
 """Every setting read from the environment (or a `.env` file), typed, in one place."""
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass, field, replace
@@ -57,10 +58,14 @@ class Settings:
     verify_lock_minutes: int = 30
     booking_lead_days: int = 7
     hold_minutes: int = 5
-    # Per client address (the `limits` library's notation); shared by every worker with REDIS_URL.
+    # Failures only, never successes (the `limits` library's notation); shared by every worker
+    # and host with REDIS_URL. Unknown or dead link tokens per client address:
     rate_limit_open_link: str = "30/minute"
-    rate_limit_verify: str = "20/minute"
-    rate_limit_staff_login: str = "30 per 15 minutes"
+    rate_limit_verify: str = "60/minute"  # wrong ID numbers per client address
+    rate_limit_staff_login: str = "30 per 15 minutes"  # wrong passwords per client address
+    rate_limit_login_guess: str = "5 per 15 minutes"  # per username and address (or device)
+    # Proxies whose X-Forwarded-For is believed (addresses or networks); none by default.
+    trusted_proxies: tuple[str, ...] = ()
     debug: bool = False
 
     @property
@@ -85,8 +90,16 @@ def load_settings(**overrides) -> Settings:
         rate_limit_open_link=env.get("RATE_LIMIT_OPEN_LINK", Settings.rate_limit_open_link),
         rate_limit_verify=env.get("RATE_LIMIT_VERIFY", Settings.rate_limit_verify),
         rate_limit_staff_login=env.get("RATE_LIMIT_STAFF_LOGIN", Settings.rate_limit_staff_login),
+        rate_limit_login_guess=env.get("RATE_LIMIT_LOGIN_GUESS", Settings.rate_limit_login_guess),
+        trusted_proxies=tuple(p.strip() for p in env.get("TRUSTED_PROXIES", "").split(",")
+                              if p.strip()),
     )
     values.update(overrides)
+    for proxy in values["trusted_proxies"]:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ValueError(f"TRUSTED_PROXIES: {proxy!r} is not an address or network") from None
     if not values["secret_key"]:
         values["secret_key"] = _secret_key(DATA_DIR)
     return Settings(**values)
@@ -104,3 +117,13 @@ def build_district(settings: Settings, *, clock: SystemClock | None = None) -> D
         verify_max_failures=settings.verify_max_failures,
         verify_lock_minutes=settings.verify_lock_minutes,
     )
+
+
+def rate_limit_rules(settings: Settings) -> dict[str, str]:
+    """Each limit's name and its setting (web/security.py: RateLimits)."""
+    return {
+        "open_link": settings.rate_limit_open_link,
+        "verify": settings.rate_limit_verify,
+        "staff_login": settings.rate_limit_staff_login,
+        "login_guess": settings.rate_limit_login_guess,
+    }

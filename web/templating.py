@@ -64,7 +64,7 @@ def wants_fragment(request: Request) -> bool:
 
 def render(
     request: Request, page: str, context: dict | None = None, *, status: int = 200,
-    fragment: str | None = None,
+    fragment: str | None = None, headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
     """Render `page`, or `fragment` instead when htmx asks for it; always Vary on HX-Request."""
     lang = i18n.choose_language(request.cookies.get(i18n.LANG_COOKIE))
@@ -82,7 +82,7 @@ def render(
     }
     name = fragment if fragment and wants_fragment(request) else page
     html = env.get_template(name).render(ctx)
-    headers = {"Vary": "HX-Request"}
+    headers = {"Vary": "HX-Request", **(headers or {})}
     if request.headers.get("hx-boosted") == "true":
         # The XHR followed our 303s: tell htmx the address of what it shows (never a POST's).
         headers["HX-Push-Url"] = ctx["here"] if request.method == "GET" else "false"

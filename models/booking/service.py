@@ -132,11 +132,19 @@ def _notice(district: District, resident: Resident, kind: str) -> engine.Notice:
 
 
 async def confirm(district: District, standing: Standing, slot_id: int, *,
-                  request_key: str | None, channel: str) -> Placed:
-    """Book the slot, or move the person's booking there: one booking per confirm form (rule 6)."""
+                  request_key: str | None, channel: str, chosen: int | None) -> Placed:
+    """Book the slot, or move the person's booking there: one booking per confirm form (rule 6).
+
+    `chosen` is the window the channel recorded the person choosing and holding (the resident's
+    journey; the window the agent's check page read back). A confirmation for any other window
+    is refused, unless it repeats one already made.
+    """
     _may_choose(standing)
     resident, current = standing.resident, standing.booking
-    if current is None or (request_key and current.request_key == request_key):
+    repeat = current is not None and request_key and current.request_key == request_key
+    if slot_id != chosen and not repeat:
+        raise Refused(Refusal.NOT_CHOSEN, current)
+    if current is None or repeat:
         booking, created = await engine.book(
             resident, slot_id, window=standing.window, now=standing.now, request_key=request_key,
             channel=channel, notice=_notice(district, resident, "confirm"))

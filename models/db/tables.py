@@ -171,7 +171,7 @@ class StaffUser(Model):
     active = fields.BooleanField(default=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     failed_logins = fields.IntField(default=0)  # consecutive; reset by a good log-in
-    locked_until = fields.DatetimeField(null=True)
+    locked_until = fields.DatetimeField(null=True)  # no longer set: see models/staff/sessions.py
 
     class Meta:
         table = "staff_user"

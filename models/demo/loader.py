@@ -150,7 +150,8 @@ async def _book(district: District, resident: Resident, site: Site, day: dt.date
         return 0
     try:
         standing = await service.stand(district, resident, now)
-        await service.confirm(district, standing, slot.id, request_key=None, channel="demo")
+        await service.confirm(district, standing, slot.id, request_key=None, channel="demo",
+                              chosen=slot.id)
     except Refused:
         return 0
     # The phones are made up but may be someone's: never leave a message queued for them.

@@ -23,6 +23,7 @@ class Refusal(StrEnum):
     FULL = "full"  # somebody else took the last place
     NOT_ALLOWED = "not_allowed"  # no such window, a closed site, or a day the rules do not allow
     GONE = "gone"  # the booking was cancelled or moved meanwhile
+    NOT_CHOSEN = "not_chosen"  # a confirmation for a window the person did not choose
 
 
 class Refused(Exception):

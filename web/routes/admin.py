@@ -4,7 +4,7 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from models.staff import audit
-from ..http import parse_day, parse_id
+from ..http import parse_day, parse_id, parse_text
 from ..staff_auth import ADMIN, current_staff, staff_only
 from ..templating import render
 
@@ -13,7 +13,7 @@ from ..templating import render
 async def admin_home(request: Request):
     """GET /admin: the audit trail, newest first, filtered by person, action, resident or day."""
     q = request.query_params
-    filters = {"username": q.get("username", ""), "action": q.get("action", ""),
+    filters = {"username": parse_text(q.get("username"), 40), "action": parse_text(q.get("action"), 40),
                "resident_id": parse_id(q.get("resident")), "day": parse_day(q.get("day"))}
     rows = await audit.entries(**filters, before_id=parse_id(q.get("before")))
     return render(request, "pages/admin/audit.html", {

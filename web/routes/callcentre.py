@@ -6,6 +6,7 @@ Booking, moving and cancelling go through the same booking service as the reside
 """
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 
 from starlette.requests import Request
@@ -17,7 +18,7 @@ from models.booking.service import Standing
 from models.db.tables import Booking
 from models.people import lookup
 from models.rules.eligibility import Refusal, Refused
-from ..http import district, parse_id, see_other, url_for
+from ..http import district, parse_day, parse_id, parse_text, see_other, url_for
 from ..staff_auth import CALLS, current_staff, record, staff_only
 from ..templating import render
 
@@ -60,7 +61,7 @@ async def calls_home(request: Request):
 async def calls_search(request: Request):
     """POST /staff/calls/search: by full ID number or mobile; the same answer found or not."""
     form = await request.form()
-    typed = str(form.get("q", ""))[:40]
+    typed = parse_text(form.get("q"), 40)
     try:
         query = lookup.parse_query(typed)
     except lookup.BadQuery as exc:
@@ -89,7 +90,7 @@ async def calls_card(request: Request):
 async def calls_reveal(request: Request):
     """POST /staff/calls/reveal: the full ID or phone (htmx swaps it in); each reveal is audited."""
     form = await request.form()
-    field = str(form.get("field", ""))
+    field = parse_text(form.get("field"), 8)
     card = await _card(request, parse_id(form.get("r")))
     if card is None or field not in lookup.FIELDS:
         return await _missing(request)
@@ -99,17 +100,17 @@ async def calls_reveal(request: Request):
                        fragment="fragments/_calls_number.html")
 
 
-async def _picker(request: Request, card: Standing, site_id: int | None, day_text: str | None,
+async def _picker(request: Request, card: Standing, site_id: int | None, wanted: dt.date | None,
                   *, error: str = "", status: int = 200):
     window, now = card.window, card.now
     choices = await availability.site_choices(card.resident, window, now)
     open_ids = [c.site.id for c in choices if c.first_free_day]
     current = card.booking
     if site_id is None and current:  # moving: start from where they are booked now
-        site_id, day_text = current.slot.site_id, day_text or current.slot.day.isoformat()
+        site_id, wanted = current.slot.site_id, wanted or current.slot.day
     site_id = site_id if site_id in open_ids else (open_ids[0] if open_ids else None)
     days = await availability.days_for_site(site_id, window, now) if site_id else []
-    day = next((d.day for d in days if d.day.isoformat() == day_text), None)
+    day = next((d.day for d in days if d.day == wanted), None)
     day = day or next((d.day for d in days if d.free), None)
     slots = await availability.windows_for_day(site_id, day, now) if day else []
     return await _page(request, "book.html", {
@@ -125,7 +126,7 @@ async def calls_book(request: Request):
     card = await _choosing_card(request, parse_id(q.get("r")))
     if not isinstance(card, Standing):
         return card
-    return await _picker(request, card, parse_id(q.get("site")), q.get("day"))
+    return await _picker(request, card, parse_id(q.get("site")), parse_day(q.get("day")))
 
 
 @staff_only(*CALLS)
@@ -144,7 +145,7 @@ async def calls_hold(request: Request):
     except Refused as exc:
         if exc.reason not in (Refusal.FULL, Refusal.NOT_ALLOWED):
             return _to_card(request, card.resident.id)
-        return await _picker(request, card, site_id, slot.day.isoformat(), error="slot_full", status=422)
+        return await _picker(request, card, site_id, slot.day, error="slot_full", status=422)
     return see_other(url_for(request, "calls_check", r=card.resident.id, slot=slot.id))
 
 
@@ -175,14 +176,16 @@ async def calls_confirm(request: Request):
         return await _missing(request)
     slot_id = parse_id(form.get("slot")) or 0
     try:
+        # The check page the agent confirmed read this very window back to the caller.
         placed = await service.confirm(district(request), card, slot_id, channel="callcentre",
-                                       request_key=str(form.get("key", ""))[:64] or None)
+                                       request_key=parse_text(form.get("key"), 64) or None,
+                                       chosen=slot_id)
     except Refused as exc:
         if exc.reason not in (Refusal.FULL, Refusal.NOT_ALLOWED, Refusal.GONE):
             return _to_card(request, card.resident.id)
         slot = await availability.slot_by_id(slot_id)
         return await _picker(request, card, slot.site_id if slot else None,
-                             slot.day.isoformat() if slot else None, error="slot_taken", status=409)
+                             slot.day if slot else None, error="slot_taken", status=409)
     booking = placed.booking
     if placed.changed:
         slot = await availability.slot_with_site(booking.slot_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from .. import i18n
-from ..http import see_other
+from ..http import parse_text, see_other
 from ..templating import LARGE_COOKIE, render
 
 YEAR = 365 * 24 * 3600
@@ -28,7 +28,7 @@ async def start_page(request: Request):
 
 async def set_language(request: Request):
     lang = request.path_params["lang"]
-    response = see_other(safe_next(request.query_params.get("next")))
+    response = see_other(safe_next(parse_text(request.query_params.get("next"), 200)))
     if lang in i18n.LANGUAGES:
         _remember(response, request, i18n.LANG_COOKIE, lang)
     return response
@@ -36,7 +36,7 @@ async def set_language(request: Request):
 
 async def toggle_large_text(request: Request):
     form = await request.form()
-    response = see_other(safe_next(str(form.get("next", ""))))
+    response = see_other(safe_next(parse_text(form.get("next"), 200)))
     large = request.cookies.get(LARGE_COOKIE) == "large"
     _remember(response, request, LARGE_COOKIE, "normal" if large else "large")
     return response

@@ -15,7 +15,7 @@ from models.booking.service import Standing
 from models.db.tables import Link, Resident
 from models.people import links, pii
 from models.rules.eligibility import Refusal, Refused
-from ..http import client_address, district, parse_id, see_other, url_for
+from ..http import client_address, district, parse_day, parse_id, parse_text, see_other, url_for
 from ..journey import Journey
 from ..templating import render
 
@@ -40,8 +40,11 @@ def link_invalid(request: Request):
     return render(request, "pages/resident/refusal.html", {"kind": "link_invalid"}, status=404)
 
 
-def slow_down(request: Request):
-    return render(request, "pages/resident/refusal.html", {"kind": "slow_down"}, status=429)
+def slow_down(request: Request, limit: str, address: str):
+    """429: too many failures from this address; Retry-After says when to try again."""
+    wait = request.app.state.limits.retry_after(limit, address)
+    return render(request, "pages/resident/refusal.html", {"kind": "slow_down", "wait": wait},
+                  status=429, headers={"Retry-After": str(wait)})
 
 
 async def load_visit(request: Request) -> Visit | None:
@@ -81,11 +84,16 @@ async def booked_visit(request: Request) -> Visit | RedirectResponse:
 
 
 async def open_link(request: Request):
-    """GET /b/{token}: does not use the link up (scanners open it too); sets a session, 303 away."""
-    if not request.app.state.limits.hit("open_link", client_address(request)):
-        return slow_down(request)
+    """GET /b/{token}: does not use the link up (scanners open it too); sets a session, 303 away.
+
+    Only unknown, expired and revoked tokens count towards the address's limit: residents behind
+    one carrier address all get in, a guesser is stopped."""
+    limits, address = request.app.state.limits, client_address(request)
+    if not limits.allowed("open_link", address):
+        return slow_down(request, "open_link", address)
     link = await links.resolve_token(request.path_params["token"], district(request).clock.now())
     if link is None:
+        limits.fail("open_link", address)
         return link_invalid(request)
     Journey(request.session).start(link.id)
     return see_other(url_for(request, "booking"))
@@ -134,13 +142,16 @@ async def booking_verify(request: Request):
     visit = await load_visit(request)
     if visit is None:
         return link_invalid(request)
-    if not request.app.state.limits.hit("verify", client_address(request)):
-        return slow_down(request)
+    limits, address = request.app.state.limits, client_address(request)
+    if not limits.allowed("verify", address):
+        return slow_down(request, "verify", address)
     form = await request.form()
     d = district(request)
     result = await links.verify_identity(
-        d.vault, visit.link, str(form.get("id_number", ""))[:64], now=visit.now,
+        d.vault, visit.link, parse_text(form.get("id_number"), 64), now=visit.now,
         max_failures=d.verify_max_failures, lock_minutes=d.verify_lock_minutes)
+    if result.reason in ("mismatch", "locked"):  # a typo of the format does not count
+        limits.fail("verify", address)
     if result.ok:
         visit.journey.mark_verified()
         # Straight to the first question when they may book: one round trip less on a slow network.
@@ -205,8 +216,8 @@ async def booking_slot(request: Request):
                 return see_other(url_for(request, "check"))
     flash = journey.pop_flash()
     days = await availability.days_for_site(site.id, standing.window, visit.now)
-    wanted = request.query_params.get("day") or (journey.day.isoformat() if journey.day else None)
-    day = next((d.day for d in days if d.day.isoformat() == wanted), None)
+    wanted = parse_day(request.query_params.get("day")) or journey.day
+    day = next((d.day for d in days if d.day == wanted), None)
     day = day or next((d.day for d in days if d.free), None)
     slots = await availability.windows_for_day(site.id, day, visit.now) if day else []
     return render(request, "pages/resident/slot.html", {
@@ -246,9 +257,10 @@ async def booking_confirm(request: Request):
     form = await request.form()
     try:
         await service.confirm(district(request), visit.standing, parse_id(form.get("slot")) or 0,
-                              request_key=str(form.get("key", ""))[:64] or None, channel="sms")
+                              request_key=parse_text(form.get("key"), 64) or None, channel="sms",
+                              chosen=visit.journey.slot_id)
     except Refused as exc:
-        if exc.reason == Refusal.BOOKED:
+        if exc.reason in (Refusal.BOOKED, Refusal.NOT_CHOSEN):  # their booking, or start again
             return see_other(url_for(request, "booking"))
         visit.journey.lose_slot("slot_taken")
         return see_other(url_for(request, "slot"))

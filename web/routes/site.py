@@ -7,7 +7,7 @@ from starlette.routing import Route
 from models.db.tables import Site, StaffUser
 from models.operations import checkin
 from models.people.pii import mask_name
-from ..http import district, parse_id, see_other, url_for
+from ..http import district, parse_id, parse_text, see_other, url_for
 from ..staff_auth import SITE, current_staff, record, staff_only
 from ..templating import render
 
@@ -18,7 +18,7 @@ async def _site(user: StaffUser, code) -> Site | None:
     """The site worked at: a site account's own, whatever was sent; an admin's choice."""
     if user.role == "site":
         return user.site
-    return await checkin.site_by_code(str(code or "")[:32])
+    return await checkin.site_by_code(parse_text(code, 32))
 
 
 def _home(request: Request, user: StaffUser, site: Site) -> str:
@@ -61,7 +61,7 @@ async def _refused(request: Request, site: Site, found: checkin.Finding) -> None
 async def site_home(request: Request):
     """GET /staff/site: today's bookings at the site, the look-up box, end of day."""
     user = await current_staff(request)
-    code = request.query_params.get("site", "")
+    code = parse_text(request.query_params.get("site"), 32)
     site = await _site(user, code)
     if site is None:
         return await _choose(request, user, code)
@@ -81,7 +81,7 @@ async def site_lookup(request: Request):
     user, form, site = await _posted(request)
     if site is None:
         return see_other(url_for(request, "site_home"))
-    query = str(form.get("q", ""))[:64]
+    query = parse_text(form.get("q"), 64)
     try:
         d = district(request)
         found = await checkin.find(d.vault, query, site.id, d.clock.today())
