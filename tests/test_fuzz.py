@@ -1,0 +1,166 @@
+"""Every route, every field, hostile values: no 5xx and no traceback, ever.
+
+The routes come from the app's own routing table and the fields from the templates and the
+handlers, so a new route or field is fuzzed without touching this file; a route that no session
+below can reach fails the test until it is given one.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+from starlette.routing import Route
+
+from models.people.links import issue_link
+from tests.conftest import NOW
+from tests.factories import book_for, make_resident, make_site, make_slot
+from tests.pages import csrf, get_page, post_form
+from tests.staff_helpers import PASSWORD, make_staff, sign_in
+
+ROOT = Path(__file__).resolve().parent.parent
+HUGE = "9223372036854775808"
+HOSTILE = ["", "0", "-1", HUGE, "-" + HUGE, "1e309", "1.5", "NaN", "x" * 1000, "\x00", "\r\nSet-Cookie: a=b",
+           "%00%ff", "<script>alert(1)</script>", "../../etc/passwd", "２０２１－０７－０２",
+           "2021-13-45", "9999-12-31", "0001-01-01", "😀" * 50, "' OR 1=1 --"]
+NASTY = [HUGE, "x" * 5000, "\x00\n"]
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def field_names() -> set[str]:
+    """Every form field a template sends and every value a handler reads."""
+    names = set()
+    for path in (ROOT / "templates").rglob("*.html"):
+        names |= set(re.findall(r'name="([a-z_]+)"', path.read_text(encoding="utf-8")))
+    for path in (ROOT / "web" / "routes").glob("*.py"):
+        names |= set(re.findall(r'(?:form|q|query_params|source)\.get\("([a-z_]+)"',
+                                path.read_text(encoding="utf-8")))
+    return names - {"csrftoken", "viewport"}
+
+
+class Errors(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.records: list[str] = []
+
+    def emit(self, record):
+        self.records.append(f"{record.name}: {record.getMessage()}")
+
+
+@pytest.fixture
+async def world(db, settings, clock):
+    site = await make_site("S01")
+    resident, number = await make_resident(site, first_dose=dt.date(2021, 6, 5))
+    booked, _ = await make_resident(site, first_dose=dt.date(2021, 6, 5), phone="13900000001")
+    slot = await make_slot(site, dt.date(2021, 7, 2), "09:00", "10:00", capacity=50)
+    from web.settings import build_district
+
+    booking = await book_for(build_district(settings, clock=clock), booked, slot)
+    await make_staff("admin", "boss")
+    await make_staff("site", "door", site_code="S01")
+    return {"token": await issue_link(resident, now=NOW), "number": number,
+            "valid": {"r": resident.id, "b": booking.id, "slot": slot.id, "site": site.id,
+                      "booking": booking.id, "day": "2021-07-02", "q": number, "field": "id",
+                      "id_number": number, "username": "boss", "password": PASSWORD,
+                      "next": "/", "resident": resident.id, "before": 10, "action": "login",
+                      "key": "k", "moved": "1", "lang": "en", "token": "x"}}
+
+
+async def _browser(app):
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.99", 5000), raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+
+async def sessions(app, world) -> dict[str, httpx.AsyncClient]:
+    """A browser per kind of visitor, each with a page's CSRF token at hand."""
+    anonymous, resident, admin, door = [await _browser(app) for _ in range(4)]
+    await resident.get(f"/b/{world['token']}")
+    page = await get_page(resident, "/booking")
+    await post_form(resident, "/booking/verify", page, {"id_number": world["number"]})
+    await sign_in(admin, "boss")
+    await sign_in(door, "door")
+    return {"public": anonymous, "resident": resident, "admin": admin, "site": door}
+
+
+def who_fuzzes(path: str) -> str:
+    """The visitor who gets furthest into a route."""
+    if path.startswith("/booking"):
+        return "resident"
+    if path.startswith("/staff/site"):
+        return "site"
+    if path.startswith(("/staff/calls", "/admin")):
+        return "admin"
+    if path in ("/", "/healthz", "/lang/{lang}", "/text-size", "/b/{token}", "/staff",
+                "/staff/login", "/staff/logout"):
+        return "public"
+    raise AssertionError(f"the fuzz test does not know who may use {path}: add it to who_fuzzes()")
+
+
+def fill(path: str, value: str) -> str:
+    """The route's path with `value` (percent-encoded) in each path parameter."""
+    return re.sub(r"\{[a-z_]+\}", lambda _: quote(value, safe="") or "x", path)
+
+
+async def test_no_route_answers_hostile_input_with_a_server_error(world, client):
+    from web.app import ROUTES
+
+    app = client.app
+    browsers = await sessions(app, world)
+    tokens = {name: csrf(await get_page(b, "/" if name == "public" else {
+        "resident": "/booking/site", "admin": "/admin", "site": "/staff/site"}[name]))
+        for name, b in browsers.items()}
+    fields = field_names()
+    valid = {k: str(v) for k, v in world["valid"].items()}
+    missing = fields - set(valid)
+    assert not missing, f"give the fuzz test a valid value for {missing}"
+    errors = Errors()
+    logging.getLogger().addHandler(errors)
+    failures: list[str] = []
+    sent = 0
+
+    async def send(browser, method, url, **kw):
+        nonlocal sent
+        sent += 1
+        r = await browser.request(method, url, **kw)
+        if r.status_code >= 500 or "Traceback" in r.text:
+            failures.append(f"{method} {url[:80]} {kw.get('data') or kw.get('content') or ''}"[:300]
+                            + f" -> {r.status_code}")
+
+    routes = [r for r in ROUTES if isinstance(r, Route) and r.name != "staff_logout"]
+    try:
+        for route in routes:
+            who = who_fuzzes(route.path)
+            browser, token = browsers[who], tokens[who]
+            for method in METHODS:  # every method, plain values
+                await send(browser, method, fill(route.path, "x"), params=valid)
+            for value in HOSTILE:  # every field hostile at once, in the path, query and body
+                url = fill(route.path, value)
+                everything = {name: value for name in fields}
+                await send(browser, "GET", url, params=everything)
+                await send(browser, "POST", url, data={"csrftoken": token, **everything})
+                await send(browser, "POST", url, files={"csrftoken": (None, token),
+                                                        **{k: (None, v) for k, v in everything.items()}})
+            for name in sorted(fields):  # one field hostile, the others valid: deeper paths
+                for value in NASTY:
+                    one = {**valid, name: value}
+                    await send(browser, "GET", fill(route.path, "x"), params=one)
+                    await send(browser, "POST", fill(route.path, "x"), data={"csrftoken": token, **one})
+            raw = fill(route.path, "x")  # bytes that are not UTF-8, duplicated fields, wrong types
+            await send(browser, "GET", raw + "?r=%ff%fe&slot=1&slot=2&day=%c0%af")
+            await send(browser, "POST", raw, content=b"csrftoken=" + token.encode() + b"&r=\xff\xfe&slot=1&slot=2",
+                       headers={"content-type": "application/x-www-form-urlencoded"})
+            for content_type in ("application/json", "text/plain", "multipart/form-data",
+                                 "multipart/form-data; boundary=", "application/x-www-form-urlencoded; charset=latin-1"):
+                await send(browser, "POST", raw, content=b"r=1&slot=\xe9",
+                           headers={"content-type": content_type})
+    finally:
+        logging.getLogger().removeHandler(errors)
+        for b in browsers.values():
+            await b.aclose()
+    assert not failures, f"{len(failures)} of {sent} requests failed, e.g.:\n" + "\n".join(failures[:15])
+    assert not errors.records, "errors logged:\n" + "\n".join(errors.records[:10])
+    assert sent > 3000
