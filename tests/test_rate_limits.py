@@ -1,12 +1,21 @@
-"""Rate limits: kept in Redis when REDIS_URL is set, so every worker and host counts together."""
+"""Rate limits count failures, in Redis when REDIS_URL is set, so every worker and host counts
+together: residents sharing one address all get through, a guesser is stopped."""
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import os
 import secrets
 
 import httpx
 import pytest
 
+from models.clock import SystemClock
+from models.people.links import issue_link
+from tests.conftest import TEST_SECRET
+from tests.factories import make_resident, make_site, make_slot
+from tests.realserver import Server, seed
+from tests.rush import GOOD, Person
 from web.security import RateLimits
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
@@ -14,35 +23,119 @@ needs_redis = pytest.mark.skipif(not REDIS_URL, reason="TEST_REDIS_URL is not se
 
 
 def _limits(**kw) -> RateLimits:
-    return RateLimits(open_link="3/minute", verify="3/minute", staff_login="3/minute", **kw)
+    return RateLimits({"verify": "3/minute"}, **kw)
+
+
+def _fresh_prefix() -> str:
+    """A namespace of this test's own in the shared Redis: nothing left from another run."""
+    return f"test-{secrets.token_hex(6)}"
+
+
+def _fail_until_refused(limits: RateLimits, key: str, tries: int = 5) -> list[bool]:
+    seen = []
+    for _ in range(tries):
+        allowed = limits.allowed("verify", key)
+        seen.append(allowed)
+        if allowed:
+            limits.fail("verify", key)
+    return seen
 
 
 def test_without_redis_each_process_counts_alone():
     one, two = _limits(), _limits()
-    assert [one.hit("verify", "198.51.100.1") for _ in range(4)] == [True, True, True, False]
-    assert two.hit("verify", "198.51.100.1"), "a second process has its own memory"
+    assert _fail_until_refused(one, "198.51.100.1", 4) == [True, True, True, False]
+    assert two.allowed("verify", "198.51.100.1"), "a second process has its own memory"
+    assert 0 < one.retry_after("verify", "198.51.100.1") <= 60
 
 
 @needs_redis
 def test_with_redis_two_processes_share_one_count():
-    prefix = f"test-{secrets.token_hex(4)}"  # a fresh namespace: nothing left from another run
+    prefix = _fresh_prefix()
     one, two = _limits(redis_url=REDIS_URL, prefix=prefix), _limits(redis_url=REDIS_URL, prefix=prefix)
-    hits = [one.hit("verify", "198.51.100.2"), two.hit("verify", "198.51.100.2"),
-            one.hit("verify", "198.51.100.2"), two.hit("verify", "198.51.100.2")]
-    assert hits == [True, True, True, False]
-    assert one.hit("verify", "198.51.100.3"), "another address has its own count"
+    one.fail("verify", "198.51.100.2")
+    two.fail("verify", "198.51.100.2")
+    one.fail("verify", "198.51.100.2")
+    assert not two.allowed("verify", "198.51.100.2")
+    assert one.allowed("verify", "198.51.100.3"), "another address has its own count"
 
 
 @needs_redis
 async def test_two_app_workers_with_redis_url_refuse_the_guesser_together(db, settings, clock):
     from web.app import create_app
 
-    settings = settings.with_(redis_url=REDIS_URL, rate_limit_open_link="2/minute")
+    settings = settings.with_(redis_url=REDIS_URL, redis_prefix=_fresh_prefix(),
+                              rate_limit_open_link="2/minute")
     apps = [create_app(settings, manage_db=False, clock=clock) for _ in range(2)]
-    guesser = f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}"  # fresh for this run
     statuses = []
-    for n in range(3):
-        transport = httpx.ASGITransport(app=apps[n % 2], client=(guesser, 5000))
+    for n in range(4):
+        transport = httpx.ASGITransport(app=apps[n % 2], client=("198.51.100.9", 5000))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
             statuses.append((await c.get(f"/b/guess{n}")).status_code)
-    assert statuses == [404, 404, 429]
+    assert statuses == [404, 404, 429, 429]
+
+
+def _crowd_world(url: str, people: int) -> dict:
+    clock = SystemClock()
+    today = clock.today()
+
+    async def build():
+        site = await make_site("N01", "天河南街")
+        slot = await make_slot(site, today + dt.timedelta(days=1), "09:00", "17:00", capacity=people)
+        first = today - dt.timedelta(days=30)
+        crowd = []
+        for i in range(people):
+            resident, number = await make_resident(site, first_dose=first, phone=f"139{i:08d}")
+            crowd.append((await issue_link(resident, now=clock.now()), number))
+        return {"site": site.id, "slot": slot.id, "crowd": crowd}
+
+    return seed(url, build)
+
+
+async def _journeys(base_url: str, world: dict) -> list[Person]:
+    people = [Person(base_url, token, number) for token, number in world["crowd"]]
+    gate = asyncio.Semaphore(40)  # a crowd arriving together, not 200 sockets at once
+
+    async def one(p: Person) -> None:
+        async with gate:
+            await p.sign_in()
+            check = await p.choose(world["site"], world["slot"])
+            assert check is not None, p.statuses[-4:]
+            await p.confirm(check, world["slot"])
+
+    try:
+        await asyncio.gather(*(one(p) for p in people))
+    finally:
+        await asyncio.gather(*(p.close() for p in people))
+    return people
+
+
+async def _guess(base_url: str, tries: int) -> list[httpx.Response]:
+    async with httpx.AsyncClient(base_url=base_url) as c:
+        return [await c.get(f"/b/{secrets.token_urlsafe(16)}") for _ in range(tries)]
+
+
+@pytest.mark.slow
+@needs_redis
+def test_200_residents_behind_one_address_all_book_and_a_guesser_is_stopped(tmp_path):
+    """Two workers and then a second server instance, sharing the database and Redis, with the
+    shipped limits: everyone of a carrier address books, a guesser from it gets its 30 tries."""
+    url = f"sqlite://{tmp_path}/crowd.sqlite3"
+    world = _crowd_world(url, 200)
+    shared = {"REDIS_URL": REDIS_URL, "REDIS_PREFIX": _fresh_prefix()}
+    server = Server(url, TEST_SECRET, workers=2, **shared)
+    try:
+        people = asyncio.run(_journeys(server.base_url, world))
+        assert sorted({s for p in people for s in p.statuses if s not in GOOD}) == []
+        assert len({p.code for p in people if p.code}) == 200
+        guesses = asyncio.run(_guess(server.base_url, 35))
+        second = Server(url, TEST_SECRET, workers=1, **shared)
+        try:
+            later = asyncio.run(_guess(second.base_url, 3))
+        finally:
+            second.stop()
+    finally:
+        server.stop()
+    statuses = [r.status_code for r in guesses]
+    assert statuses == [404] * 30 + [429] * 5, "both workers count one address together"
+    assert all(0 < int(r.headers["retry-after"]) <= 60 for r in guesses[30:])
+    assert [r.status_code for r in later] == [429] * 3, "so does another server instance"

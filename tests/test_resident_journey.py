@@ -302,3 +302,21 @@ async def test_a_place_lost_while_away_sends_back_to_choose_again(client, world,
     response = await client.get("/booking/check")
     assert response.headers["location"] == "/booking/slot"
     assert "刚刚约满" in text(await get_page(client, "/booking/slot"))
+
+
+async def test_holding_the_last_free_place_anywhere_is_not_no_room(client, db):
+    """Found by the crowd test: the person's own hold made "no room anywhere" true for them."""
+    site = await make_site("S01")
+    slot = await make_slot(site, dt.date(2021, 7, 2), "09:00", "10:00", capacity=1)
+    resident, number = await make_resident(site, first_dose=FIRST)
+    world = {"token": await issue_link(resident, now=NOW), "number": number}
+    await open_and_verify(client, world)
+    page = await get_page(client, "/booking/site")
+    await post_form(client, "/booking/site", page, {"site": site.id})
+    page = await get_page(client, "/booking/slot")
+    await post_form(client, "/booking/slot", page, {"slot": slot.id})
+    check = await get_page(client, "/booking/check")  # 200, not a redirect to "no room"
+    key = check.find("input", attrs={"name": "key"})["value"]
+    r = await post_form(client, "/booking/confirm", check, {"key": key, "slot": slot.id})
+    assert r.headers["location"] == "/booking/done"
+    assert await Booking.filter(slot_id=slot.id, status=Booking.ACTIVE).count() == 1

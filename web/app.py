@@ -123,7 +123,8 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True,
     )
     app.state.settings = settings
     app.state.district = district
-    app.state.limits = RateLimits(rate_limit_rules(settings), redis_url=settings.redis_url)
+    app.state.limits = RateLimits(rate_limit_rules(settings), redis_url=settings.redis_url,
+                                  prefix=settings.redis_prefix)
     return app
 
 

@@ -52,6 +52,7 @@ class Settings:
     secret_key: str = field(default="", repr=False)
     sms_backend: str = "console"
     redis_url: str = ""  # shared rate-limit counters for several workers or hosts
+    redis_prefix: str = "booking"  # keys of this service (a district) in a shared Redis
     vaccine_rules_file: str = str(RULES_FILE)
     link_days_valid: int = 60
     verify_max_failures: int = 5
@@ -85,6 +86,7 @@ def load_settings(**overrides) -> Settings:
         secret_key=env.get("SECRET_KEY", ""),
         sms_backend=env.get("SMS_BACKEND", Settings.sms_backend),
         redis_url=env.get("REDIS_URL", ""),
+        redis_prefix=env.get("REDIS_PREFIX", Settings.redis_prefix),
         vaccine_rules_file=env.get("VACCINE_RULES_FILE", Settings.vaccine_rules_file),
         debug=env.get("DEBUG", "") in ("1", "true", "yes"),
         rate_limit_open_link=env.get("RATE_LIMIT_OPEN_LINK", Settings.rate_limit_open_link),
