@@ -202,3 +202,22 @@ async def test_x_forwarded_for_is_believed_only_from_a_trusted_proxy(db, setting
         for i in range(30):
             await direct.get(f"/b/g{i:018d}", headers={"X-Forwarded-For": f"198.51.100.{i}"})
         assert (await direct.get("/b/x", headers={"X-Forwarded-For": "1.2.3.4"})).status_code == 429
+
+
+async def test_wrong_id_numbers_from_one_address_are_slowed_with_retry_after(db, settings, clock):
+    from web.app import create_app
+
+    app = create_app(settings.with_(rate_limit_verify="3/minute"), manage_db=False, clock=clock)
+    site = await make_site("S01")
+    statuses = []
+    async with browser_at(app, "198.51.100.77") as guesser:
+        for i in range(2):  # two links, so no single link's own lock is what stops them
+            resident, _ = await make_resident(site, first_dose=dt.date(2021, 6, 5), phone=f"1390000{i:04d}")
+            guesser.cookies.clear()
+            await guesser.get(f"/b/{await issue_link(resident, now=NOW)}")
+            page = await get_page(guesser, "/booking")
+            for _ in range(2):
+                r = await guesser.post("/booking/verify", data={"csrftoken": csrf(page), "id_number": id_number()})
+                statuses.append(r.status_code)
+    assert statuses == [422, 422, 422, 429]
+    assert 0 < int(r.headers["retry-after"]) <= 60
