@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-HANDLERS = sorted((ROOT / "web" / "routes").glob("*.py"))
+HANDLERS = sorted((ROOT / "web" / "routes").rglob("*.py"))
 QUERY_METHODS = {"filter", "get", "get_or_none", "create", "all", "exclude", "update", "delete",
                  "bulk_create", "get_or_create", "exists", "count", "raw", "execute_query"}
 

@@ -71,7 +71,7 @@ ROUTES = [
     Route("/staff", staff.staff_home, name="staff"),
     Route("/staff/login", staff.staff_login, methods=["POST"], name="staff_login"),
     Route("/staff/logout", staff.staff_logout, methods=["POST"], name="staff_logout"),
-    Route("/admin", admin.admin_home, name="admin"),
+    *admin.ROUTES,
     *callcentre.ROUTES,
     *site.ROUTES,
     Mount("/static", app=CachedStatic(directory=STATIC_DIR), name="static"),

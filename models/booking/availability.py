@@ -49,8 +49,9 @@ def not_started(now: dt.datetime) -> Q:
 
 
 def _open_slots(from_day: dt.date, now: dt.datetime):
-    """Slots of open sites on or after from_day, with a free place, not already begun."""
-    return Slot.filter(Slot.has_room(), not_started(now), day__gte=from_day, site__active=True)
+    """Open slots of open sites on or after from_day, with a free place, not already begun."""
+    return Slot.filter(Slot.has_room(), not_started(now), day__gte=from_day, site__active=True,
+                       closed_reason="")
 
 
 async def site_choices(resident: Resident, window: Window, now: dt.datetime) -> list[SiteChoice]:
@@ -80,7 +81,8 @@ async def site_choices(resident: Resident, window: Window, now: dt.datetime) -> 
 async def days_for_site(site_id: int, window: Window, now: dt.datetime) -> list[DayChoice]:
     """Days from the first allowed day that have windows at this site, with their free places."""
     from_day = window.first_bookable(now.date())
-    slots = await Slot.filter(site_id=site_id, day__gte=from_day).order_by("day", "start")
+    slots = await Slot.filter(site_id=site_id, day__gte=from_day, closed_reason="").order_by(
+        "day", "start")
     free: dict[dt.date, int] = {}
     for slot in slots:
         usable = not has_started(slot.day, slot.start, now)
@@ -90,7 +92,7 @@ async def days_for_site(site_id: int, window: Window, now: dt.datetime) -> list[
 
 async def windows_for_day(site_id: int, day: dt.date, now: dt.datetime) -> list[Slot]:
     """The time windows of one day at a site, windows that have begun left out."""
-    slots = await Slot.filter(site_id=site_id, day=day).order_by("start")
+    slots = await Slot.filter(site_id=site_id, day=day, closed_reason="").order_by("start")
     return [s for s in slots if not has_started(s.day, s.start, now)]
 
 

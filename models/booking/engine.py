@@ -71,9 +71,11 @@ async def retrying(transaction):
 
 
 async def bookable_slot(slot_id: int, window: Window, now: dt.datetime) -> Slot:
-    """The slot (site loaded) when its site is open and the window rule allows it; else not_allowed."""
+    """The slot (site loaded) when it and its site are open and the window rule allows it; else
+    not_allowed."""
     slot = await Slot.get_or_none(id=slot_id).select_related("site") if slot_id else None
-    if slot is None or not slot.site.active or not window.allows(slot.day, slot.start, now):
+    if (slot is None or not slot.site.active or slot.closed_reason
+            or not window.allows(slot.day, slot.start, now)):
         raise Refused(Refusal.NOT_ALLOWED)
     return slot
 

@@ -76,7 +76,7 @@ async def stand(district: District, resident: Resident, now: dt.datetime | None 
     now = now or district.clock.now()
     window = district.rules.window(resident.first_dose_date, resident.vaccine)
     booking = await active_booking(resident.id)
-    restricted = await is_restricted(resident)
+    restricted = await is_restricted(resident, now.date())
     why = refusal(
         second_dose_given=resident.second_dose_date is not None,
         restricted=restricted,

@@ -19,13 +19,29 @@ class Site(Model):
         table = "site"
 
 
+class SiteTemplate(Model):
+    """One time window of a site's weekly template: applied to a date range, it opens slots."""
+
+    id = fields.IntField(primary_key=True)
+    site = fields.ForeignKeyField("models.Site", related_name="template")
+    weekday = fields.IntField()  # 0 Monday … 6 Sunday
+    start = fields.CharField(max_length=5)
+    end = fields.CharField(max_length=5)
+    capacity = fields.IntField()
+
+    class Meta:
+        table = "site_template"
+        unique_together = (("site", "weekday", "start"),)
+
+
 class RiskArea(Model):
-    """A sub-district currently marked medium or high risk: its residents cannot book."""
+    """A sub-district marked medium or high risk: from `since`, its residents cannot book."""
 
     id = fields.IntField(primary_key=True)
     subdistrict = fields.CharField(max_length=50, unique=True)
     level = fields.CharField(max_length=10, default="medium")
     marked_at = fields.DatetimeField(auto_now_add=True)
+    since = fields.DateField(null=True)  # None: from the moment it was marked
 
     class Meta:
         table = "risk_area"
@@ -52,6 +68,7 @@ class Resident(Model):
         "models.Site", related_name="second_doses", null=True
     )
     invited_at = fields.DatetimeField(null=True)
+    reminded_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
@@ -70,6 +87,7 @@ class Slot(Model):
     capacity = fields.IntField()
     booked = fields.IntField(default=0)  # bookings holding a place: status active or done
     held = fields.IntField(default=0)  # hold rows, live or expired but not yet swept
+    closed_reason = fields.CharField(max_length=100, default="")  # set: closed, nobody can book it
 
     class Meta:
         table = "slot"
@@ -134,6 +152,43 @@ class Link(Model):
 
     class Meta:
         table = "link"
+
+
+class ImportRun(Model):
+    """One import of a CSV file (from the browser or the CLI): its progress and its counts."""
+
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+    id = fields.IntField(primary_key=True)
+    kind = fields.CharField(max_length=20)  # first_doses or sites
+    filename = fields.CharField(max_length=200, default="")
+    status = fields.CharField(max_length=10, default=RUNNING)
+    rows = fields.IntField(default=0)  # rows read so far
+    created = fields.IntField(default=0)
+    updated = fields.IntField(default=0)
+    unchanged = fields.IntField(default=0)
+    rejected = fields.IntField(default=0)
+    error = fields.CharField(max_length=300, default="")  # why the whole file failed
+    user = fields.ForeignKeyField("models.StaffUser", related_name="imports", null=True)
+    started_at = fields.DatetimeField(auto_now_add=True)
+    finished_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "import_run"
+
+
+class ImportReject(Model):
+    """A row an import refused: its line in the file and every reason."""
+
+    id = fields.IntField(primary_key=True)
+    run = fields.ForeignKeyField("models.ImportRun", related_name="rejects")
+    line = fields.IntField()
+    reason = fields.CharField(max_length=500)
+
+    class Meta:
+        table = "import_reject"
 
 
 class SmsMessage(Model):

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from tortoise.expressions import Q
+
 from ..db.tables import Booking, Resident, RiskArea, Site
 from . import pii
 
@@ -44,9 +46,10 @@ async def upsert_resident(
     return existing, "updated"
 
 
-async def is_restricted(resident: Resident) -> bool:
-    """Whether the resident lives in a sub-district currently marked medium/high risk."""
-    return bool(resident.subdistrict) and await RiskArea.exists(subdistrict=resident.subdistrict)
+async def is_restricted(resident: Resident, today: dt.date) -> bool:
+    """Whether the resident lives in a sub-district marked medium/high risk as of `today`."""
+    return bool(resident.subdistrict) and await RiskArea.filter(
+        Q(since__isnull=True) | Q(since__lte=today), subdistrict=resident.subdistrict).exists()
 
 
 async def active_booking(resident_id: int) -> Booking | None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from models.staff import audit
-from ..http import parse_day, parse_id, parse_text
-from ..staff_auth import ADMIN, current_staff, staff_only
-from ..templating import render
+from ...http import parse_day, parse_id, parse_text
+from ...staff_auth import ADMIN, current_staff, staff_only
+from ...templating import render
 
 
 @staff_only(*ADMIN)

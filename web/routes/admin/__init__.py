@@ -1,0 +1,18 @@
+"""The district's console at /admin (role admin): the audit trail, sites and capacity, closing a
+day, risk areas, imports, links and invitations, accounts. One module per part; each handler
+parses, calls one operation in models/operations or models/staff, and renders."""
+from __future__ import annotations
+
+from starlette.routing import Route
+
+from . import accounts, audit, closing, imports, invitations, risk, sites
+
+ROUTES = [
+    Route("/admin", audit.admin_home, name="admin"),
+    *sites.ROUTES,
+    *closing.ROUTES,
+    *risk.ROUTES,
+    *imports.ROUTES,
+    *invitations.ROUTES,
+    *accounts.ROUTES,
+]
