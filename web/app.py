@@ -111,7 +111,7 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True,
         exception_handlers={HTTPException: errors.http_error, 500: errors.server_error},
         middleware=[
             Middleware(SecurityHeaders, https=settings.https),
-            Middleware(BodyGuard, refuse=errors.refuse),
+            Middleware(BodyGuard, refuse=errors.refuse, uploads=admin.UPLOADS),
             Middleware(csrf, secret=settings.secret_key, post_paths=post_paths(ROUTES),
                        https=settings.https, refuse=errors.refuse),
             Middleware(GZipMiddleware, minimum_size=500),

@@ -93,17 +93,38 @@ def _content_type(scope) -> tuple[str, dict[str, str]]:
     return "", {}
 
 
+def _content_length(scope) -> int | None:
+    for key, value in scope.get("headers", []):
+        if key == b"content-length":
+            text = value.decode("latin-1").strip()
+            return int(text) if text.isdigit() and len(text) < 16 else None
+    return None
+
+
 class BodyGuard:
     """Reads a request body once and lets through only what our forms send: a urlencoded body in
     UTF-8, or multipart with a boundary, within MAX_FORM_BYTES. Anything else gets a page in the
-    user's language (400, 413 or 415) before the CSRF check or a handler sees it."""
+    user's language (400, 413 or 415) before the CSRF check or a handler sees it.
 
-    def __init__(self, app, *, refuse):
+    A file upload (a path in `uploads`, with its size limit) is multipart with a declared length:
+    it streams through unread, so a large file never sits in memory.
+    """
+
+    def __init__(self, app, *, refuse, uploads: dict[str, int] | None = None):
         self.app = app
         self.refuse = refuse  # async (scope, send, status, kind) -> None
+        self.uploads = uploads or {}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
+            return await self.app(scope, receive, send)
+        if scope["path"] in self.uploads:
+            kind, params = _content_type(scope)
+            length = _content_length(scope)
+            if kind != "multipart/form-data" or not params.get("boundary"):
+                return await self.refuse(scope, send, 400, "bad_request")
+            if length is None or length > self.uploads[scope["path"]]:
+                return await self.refuse(scope, send, 413, "too_large")
             return await self.app(scope, receive, send)
         body = b""
         more = True

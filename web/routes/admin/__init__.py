@@ -7,6 +7,9 @@ from starlette.routing import Route
 
 from . import accounts, audit, closing, imports, invitations, risk, sites
 
+# Paths that take a file upload, and the largest file each accepts (web/security.py: BodyGuard).
+UPLOADS = imports.UPLOADS
+
 ROUTES = [
     Route("/admin", audit.admin_home, name="admin"),
     *sites.ROUTES,
