@@ -7,6 +7,7 @@ below can reach fails the test until it is given one.
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import logging
 import re
 from pathlib import Path
@@ -40,6 +41,12 @@ def field_names() -> set[str]:
         names |= set(re.findall(r'(?:form|q|query_params|source)\.get\("([a-z_]+)"',
                                 path.read_text(encoding="utf-8")))
     return names - {"csrftoken", "viewport"}
+
+
+def fields_read_by(endpoint) -> set[str]:
+    """The form and query fields a handler reads itself (for the one-field-at-a-time round)."""
+    source = inspect.getsource(inspect.unwrap(endpoint))
+    return set(re.findall(r'(?:form|q|query_params|source)\.get\("([a-z_]+)"', source))
 
 
 class Errors(logging.Handler):
@@ -143,7 +150,7 @@ async def test_no_route_answers_hostile_input_with_a_server_error(world, client)
                 await send(browser, "POST", url, data={"csrftoken": token, **everything})
                 await send(browser, "POST", url, files={"csrftoken": (None, token),
                                                         **{k: (None, v) for k, v in everything.items()}})
-            for name in sorted(fields):  # one field hostile, the others valid: deeper paths
+            for name in sorted(fields_read_by(route.endpoint)):  # one hostile, the rest valid
                 for value in NASTY:
                     one = {**valid, name: value}
                     await send(browser, "GET", fill(route.path, "x"), params=one)
@@ -162,4 +169,4 @@ async def test_no_route_answers_hostile_input_with_a_server_error(world, client)
             await b.aclose()
     assert not failures, f"{len(failures)} of {sent} requests failed, e.g.:\n" + "\n".join(failures[:15])
     assert not errors.records, "errors logged:\n" + "\n".join(errors.records[:10])
-    assert sent > 3000
+    assert sent > 2000
