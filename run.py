@@ -49,6 +49,14 @@ def fail(message: str) -> int:
     return REJECTED
 
 
+async def audit_cli(action: str, detail: str) -> None:
+    """Put an admin action done at the command line in the audit trail: by "cli", no role, no
+    address. `detail` says what and how many, never a full ID or phone number."""
+    from models.staff.audit import record
+
+    await record(action=action, username="cli", address="", detail=detail)
+
+
 # ---- commands: each gets (settings, district, args) with the database open; returns the exit status
 
 
@@ -72,15 +80,71 @@ async def cmd_demo(settings: Settings, district: District, args) -> int:
     return OK
 
 
+class ImportProgress:
+    """What a long import shows while it runs: on a terminal, one line on standard error redrawn
+    in place (rows done, percent, rows a second); otherwise a log line with the counts every
+    LOG_EVERY rows. Refused rows are printed to standard error as they come, in line order."""
+
+    LOG_EVERY = 10_000
+
+    def __init__(self, kind: str, stream=None):
+        self.kind = kind
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.started = None
+        self.drawn = False
+        self.drawn_at = 0.0
+        self.logged = 0
+
+    def progress(self, result) -> None:
+        import time
+
+        now = time.monotonic()
+        if self.started is None:  # the check pass is done: rows are written from here
+            self.started = now
+        rate = result.rows / max(now - self.started, 1e-6)
+        if self.tty:
+            if now - self.drawn_at >= 0.2 or result.rows == result.total:
+                self.drawn_at = now
+                done = result.rows / result.total if result.total else 1.0
+                bar = "#" * int(24 * done) + "-" * (24 - int(24 * done))
+                self.stream.write(f"\r\033[K{self.kind} [{bar}] {done:4.0%} {result.rows:,}/"
+                                  f"{result.total:,} rows  {rate:,.0f} rows/s")
+                self.stream.flush()
+                self.drawn = True
+        elif result.rows - self.logged >= self.LOG_EVERY:
+            self.logged = result.rows
+            logging.getLogger("booking.imports").info(
+                "%s: %d of %d rows, %d created, %d updated, %d unchanged, %d rejected, %.0f rows/s",
+                self.kind, result.rows, result.total, result.created, result.updated,
+                result.unchanged, result.rejected, rate)
+
+    def reject(self, error) -> None:
+        self.clear()
+        print(error, file=self.stream)
+
+    def clear(self) -> None:
+        if self.drawn:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+            self.drawn = False
+
+
 async def _import(kind: str, run_import, path: str) -> int:
+    from pathlib import Path
+
     from models.operations.imports import ImportFileError
 
+    action = "import_" + kind.replace(" ", "_")  # the audit trail's import_sites, import_first_doses
+    shown = ImportProgress(kind)
     try:
-        result = await run_import(path)
+        result = await run_import(path, on_progress=shown.progress, on_reject=shown.reject)
     except ImportFileError as exc:
+        shown.clear()
+        await audit_cli(action, f"file refused, nothing imported file={Path(path).name}")
         return fail(str(exc))
-    for error in result.errors:
-        print(error, file=sys.stderr)
+    shown.clear()
+    await audit_cli(action, f"{result.summary()} file={Path(path).name}")
     print(f"{kind}: {result.summary()}")
     return REJECTED if result.rejected else OK
 
@@ -94,8 +158,8 @@ async def cmd_import_sites(settings: Settings, district: District, args) -> int:
 async def cmd_import_first_doses(settings: Settings, district: District, args) -> int:
     from models.operations.imports import import_first_doses
 
-    def run(path):
-        return import_first_doses(district.vault, path, today=district.clock.today())
+    def run(path, **shown):
+        return import_first_doses(district.vault, path, today=district.clock.today(), **shown)
 
     return await _import("first doses", run, args.file)
 
@@ -103,10 +167,15 @@ async def cmd_import_first_doses(settings: Settings, district: District, args) -
 async def cmd_open_slots(settings: Settings, district: District, args) -> int:
     from models.operations.slots import SlotError, open_slots
 
+    span = f"site={args.site} {args.from_day}..{args.to_day} capacity={args.capacity}"
     try:
         result = await open_slots(args.site, args.from_day, args.to_day, args.times, args.capacity)
     except SlotError as exc:
+        await audit_cli("open_slots", f"refused: {exc} {span}")
         return fail(str(exc))
+    await audit_cli("open_slots", f"{result.created} created, {result.raised} raised, "
+                    f"{result.lowered} lowered, {result.unchanged} unchanged, "
+                    f"{len(result.conflicts)} conflicts {span}")
     print(f"slots: {result.created} created, {result.raised} raised, {result.lowered} lowered, "
           f"{result.unchanged} unchanged")
     for held in result.held:
@@ -118,17 +187,55 @@ async def cmd_open_slots(settings: Settings, district: District, args) -> int:
     return REJECTED if result.conflicts else OK
 
 
-async def cmd_invite(settings: Settings, district: District, args) -> int:
-    from models.operations.invitations import InviteError, invite
+class InviteProgress:
+    """An invitation batch as it goes: on a terminal a bar on standard error, redrawn in place;
+    otherwise a log line with the count every LOG_EVERY invitations."""
 
+    LOG_EVERY = 10_000
+
+    def __init__(self, total: int, stream=None):
+        self.total, self.stream = total, stream or sys.stderr
+        self.tty, self.drawn_at, self.drawn = self.stream.isatty(), 0.0, False
+
+    def __call__(self, done: int) -> None:
+        import time
+
+        if self.tty:
+            now = time.monotonic()
+            if now - self.drawn_at >= 0.2 or done >= self.total:
+                share = min(done / self.total, 1.0) if self.total else 1.0
+                bar = "#" * int(24 * share) + "-" * (24 - int(24 * share))
+                self.stream.write(f"\r\033[Kinvite [{bar}] {share:4.0%} {done:,}/{self.total:,}")
+                self.stream.flush()
+                self.drawn_at, self.drawn = now, True
+        elif done % self.LOG_EVERY == 0:
+            logging.getLogger("booking.invitations").info("invite: %d of %d invited", done, self.total)
+
+    def clear(self) -> None:
+        if self.drawn:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+async def cmd_invite(settings: Settings, district: District, args) -> int:
+    from models.operations.invitations import InviteError, due_count, invite
+
+    as_of = args.as_of or district.clock.today()
+    total = await due_count(district.rules, as_of)
+    shown = InviteProgress(total if args.limit is None else min(total, args.limit))
     try:
-        result = await invite(district, as_of=args.as_of or district.clock.today(),
-                              limit=args.limit, dry_run=args.dry_run)
+        result = await invite(district, as_of=as_of, limit=args.limit, dry_run=args.dry_run,
+                              progress=None if args.dry_run else shown)
     except InviteError as exc:
         return fail(str(exc))
+    finally:
+        shown.clear()
     if result.dry_run:
         print(f"would invite {result.count} residents (dry run: nothing written)")
     else:
+        await audit_cli("invite", f"{result.count} invited, {result.count} SMS queued "
+                        f"as_of={args.as_of or district.clock.today()}"
+                        + (f" limit={args.limit}" if args.limit is not None else ""))
         print(f"invited {result.count} residents: {result.count} SMS queued "
               "(`python run.py send-sms` delivers them)")
     return OK
@@ -194,9 +301,11 @@ async def cmd_create_user(settings: Settings, district: District, args) -> int:
         user = await create_user(role=args.role, username=args.username, password=password,
                                  site_code=args.site, subdistrict=args.subdistrict)
     except (StaffError, ValueError) as exc:
+        await audit_cli("create_user", f"refused: {exc}")
         return fail(str(exc))
     scope = f" for site {args.site}" if user.role == "site" else (
         f" for {user.subdistrict}" if user.role == "subdistrict" else "")
+    await audit_cli("create_user", f"{user.role} {user.username}{scope}")
     print(f"created {user.role} account {user.username}{scope}")
     return OK
 
@@ -204,10 +313,48 @@ async def cmd_create_user(settings: Settings, district: District, args) -> int:
 async def cmd_close_day(settings: Settings, district: District, args) -> int:
     from models.operations.checkin import close_day
 
-    marked = await close_day(args.day or district.clock.today())
+    day = args.day or district.clock.today()
+    marked = await close_day(day, by="cli")
+    await audit_cli("close_day", f"{sum(marked.values())} no-shows at {len(marked)} sites "
+                    f"day={day.isoformat()}")
     for code, n in sorted(marked.items()):
         print(f"{code}: {n} no-show(s)")
     print(f"close-day: {sum(marked.values())} booking(s) marked no-show; their places are free again")
+    return OK
+
+
+async def cmd_close_window(settings: Settings, district: District, args) -> int:
+    from models.operations import closing
+
+    try:
+        site = await closing.site_by_code(args.site)
+        if site is None:
+            return fail(f"unknown site code {args.site}")
+        c = await closing.closure(site, args.day, args.start or "", args.reason,
+                                  today=district.clock.today())
+        move_to = None
+        if args.move_to_site:
+            to_site = await closing.site_by_code(args.move_to_site)
+            if to_site is None:
+                return fail(f"unknown site code {args.move_to_site}")
+            move_to = await closing.target(c, to_site, args.move_to_day, now=district.clock.now())
+        preview = await closing.preview(c)
+        where = f"move to {move_to.site.code} {move_to.day}" if move_to else "cancel all"
+        print(f"close-window: {c}: {len(preview.windows)} window(s), {preview.bookings} active "
+              f"booking(s) ({preview.people} people); {where}"
+              + (f": {move_to.free} free place(s) in {len(move_to.windows)} window(s)" if move_to else ""))
+        if args.dry_run:
+            movable = min(move_to.free, preview.bookings) if move_to else 0
+            print(f"would move up to {movable}, cancel at least {preview.bookings - movable} "
+                  "(dry run: nothing written)")
+            return OK
+        result = await closing.close(district, c, move_to=move_to)
+    except closing.ClosingError as exc:
+        return fail(closing.REASONS[exc.code])
+    await audit_cli("close_window", f"{c} ({where}): {result.moved} moved, {result.cancelled} "
+                    f"cancelled, {result.gone} changed meanwhile, {result.closed} window(s) closed")
+    print(f"close-window: {result.moved} moved, {result.cancelled} cancelled, {result.gone} changed "
+          f"meanwhile; {result.moved + result.cancelled} SMS queued; {result.closed} window(s) closed")
     return OK
 
 
@@ -283,6 +430,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="verify places, holds and bookings agree; exit 1 if not")
     p = sub.add_parser("close-day", help="mark the day's remaining bookings as no-shows (every site)")
     p.add_argument("--day", type=date_arg, metavar="DATE", help="default: today")
+    p = sub.add_parser("close-window", help="close a day or a window at a site; move its bookings "
+                       "to another site and day (as many as fit, the rest cancelled) or cancel them")
+    p.add_argument("--site", required=True, metavar="CODE")
+    p.add_argument("--day", required=True, type=date_arg, metavar="DATE")
+    p.add_argument("--start", metavar="HH:MM", help="only the window starting then (default: the whole day)")
+    p.add_argument("--reason", required=True, metavar="TEXT", help="kept on the closed windows")
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--move-to-site", metavar="CODE")
+    mode.add_argument("--cancel", action="store_true", help="cancel every booking on them")
+    p.add_argument("--move-to-day", type=date_arg, metavar="DATE")
+    p.add_argument("--dry-run", action="store_true", help="only show what it would touch")
     p = sub.add_parser("create-user", help="create a staff account; the password is read from stdin")
     p.add_argument("--role", required=True, choices=["callcentre", "site", "subdistrict", "admin"])
     p.add_argument("--username", required=True)
@@ -308,6 +466,7 @@ COMMANDS = {
     "create-user": cmd_create_user,
     "check": cmd_check,
     "close-day": cmd_close_day,
+    "close-window": cmd_close_window,
 }
 
 

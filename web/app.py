@@ -101,6 +101,7 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True,
             yield
         finally:
             sweeper.cancel()
+            await admin.imports.stop_imports()  # each run marked failed, with its rows written so far
             if manage_db:
                 await close_db()
 

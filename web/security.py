@@ -118,10 +118,12 @@ class BodyGuard:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
             return await self.app(scope, receive, send)
-        if scope["path"] in self.uploads:
-            kind, params = _content_type(scope)
+        if scope["path"] in self.uploads and _content_type(scope)[0] == "multipart/form-data":
+            # Anything else sent there is read and checked as below: a small form is the
+            # handler's to answer (no file chosen), and the role checks come first as everywhere.
+            _, params = _content_type(scope)
             length = _content_length(scope)
-            if kind != "multipart/form-data" or not params.get("boundary"):
+            if not params.get("boundary"):
                 return await self.refuse(scope, send, 400, "bad_request")
             if length is None or length > self.uploads[scope["path"]]:
                 return await self.refuse(scope, send, 413, "too_large")

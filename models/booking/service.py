@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Callable
 
 from ..db.tables import Booking, Hold, Resident, Slot
 from ..district import District
 from ..messaging import wording
 from ..messaging.outbox import queue
+from ..people.links import issue_link, link_url
 from ..people.pii import mask_name
 from ..people.residents import active_booking, is_restricted
 from ..rules.eligibility import Refusal, Refused, needs_companion, refusal
@@ -121,10 +123,20 @@ async def keep_hold(district: District, standing: Standing, slot_id: int) -> Hol
     return await current_hold(standing, slot_id) or await choose(district, standing, slot_id)
 
 
-def _notice(district: District, resident: Resident, kind: str) -> engine.Notice:
-    """The SMS the engine queues inside the booking's transaction, worded by messaging."""
+def _notice(district: District, resident: Resident, kind: str, channel: str = "sms") -> engine.Notice:
+    """The SMS the engine queues inside the booking's transaction, worded by messaging.
+
+    Booked or moved by the call centre: the person may never have had a link, so the SMS
+    carries a new one (issued in the same transaction) to see, move or cancel the booking."""
 
     async def notify(booking: Booking, slot: Slot | None, conn) -> None:
+        if kind != "cancel" and channel == "callcentre":
+            token = await issue_link(resident, now=district.clock.now(),
+                                     days_valid=district.link_days_valid, using_db=conn)
+            body = wording.callcentre_booking_body(kind, resident, booking, slot,
+                                                   link_url(district.base_url, token))
+            await queue(district.vault, resident, kind, body, using_db=conn)
+            return
         body = (wording.cancel_body(resident, booking) if kind == "cancel"
                 else wording.booking_body(kind, resident, booking, slot))
         await queue(district.vault, resident, kind, body, using_db=conn)
@@ -148,12 +160,12 @@ async def confirm(district: District, standing: Standing, slot_id: int, *,
     if current is None or repeat:
         booking, created = await engine.book(
             resident, slot_id, window=standing.window, now=standing.now, request_key=request_key,
-            channel=channel, notice=_notice(district, resident, "confirm"))
+            channel=channel, notice=_notice(district, resident, "confirm", channel))
         return Placed(booking, "book", created)
     if current.slot_id == slot_id:
         return Placed(current, "move", False)
     moved = await engine.move(current, slot_id, window=standing.window, now=standing.now,
-                              notice=_notice(district, resident, "move"))
+                              notice=_notice(district, resident, "move", channel))
     return Placed(moved, "move", True)
 
 
@@ -163,3 +175,55 @@ async def cancel(district: District, resident_id: int, booking_id: int) -> tuple
     if found is None:
         return None, False
     return found, await engine.cancel(found, notice=_notice(district, found.resident, "cancel"))
+
+
+async def cancel_because(district: District, resident_id: int, booking_id: int, *, kind: str,
+                         body: Callable[[Resident, Booking], str]) -> tuple[Booking | None, bool]:
+    """Cancel like `cancel`, for a reason of the district's (a risk area): the SMS queued with it
+    is `body(resident, booking)` (worded in messaging) and recorded as `kind`."""
+    found = await Booking.get_or_none(id=booking_id, resident_id=resident_id).select_related("resident")
+    if found is None:
+        return None, False
+
+    async def notify(booking: Booking, slot: Slot | None, conn) -> None:
+        await queue(district.vault, found.resident, kind, body(found.resident, booking), using_db=conn)
+
+    return found, await engine.cancel(found, notice=notify)
+
+
+async def move_off_closed(district: District, booking: Booking, slot_id: int) -> Booking:
+    """The district moves a booking off a closed window into `slot_id`, through the engine like
+    any move (the person's interval rules apply; Refused FULL, NOT_ALLOWED or GONE); the SMS,
+    queued in the same transaction, says it was moved because of the closure.
+    `booking` has its resident loaded."""
+    resident = booking.resident
+    window = district.rules.window(resident.first_dose_date, resident.vaccine)
+
+    async def notify(moved: Booking, slot: Slot | None, conn) -> None:
+        await queue(district.vault, resident, "closure_move",
+                    wording.closure_move_body(resident, moved, slot), using_db=conn)
+
+    return await engine.move(booking, slot_id, window=window, now=district.clock.now(), notice=notify)
+
+
+async def cancel_off_closed(district: District, booking: Booking, closed_day: dt.date) -> bool:
+    """The district cancels a booking on a closed window, through the engine; the SMS, queued in
+    the same transaction, carries a new personal link to book again. False (nothing written) when
+    the booking is no longer active on that window: cancelled or moved meanwhile.
+    `booking` has its resident loaded."""
+    resident = booking.resident
+    now = district.clock.now()
+
+    async def notify(cancelled: Booking, slot: Slot | None, conn) -> None:
+        # Moved by another run meanwhile: the engine's UPDATE saw it active, but not on this window.
+        if not await Booking.filter(id=cancelled.id, slot_id=cancelled.slot_id).using_db(conn).exists():
+            raise Refused(Refusal.GONE)  # rolls the cancellation back
+        token = await issue_link(resident, now=now, days_valid=district.link_days_valid, using_db=conn)
+        await queue(district.vault, resident, "closure_cancel",
+                    wording.closure_cancel_body(resident, closed_day, link_url(district.base_url, token)),
+                    using_db=conn)
+
+    try:
+        return await engine.cancel(booking, notice=notify)
+    except Refused:
+        return False

@@ -15,6 +15,7 @@ from ..booking.codes import CODE_ALPHABET, CODE_LENGTH, format_code, normalise_c
 from ..booking.engine import lock_slots, retrying
 from ..db.tables import Booking, Resident, Site, Slot
 from ..people import pii
+from ..people.residents import is_restricted
 from ..staff import audit
 
 # Why a person cannot be checked in.
@@ -25,6 +26,7 @@ CANCELLED = "cancelled"
 CHECKED_IN = "checked_in"
 VACCINATED = "vaccinated"
 NO_SHOW = "no_show"
+RESTRICTED = "restricted"  # their sub-district is marked medium or high risk today
 
 SHOWN = (Booking.ACTIVE, Booking.DONE, Booking.NO_SHOW)  # today's list leaves out cancellations
 
@@ -73,8 +75,10 @@ def parse_query(text: str) -> tuple[str, str]:
     raise BadQuery("format")
 
 
-def refusal(booking: Booking, site_id: int, day: dt.date) -> str | None:
-    """Why this booking (slot and resident loaded) cannot be checked in here today, or None."""
+def refusal(booking: Booking, site_id: int, day: dt.date, *, restricted: bool = False) -> str | None:
+    """Why this booking (slot and resident loaded) cannot be checked in here today, or None.
+
+    `restricted`: the person's sub-district is a marked risk area today."""
     if booking.status == Booking.DONE:
         return CHECKED_IN
     if booking.status == Booking.CANCELLED:
@@ -83,6 +87,8 @@ def refusal(booking: Booking, site_id: int, day: dt.date) -> str | None:
         return NO_SHOW
     if booking.resident.second_dose_date is not None:
         return VACCINATED
+    if restricted:
+        return RESTRICTED
     if booking.slot.site_id != site_id:
         return OTHER_SITE
     if booking.slot.day != day:
@@ -94,10 +100,12 @@ def _bookings():
     return Booking.all().select_related("slot__site", "resident__second_dose_site")
 
 
-def _finding(booking: Booking | None, site_id: int, day: dt.date, shown_as: str) -> Finding:
+async def _finding(booking: Booking | None, site_id: int, day: dt.date, shown_as: str) -> Finding:
     if booking is None:
         return Finding(None, None, NO_BOOKING, shown_as)
-    return Finding(booking, booking.resident, refusal(booking, site_id, day), shown_as)
+    restricted = await is_restricted(booking.resident, day)
+    return Finding(booking, booking.resident, refusal(booking, site_id, day, restricted=restricted),
+                   shown_as)
 
 
 async def find(vault: pii.Vault, text: str, site_id: int, day: dt.date) -> Finding:
@@ -105,7 +113,7 @@ async def find(vault: pii.Vault, text: str, site_id: int, day: dt.date) -> Findi
     kind, value = parse_query(text)
     if kind == "code":
         booking = await _bookings().get_or_none(code=value)
-        return _finding(booking, site_id, day, format_code(value))
+        return await _finding(booking, site_id, day, format_code(value))
     shown = pii.mask_id(value)
     resident = await Resident.get_or_none(id_hash=vault.keyed_hash(value))
     if resident is None:  # nobody on record answers exactly like nobody booked
@@ -118,7 +126,7 @@ async def find(vault: pii.Vault, text: str, site_id: int, day: dt.date) -> Findi
     if booking is None and resident.second_dose_date is not None:
         await resident.fetch_related("second_dose_site")
         return Finding(None, resident, VACCINATED, shown)
-    return _finding(booking or (mine[0] if mine else None), site_id, day, shown)
+    return await _finding(booking or (mine[0] if mine else None), site_id, day, shown)
 
 
 class _Changed(Exception):
@@ -133,7 +141,7 @@ async def check_in(booking_id: int | None, site_id: int, day: dt.date) -> Findin
     """
     for _ in range(3):
         booking = await _bookings().get_or_none(id=booking_id) if booking_id else None
-        found = _finding(booking, site_id, day, format_code(booking.code) if booking else "")
+        found = await _finding(booking, site_id, day, format_code(booking.code) if booking else "")
         if found.refusal:
             return found
         try:

@@ -1,23 +1,57 @@
-"""CSV imports of sites and first-dose records: each row checked, good rows upserted one by one."""
+"""CSV imports of sites and first-dose records, streamed: a file of a million rows in flat memory.
+
+A file is read twice, a line at a time, never whole:
+1. the check pass reads it all once: UTF-8, well-formed CSV, the header's columns, the number of
+   rows. A whole-file problem is reported here, before anything is written (as it always was).
+2. the import pass checks each row (every reason, line numbers as in the file) and writes the
+   good ones in batches of BATCH rows: one transaction a batch, holding the batch's rows, its
+   refusals (ImportReject) and the run's counts (ImportRun), so the counts anyone sees always
+   match what is written, and a crash leaves whole batches only. Importing again is the way to
+   finish an interrupted run: a row already written counts as unchanged.
+A source that cannot be read twice (a pipe, /dev/stdin) is first copied to a temporary file.
+
+Memory: one batch of rows, the first KEPT_ERRORS refusals, and, to find an ID number repeated in
+the file, 64 bits of each row's keyed hash with its line number (about 24 bytes a row: 24 MB for
+a million rows); never an ID number itself.
+"""
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import datetime as dt
 import io
+import logging
+import os
 import re
+import shutil
+import tempfile
+import unicodedata
+from array import array
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import AsyncIterator, BinaryIO, Callable, Iterator
 
 from tortoise.exceptions import BaseORMException
+from tortoise.transactions import in_transaction
 
-from ..db.tables import Site
+from ..db.tables import ImportReject, ImportRun, Resident, Site, StaffUser
 from ..people import pii
 from ..people.residents import upsert_resident
 from ..rules.tianhe import normalise_subdistrict
 
+log = logging.getLogger("booking.imports")
+
+SITES, FIRST_DOSES = "sites", "first_doses"  # ImportRun.kind
 SITE_COLUMNS = ("code", "name", "subdistrict", "address")  # `phone` may be left out
 DOSE_COLUMNS = ("name", "id_number", "phone", "first_dose_date", "site_code")  # + vaccine, subdistrict
+
+BATCH = 1000  # rows checked and written together, in one transaction; the run's counts move by this
+KEPT_ERRORS = 1000  # refusals kept in ImportResult.errors (all of them go to ImportReject and on_reject)
+MAX_LINE = 100_000  # characters on one physical line: a real row has about 100
+IN_CLAUSE = 500  # ids in one `IN (…)` look-up
+YIELD_EVERY = 100  # rows checked between two chances for the event loop to serve other requests
 
 # Inactivated vaccines were first given in China in mid-2020: an earlier date is a typo.
 EARLIEST_FIRST_DOSE = dt.date(2020, 1, 1)
@@ -25,6 +59,7 @@ SITE_CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 # YYYY-MM-DD; also YYYY/M/D, which is how Excel shows and re-saves dates in a Chinese locale.
 DATE = re.compile(r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})$")
 LONG_NUMBER = re.compile(r"\d{7,}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 ID_REASONS = {
     "length": "id_number must be 18 characters",
@@ -36,7 +71,15 @@ ID_REASONS = {
 
 
 class ImportFileError(ValueError):
-    """The whole file cannot be imported (unreadable, not UTF-8, a required column missing)."""
+    """The whole file cannot be imported (unreadable, not UTF-8, a required column missing), or an
+    import stopped part-way. `code` names the problem for a page to explain in the user's
+    language (missing_file, unreadable, not_utf8, bad_csv, long_line, missing_columns, empty,
+    interrupted); `detail` is the bit it may show (column names, a line, rows written)."""
+
+    def __init__(self, message: str, code: str = "unreadable", detail: str = ""):
+        super().__init__(message)
+        self.code = code
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -53,86 +96,325 @@ class ImportResult:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
-    errors: list[RowError] = field(default_factory=list)
+    rejected: int = 0
+    rows: int = 0  # data rows done so far (blank lines are not rows)
+    total: int = 0  # data rows in the file, known after the check pass
+    errors: list[RowError] = field(default_factory=list)  # the first KEPT_ERRORS refusals
+    run_id: int | None = None
 
-    @property
-    def rejected(self) -> int:
-        return len(self.errors)
+    def count(self, outcome: str, n: int = 1) -> None:
+        setattr(self, outcome, getattr(self, outcome) + n)
 
-    def count(self, outcome: str) -> None:
-        setattr(self, outcome, getattr(self, outcome) + 1)
+    def reject(self, error: RowError) -> None:
+        self.rejected += 1
+        if len(self.errors) < KEPT_ERRORS:
+            self.errors.append(error)
 
     def summary(self) -> str:
         return (f"{self.created} created, {self.updated} updated, {self.unchanged} unchanged, "
                 f"{self.rejected} rejected")
 
 
-def read_csv(path: str | Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
-    """Check the whole file, then return its rows as (line number, {column: cell}).
+Progress = Callable[[ImportResult], None]
+Reject = Callable[[RowError], None]
 
-    The file is read once (a pipe or /dev/stdin works too) and parsed twice: a whole-file problem
-    surfaces before any row is written.
-    """
-    path = Path(path)
+
+# ---- reading: a line at a time
+
+
+@contextlib.contextmanager
+def _opened(source) -> Iterator[tuple[BinaryIO, str]]:
+    """The source (a path, or a binary file object) as a seekable binary file, and its name."""
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        try:
+            handle = path.open("rb")
+        except FileNotFoundError:
+            raise ImportFileError(f"{path}: no such file", "missing_file") from None
+        except IsADirectoryError:
+            raise ImportFileError(f"{path}: is a directory, not a CSV file", "unreadable") from None
+        except OSError as exc:
+            raise ImportFileError(f"{path}: cannot be read ({exc.strerror})", "unreadable") from None
+        name, owned = path.name, handle
+    else:
+        handle, owned = source, None
+        name = Path(str(getattr(source, "name", "") or "input")).name
     try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except FileNotFoundError:
-        raise ImportFileError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ImportFileError(f"{path}: is a directory, not a CSV file") from None
-    except UnicodeDecodeError:
-        raise ImportFileError(
-            f"{path.name}: not UTF-8 text; in Excel use Save As \"CSV UTF-8\"") from None
-    for _ in _rows(text, path.name, required):
-        pass
-    return _rows(text, path.name, required)
+        if handle.seekable():
+            yield handle, name
+        else:  # a pipe: keep a copy on disk (not in memory) to read it twice
+            with tempfile.TemporaryFile(prefix="import-") as spool:
+                shutil.copyfileobj(handle, spool, 1024 * 1024)
+                spool.seek(0)
+                yield spool, name
+    finally:
+        if owned is not None:
+            owned.close()
 
 
-def _rows(text: str, name: str, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header: list[str] | None = None
+def _lines(text: io.TextIOWrapper, name: str) -> Iterator[str]:
     while True:
-        line = reader.line_num + 1  # where the next row starts (blank lines count)
-        try:
-            cells = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            raise ImportFileError(f"{name}: line {line}: not valid CSV ({exc})") from None
-        cells = [c.strip() for c in cells]
-        if not any(cells):
-            continue
+        line = text.readline(MAX_LINE)
+        if not line:
+            return
+        if len(line) >= MAX_LINE and not line.endswith(("\n", "\r")):
+            raise ImportFileError(f"{name}: a line is longer than {MAX_LINE} characters; "
+                                  "is this a CSV file?", "long_line")
+        yield line
+
+
+def read_csv(binary: BinaryIO, name: str, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
+    """The rows of a CSV file as (line number, {column: cell}), read a line at a time.
+
+    UTF-8 with or without a BOM; blank lines skipped; the first other row is the header (names in
+    any case); cells trimmed. Raises ImportFileError when the file cannot be read as such: at its
+    start for a missing column, at the end for an empty file, where it is met for a bad byte.
+    """
+    text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+    try:
+        reader = csv.reader(_lines(text, name))
+        header: list[str] | None = None
+        while True:
+            line = reader.line_num + 1  # where the next row starts (blank lines count)
+            try:
+                cells = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                raise ImportFileError(f"{name}: line {line}: not valid CSV ({exc})", "bad_csv",
+                                      str(line)) from None
+            except UnicodeDecodeError:
+                raise ImportFileError(
+                    f"{name}: not UTF-8 text; in Excel use Save As \"CSV UTF-8\"", "not_utf8") from None
+            cells = [c.strip() for c in cells]
+            if not any(cells):
+                continue
+            if header is None:
+                header = [c.lower() for c in cells]
+                missing = [c for c in required if c not in header]
+                if missing:
+                    raise ImportFileError(f"{name}: missing column(s) {', '.join(missing)}; "
+                                          f"the header must name {', '.join(required)}",
+                                          "missing_columns", ", ".join(missing))
+                continue
+            yield line, {col: (cells[i] if i < len(cells) else "") for i, col in enumerate(header)}
         if header is None:
-            header = [c.lower() for c in cells]
-            missing = [c for c in required if c not in header]
-            if missing:
-                raise ImportFileError(f"{name}: missing column(s) {', '.join(missing)}; "
-                                      f"the header must name {', '.join(required)}")
-            continue
-        yield line, {col: (cells[i] if i < len(cells) else "") for i, col in enumerate(header)}
-    if header is None:
-        raise ImportFileError(f"{name}: the file is empty (no header row)")
+            raise ImportFileError(f"{name}: the file is empty (no header row)", "empty")
+    finally:
+        text.detach()  # the binary file stays open: its owner closes it
 
 
-async def import_sites(path: str | Path) -> ImportResult:
-    """Create or update the sites listed in a CSV file."""
-    result = ImportResult()
-    seen: dict[str, int] = {}
-    for line, row in read_csv(path, SITE_COLUMNS):
-        reasons, values = _check_site(row)
-        code = values.get("code")
-        if code in seen:
-            reasons.append(f"site code {code} appears again (first on line {seen[code]})")
-        elif code:
-            seen[code] = line
-        if reasons:
-            result.errors.append(RowError(line, "; ".join(reasons)))
-            continue
+async def _count_rows(binary: BinaryIO, name: str, required: tuple[str, ...]) -> int:
+    """The check pass: read the whole file once (raising on a whole-file problem), count its rows."""
+    start = binary.tell()
+    rows = 0
+    for rows, _ in enumerate(read_csv(binary, name, required), 1):
+        if rows % (50 * YIELD_EVERY) == 0:
+            await asyncio.sleep(0)  # a big file must not hold up the server's other requests
+    binary.seek(start)
+    return rows
+
+
+def check_header(source, required: tuple[str, ...] = DOSE_COLUMNS) -> None:
+    """Read only the start of a file: raise ImportFileError if its encoding (as far as the first
+    few kilobytes show), its header or its emptiness already refuses it."""
+    with _opened(source) as (binary, name):
+        rows = read_csv(binary, name, required)
         try:
-            result.count(await _upsert_site(values))
-        except BaseORMException:
-            result.errors.append(RowError(line, "the database refused this row"))
+            next(rows, None)
+        finally:
+            rows.close()
+
+
+def safe_filename(name: str) -> str:
+    """A file name fit to store and show: no folders, no control characters, long digit runs
+    (an ID or phone number someone named the file after) starred out."""
+    base = re.split(r"[\\/]", str(name or ""))[-1]
+    base = _CONTROL.sub("", unicodedata.normalize("NFKC", base)).strip()
+    return LONG_NUMBER.sub(lambda m: "*" * len(m.group()), base)[:100] or "upload.csv"
+
+
+class _SeenIds:
+    """ID numbers met earlier in the file, for "appears again (first on line N)": 64 bits of the
+    keyed hash and the line, in an open-addressing table of two flat arrays (12 bytes a slot, at
+    most half full). Two different numbers sharing 64 bits is a chance of about n²/2⁶⁵
+    (3 in 100 million for a million rows)."""
+
+    def __init__(self, expected: int = 0):
+        self._used = 0
+        self._make(1 << max(10, (2 * expected).bit_length()))
+
+    def _make(self, size: int) -> None:
+        self._keys = array("Q", bytes(8 * size))
+        self._lines = array("I", bytes(4 * size))  # 0: an empty slot; lines up to 4 billion
+        self._mask = size - 1
+
+    def first_line(self, keyed_hash: str, line: int) -> int | None:
+        """The line this number was first met on; None the first time (then it is remembered)."""
+        key = int(keyed_hash[:16], 16)
+        i = key & self._mask
+        while self._lines[i]:
+            if self._keys[i] == key:
+                return self._lines[i]
+            i = (i + 1) & self._mask
+        self._keys[i], self._lines[i] = key, line
+        self._used += 1
+        if 2 * self._used > self._mask:
+            self._grow()
+        return None
+
+    def _grow(self) -> None:
+        keys, lines = self._keys, self._lines
+        self._make(2 * len(keys))
+        for key, line in zip(keys, lines):
+            if line:
+                i = key & self._mask
+                while self._lines[i]:
+                    i = (i + 1) & self._mask
+                self._keys[i], self._lines[i] = key, line
+
+
+# ---- the run: created, moved on batch by batch, finished
+
+
+def _utc_now() -> dt.datetime:
+    # Durations (rows a second) are measured against started_at, which the database stamps in real time.
+    return dt.datetime.now(dt.timezone.utc)
+
+
+async def start_run(kind: str, filename: str, user: StaffUser | None = None) -> ImportRun:
+    """Record an import about to start (running, no rows yet)."""
+    return await ImportRun.create(kind=kind, filename=safe_filename(filename), user=user)
+
+
+async def start_first_dose_upload(path: str | Path, *, filename: str,
+                                  user: StaffUser | None) -> ImportRun:
+    """An uploaded file, checked as far as its start tells (encoding, header, empty), recorded as
+    a running import; import_first_doses(…, run=…) then imports it. Raises ImportFileError."""
+    check_header(path, DOSE_COLUMNS)
+    return await start_run(FIRST_DOSES, filename, user)
+
+
+async def _save_progress(run_id: int, result: ImportResult, counts: Counter, rows: int,
+                         rejects: list[RowError], conn=None) -> None:
+    if rejects:
+        await ImportReject.bulk_create(
+            [ImportReject(run_id=run_id, line=e.line, reason=e.reason[:500]) for e in rejects],
+            using_db=conn)
+    await ImportRun.filter(id=run_id).using_db(conn).update(
+        rows=result.rows + rows, rejected=result.rejected + len(rejects),
+        **{k: getattr(result, k) + counts[k] for k in ("created", "updated", "unchanged")})
+
+
+def _apply(result: ImportResult, counts: Counter, rows: int, rejects: list[RowError]) -> None:
+    result.rows += rows
+    for outcome, n in counts.items():
+        result.count(outcome, n)
+    for error in rejects:
+        result.reject(error)
+
+
+async def _finish(run_id: int, result: ImportResult, error: ImportFileError | None = None) -> None:
+    await ImportRun.filter(id=run_id).update(
+        status=ImportRun.FAILED if error else ImportRun.DONE, finished_at=_utc_now(),
+        error=f"{error.code}:{error.detail}"[:300] if error else "", rows=result.rows,
+        created=result.created, updated=result.updated, unchanged=result.unchanged,
+        rejected=result.rejected)
+
+
+def run_failure(run: ImportRun) -> tuple[str, str]:
+    """Why a failed run failed: (code, detail), as ImportFileError gave them; ("", "") if it did not."""
+    code, _, detail = (run.error or "").partition(":")
+    return code, detail
+
+
+async def _run_import(kind: str, source, required: tuple[str, ...], write_batch, *,
+                      run: ImportRun | None, user: StaffUser | None,
+                      on_progress: Progress | None, on_reject: Reject | None) -> ImportResult:
+    """Open, check, import batch by batch (write_batch(run_id, batch, result) -> the batch's
+    refusals, having written it and the run's counts), and finish the run: done or failed."""
+    result = ImportResult()
+    try:
+        with _opened(source) as (binary, name):
+            if run is None:
+                run = await start_run(kind, name, user)
+            result.run_id = run.id
+            result.total = await _count_rows(binary, name, required)
+            if on_progress:
+                on_progress(result)
+            batch: list[tuple[int, dict[str, str]]] = []
+            rows = read_csv(binary, name, required)
+            try:
+                for item in rows:
+                    batch.append(item)
+                    if len(batch) == BATCH:
+                        await _one_batch(write_batch, run.id, batch, result, on_progress, on_reject)
+                        batch = []
+                if batch:
+                    await _one_batch(write_batch, run.id, batch, result, on_progress, on_reject)
+            finally:
+                rows.close()
+    except ImportFileError as exc:
+        if result.rows:  # only if the file changed between the two passes
+            exc = ImportFileError(f"{exc}; stopped after {result.rows} rows, which were "
+                                  "written", "interrupted", str(result.rows))
+        if run is not None:
+            await _finish(run.id, result, exc)
+        raise exc from None
+    except BaseException as exc:  # Ctrl-C, the server stopping, the database gone
+        if run is not None:
+            if not isinstance(exc, asyncio.CancelledError):
+                log.error("import run %s stopped after %s rows: %s", run.id, result.rows,
+                          type(exc).__name__)
+            with contextlib.suppress(Exception):
+                await _finish(run.id, result, ImportFileError(
+                    "stopped", "interrupted", str(result.rows)))
+        raise
+    await _finish(run.id, result)
     return result
+
+
+async def _one_batch(write_batch, run_id, batch, result, on_progress, on_reject) -> None:
+    rejects = await write_batch(run_id, batch, result)
+    if on_reject:
+        for error in rejects:
+            on_reject(error)
+    if on_progress:
+        on_progress(result)
+
+
+# ---- sites
+
+
+async def import_sites(source, *, run: ImportRun | None = None, user: StaffUser | None = None,
+                       on_progress: Progress | None = None,
+                       on_reject: Reject | None = None) -> ImportResult:
+    """Create or update the sites listed in a CSV file (a path or a binary file object)."""
+    seen: dict[str, int] = {}  # site codes: a district has dozens of sites
+
+    async def write_batch(run_id: int, batch, result: ImportResult) -> list[RowError]:
+        rejects: list[RowError] = []
+        counts: Counter = Counter()
+        for line, row in batch:
+            reasons, values = _check_site(row)
+            code = values.get("code")
+            if code in seen:
+                reasons.append(f"site code {code} appears again (first on line {seen[code]})")
+            elif code:
+                seen[code] = line
+            if reasons:
+                rejects.append(RowError(line, "; ".join(reasons)))
+                continue
+            try:
+                counts[await _upsert_site(values)] += 1
+            except BaseORMException:
+                rejects.append(RowError(line, "the database refused this row"))
+        await _save_progress(run_id, result, counts, len(batch), rejects)
+        _apply(result, counts, len(batch), rejects)
+        return rejects
+
+    return await _run_import(SITES, source, SITE_COLUMNS, write_batch, run=run, user=user,
+                             on_progress=on_progress, on_reject=on_reject)
 
 
 def _check_site(row: dict[str, str]) -> tuple[list[str], dict[str, str]]:
@@ -170,28 +452,122 @@ async def _upsert_site(values: dict[str, str]) -> str:
     return "updated"
 
 
-async def import_first_doses(vault: pii.Vault, path: str | Path, *, today: dt.date) -> ImportResult:
-    """Create or update first-dose records from a CSV file; re-importing the same file changes nothing."""
-    result = ImportResult()
+# ---- first doses
+
+
+async def import_first_doses(vault: pii.Vault, source, *, today: dt.date,
+                             run: ImportRun | None = None, user: StaffUser | None = None,
+                             on_progress: Progress | None = None,
+                             on_reject: Reject | None = None) -> ImportResult:
+    """Create or update first-dose records from a CSV file (a path or a binary file object);
+    re-importing the same file changes nothing. Streams: see the module's docstring.
+
+    The run (ImportRun) is `run` or a new one; its counts move after each batch. on_progress(result)
+    is called after the check pass (result.total known) and each batch; on_reject(error) for each
+    refused row, in line order. A whole-file problem raises ImportFileError, nothing written.
+    """
     sites = {site.code: site for site in await Site.all()}
-    seen: dict[str, int] = {}
-    for line, row in read_csv(path, DOSE_COLUMNS):
-        reasons, values = _check_first_dose(row, sites, today)
-        number = values.get("id_number")
-        if number in seen:
-            reasons.append(f"id_number {pii.mask_id(number)} appears again (first on line {seen[number]})")
-        elif number:
-            seen[number] = line
-        if reasons:
-            result.errors.append(RowError(line, "; ".join(reasons)))
-            continue
+    seen: _SeenIds | None = None
+
+    async def write_batch(run_id: int, batch, result: ImportResult) -> list[RowError]:
+        nonlocal seen
+        if seen is None:
+            seen = _SeenIds(result.total)
+        rejects: list[RowError] = []
+        good: list[tuple[int, dict, str]] = []
+        for n, (line, row) in enumerate(batch, 1):
+            if n % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # a batch is some 0.5 s of work: let the server answer others
+            reasons, values = _check_first_dose(row, sites, today)
+            id_hash = ""
+            if number := values.get("id_number"):
+                id_hash = vault.keyed_hash(number)
+                first = seen.first_line(id_hash, line)
+                if first is not None:
+                    reasons.append(f"id_number {pii.mask_id(number)} appears again (first on line {first})")
+            if reasons:
+                rejects.append(RowError(line, "; ".join(reasons)))
+            else:
+                good.append((line, values, id_hash))
         try:
-            _, outcome = await upsert_resident(vault, **values)
+            counts = await _write_residents(vault, run_id, good, result, len(batch), rejects)
         except BaseORMException:
-            result.errors.append(RowError(line, "the database refused this row"))
+            # Someone else wrote one of these people meanwhile (or the database refused a value):
+            # the batch again, row by row, so that one row blocks nobody.
+            counts = Counter()
+            for line, values, _ in good:
+                try:
+                    counts[(await upsert_resident(vault, **values))[1]] += 1
+                except BaseORMException:
+                    rejects.append(RowError(line, "the database refused this row"))
+            rejects.sort(key=lambda e: e.line)
+            await _save_progress(run_id, result, counts, len(batch), rejects)
+        _apply(result, counts, len(batch), rejects)
+        return rejects
+
+    return await _run_import(FIRST_DOSES, source, DOSE_COLUMNS, write_batch, run=run, user=user,
+                             on_progress=on_progress, on_reject=on_reject)
+
+
+def _resident_fields(vault: pii.Vault, values: dict) -> dict:
+    """What upsert_resident() compares and writes for an existing record, for a batch."""
+    site: Site = values["site"]
+    return dict(
+        name=values["name"].strip(),
+        phone_hash=vault.keyed_hash(values["phone"]),
+        phone_masked=pii.mask_phone(values["phone"]),
+        first_dose_date=values["first_dose_date"],
+        first_site_id=site.id,
+        vaccine=values["vaccine"].strip(),
+        subdistrict=(values["subdistrict"] or site.subdistrict).strip(),
+    )
+
+
+async def _residents_by_hash(hashes: list[str]) -> dict[str, Resident]:
+    found: dict[str, Resident] = {}
+    for i in range(0, len(hashes), IN_CLAUSE):
+        for resident in await Resident.filter(id_hash__in=hashes[i:i + IN_CLAUSE]):
+            found[resident.id_hash] = resident
+    return found
+
+
+async def _write_residents(vault: pii.Vault, run_id: int, good: list[tuple[int, dict, str]],
+                           result: ImportResult, rows: int, rejects: list[RowError]) -> Counter:
+    """A batch's good rows as upsert_resident() would write them, with the batch's refusals and
+    the run's counts, in one transaction. Returns the counts of created/updated/unchanged."""
+    existing = await _residents_by_hash([id_hash for _, _, id_hash in good])
+    counts: Counter = Counter()
+    new: list[Resident] = []
+    changes: list[tuple[Resident, dict]] = []
+    for n, (_, values, id_hash) in enumerate(good, 1):
+        if n % YIELD_EVERY == 0:
+            await asyncio.sleep(0)
+        fields = _resident_fields(vault, values)
+        old = existing.get(id_hash)
+        if old is None:
+            number, phone = values["id_number"], values["phone"]
+            new.append(Resident(
+                id_hash=id_hash, id_cipher=vault.encrypt(number), id_masked=pii.mask_id(number),
+                birth_date=pii.birth_date(number), phone_cipher=vault.encrypt(phone), **fields))
+            counts["created"] += 1
             continue
-        result.count(outcome)
-    return result
+        changed = {k: v for k, v in fields.items() if getattr(old, k) != v}
+        if not changed:
+            counts["unchanged"] += 1
+            continue
+        if "phone_hash" in changed:
+            changed["phone_cipher"] = vault.encrypt(values["phone"])
+        changes.append((old, changed))
+        counts["updated"] += 1
+    async with in_transaction() as conn:
+        if new:
+            await Resident.bulk_create(new, using_db=conn)
+        for resident, changed in changes:
+            for key, value in changed.items():
+                setattr(resident, key, value)
+            await resident.save(update_fields=list(changed), using_db=conn)
+        await _save_progress(run_id, result, counts, rows, rejects, conn)
+    return counts
 
 
 def _check_first_dose(row: dict[str, str], sites: dict[str, Site], today: dt.date):
@@ -271,3 +647,28 @@ def _check_date(text: str, today: dt.date, reasons: list[str]) -> dt.date | None
     else:
         return day
     return None
+
+
+# ---- for the console: runs and their refusals
+
+
+async def recent_runs(limit: int = 20) -> list[ImportRun]:
+    """The latest imports, newest first, from the browser and the command line alike."""
+    return await ImportRun.all().order_by("-id").limit(limit).select_related("user")
+
+
+async def find_run(run_id: int | None) -> ImportRun | None:
+    return await ImportRun.filter(id=run_id).select_related("user").first() if run_id else None
+
+
+async def reject_rows(run_id: int, *, page: int = 1000) -> AsyncIterator[tuple[int, str]]:
+    """A run's refused rows as (line, reason), in line order, read a page at a time."""
+    after = 0
+    while True:
+        rows = await (ImportReject.filter(run_id=run_id, id__gt=after).order_by("id").limit(page)
+                      .values_list("id", "line", "reason"))
+        for row_id, line, reason in rows:
+            yield line, reason
+        if len(rows) < page:
+            return
+        after = rows[-1][0]

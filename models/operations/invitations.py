@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 from tortoise.expressions import Q, Subquery
+from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
 from ..clock import as_utc
-from ..db.tables import Booking, Resident, RiskArea
+from ..db.tables import Booking, Resident, RiskArea, Site
 from ..district import District
 from ..messaging import wording
 from ..messaging.outbox import queue
@@ -30,6 +32,47 @@ class InviteError(ValueError):
 class InviteResult:
     count: int
     dry_run: bool
+
+
+# Told how many were done so far: a progress bar (CLI) or a progress page (the console).
+Progress = Callable[[int], object]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Part of the district: residents living in a sub-district and/or given their first dose at a site."""
+
+    subdistrict: str = ""
+    site_id: int | None = None
+
+    def apply(self, query):
+        if self.subdistrict:
+            query = query.filter(subdistrict=self.subdistrict)
+        if self.site_id:
+            query = query.filter(first_site_id=self.site_id)
+        return query
+
+
+EVERYONE = Scope()
+
+
+@dataclass(frozen=True)
+class Tally:
+    key: str  # the sub-district, or the site's code
+    label: str  # the sub-district, or the site's name
+    count: int
+
+
+@dataclass(frozen=True)
+class Preview:
+    """Who a batch would invite now: how many, by sub-district and by first-dose site."""
+
+    scope: Scope
+    total: int
+    by_subdistrict: list[Tally]
+    by_site: list[Tally]
+    subdistricts: list[str] = field(default_factory=list)  # the choices of the filter
+    sites: list[Site] = field(default_factory=list)
 
 
 def invitation(rules: RuleBook, resident: Resident, base_url: str, token: str,
@@ -58,26 +101,73 @@ def _too_long(base_url: str, length: int) -> str:
             f"characters, the limit is {wording.MAX_CHARS}; use a shorter address")
 
 
-def _candidates(rules: RuleBook, as_of: dt.date):
+def per_vaccine(rules: RuleBook, days: Callable, lookup: str, as_of: dt.date) -> Q:
+    """First-dose dates compared with as_of minus each vaccine's own number of days, as one filter.
+
+    `days(rule)` picks the rule's number (min_days, max_days); `lookup` is the comparison
+    (first_dose_date__lte, first_dose_date__lt). A vaccine the rule book does not list follows
+    its default, as RuleBook.for_vaccine does.
+    """
+    named = list(rules.products)
+    found = Q(**{lookup: as_of - dt.timedelta(days=days(rules.default))})
+    if named:
+        found = found & ~Q(vaccine__in=named)
+    for name, rule in rules.products.items():
+        found = found | Q(Q(vaccine=name), Q(**{lookup: as_of - dt.timedelta(days=days(rule))}))
+    return found
+
+
+def not_booked(query):
+    """Without an active booking and not in a risk area (they could not book now)."""
+    return (query.exclude(id__in=Subquery(Booking.filter(status=Booking.ACTIVE).values("resident_id")))
+            .exclude(subdistrict__in=Subquery(RiskArea.all().values("subdistrict"))))
+
+
+def _candidates(rules: RuleBook, as_of: dt.date, scope: Scope = EVERYONE):
     """Residents with no second dose, not invited, not booked, not in a risk area, first dose early enough."""
-    shortest = rules.shortest_min_days()
-    return (
+    return not_booked(scope.apply(
         Resident.filter(
+            per_vaccine(rules, lambda rule: rule.min_days, "first_dose_date__lte", as_of),
             second_dose_date__isnull=True,
             invited_at__isnull=True,
-            first_dose_date__lte=as_of - dt.timedelta(days=shortest),
         )
-        .exclude(id__in=Subquery(Booking.filter(status=Booking.ACTIVE).values("resident_id")))
-        .exclude(subdistrict__in=Subquery(RiskArea.all().values("subdistrict")))
-    )
+    ))
 
 
-async def eligible(rules: RuleBook, as_of: dt.date, limit: int | None = None):
+async def due_count(rules: RuleBook, as_of: dt.date, scope: Scope = EVERYONE) -> int:
+    """How many a batch for this scope would invite now (one COUNT query)."""
+    return await _candidates(rules, as_of, scope).count()
+
+
+async def preview(rules: RuleBook, as_of: dt.date, scope: Scope = EVERYONE) -> Preview:
+    """Who is due and not yet invited or booked, counted by sub-district and by first-dose site
+    with grouped COUNT queries (a million residents are never loaded)."""
+    sites = await Site.all().order_by("subdistrict", "code")
+    site_by_id = {site.id: site for site in sites}
+    if scope.site_id and scope.site_id not in site_by_id:
+        scope = Scope(scope.subdistrict)  # a site that does not exist filters nothing
+    query = _candidates(rules, as_of, scope)
+    rows = await (query.annotate(n=Count("id")).group_by("subdistrict").order_by("subdistrict")
+                  .values("subdistrict", "n"))
+    by_subdistrict = [Tally(r["subdistrict"], r["subdistrict"], r["n"]) for r in rows]
+    rows = await (_candidates(rules, as_of, scope).annotate(n=Count("id"))
+                  .group_by("first_site_id").values("first_site_id", "n"))
+    by_site = sorted(
+        (Tally(site_by_id[r["first_site_id"]].code, site_by_id[r["first_site_id"]].name, r["n"])
+         for r in rows), key=lambda c: c.key)
+    subdistricts = sorted({site.subdistrict for site in sites} | {c.key for c in by_subdistrict if c.key}
+                          | ({scope.subdistrict} if scope.subdistrict else set()))
+    return Preview(scope, sum(c.count for c in by_subdistrict), by_subdistrict, by_site,
+                   subdistricts, sites)
+
+
+async def eligible(rules: RuleBook, as_of: dt.date, limit: int | None = None,
+                   scope: Scope = EVERYONE):
     """Yield residents to invite, most overdue first (keyset pages, so a large district fits in memory)."""
     found = 0
     after: tuple[dt.date, int] | None = None
     while limit is None or found < limit:
-        query = _candidates(rules, as_of)
+        query = _candidates(rules, as_of, scope)
         if after:
             day, last_id = after
             query = query.filter(Q(first_dose_date__gt=day) | Q(first_dose_date=day, id__gt=last_id))
@@ -95,13 +185,18 @@ async def eligible(rules: RuleBook, as_of: dt.date, limit: int | None = None):
 
 
 async def invite(district: District, *, as_of: dt.date, limit: int | None = None,
-                 dry_run: bool = False) -> InviteResult:
-    """Issue a link and queue one invitation SMS per eligible resident; return how many."""
+                 dry_run: bool = False, scope: Scope = EVERYONE,
+                 progress: Progress | None = None) -> InviteResult:
+    """Issue a link and queue one invitation SMS per eligible resident (of the scope); return how many.
+
+    `progress(count)` is told the count after each resident: a progress bar or page."""
     check_base_url(district.base_url)
     count = 0
-    async for resident in eligible(district.rules, as_of, limit):
+    async for resident in eligible(district.rules, as_of, limit, scope):
         if dry_run or await _invite_one(district, resident, as_of):
             count += 1
+            if progress:
+                progress(count)
     return InviteResult(count, dry_run)
 
 

@@ -89,29 +89,36 @@ async def open_slots(
         raise SlotError(f"capacity must be between 0 and {MAX_CAPACITY}")
     windows = check_windows(list(times))
     days = days_between(from_day, to_day)
+    plan = [(day, start, end, capacity) for day in days for start, end in windows]
+    return await apply_plan(site.id, from_day, to_day, plan)
+
+
+async def apply_plan(site_id: int, from_day: dt.date, to_day: dt.date,
+                     plan: list[tuple[dt.date, str, str, int]]) -> OpenSlotsResult:
+    """Give the site each (day, start, end, capacity) of the plan (days within from_day..to_day):
+    missing windows are created, existing ones get the capacity (never below the places taken),
+    a window overlapping a different existing one is left alone and reported."""
     by_day: dict[dt.date, list[Slot]] = {}
-    for slot in await Slot.filter(site_id=site.id, day__gte=from_day, day__lte=to_day):
+    for slot in await Slot.filter(site_id=site_id, day__gte=from_day, day__lte=to_day):
         by_day.setdefault(slot.day, []).append(slot)
     result = OpenSlotsResult()
     missing: list[Slot] = []
-    to_update: list[Slot] = []
-    for day in days:
-        for start, end in windows:
-            same = [s for s in by_day.get(day, []) if s.start == start and s.end == end]
-            clash = [s for s in by_day.get(day, []) if s.start < end and start < s.end]
-            if same:
-                to_update.append(same[0])
-            elif clash:
-                result.conflicts.append((day, f"{start}-{end}", f"{clash[0].start}-{clash[0].end}"))
-            else:
-                missing.append(Slot(site_id=site.id, day=day, start=start, end=end,
-                                    capacity=capacity))
+    to_update: list[tuple[Slot, int]] = []
+    for day, start, end, capacity in plan:
+        same = [s for s in by_day.get(day, []) if s.start == start and s.end == end]
+        clash = [s for s in by_day.get(day, []) if s.start < end and start < s.end]
+        if same:
+            to_update.append((same[0], capacity))
+        elif clash:
+            result.conflicts.append((day, f"{start}-{end}", f"{clash[0].start}-{clash[0].end}"))
+        else:
+            missing.append(Slot(site_id=site_id, day=day, start=start, end=end, capacity=capacity))
     # Every statement here begins with a write, so on SQLite the transaction takes the write lock at once.
     async with in_transaction() as conn:
         if missing:
             await Slot.bulk_create(missing, using_db=conn)
             result.created = len(missing)
-        for slot in to_update:
+        for slot, capacity in to_update:
             await _set_capacity(slot, capacity, result, conn)
     return result
 

@@ -27,6 +27,18 @@ async def issue_link(resident: Resident, *, now: dt.datetime, days_valid: int = 
     return token
 
 
+async def revoke_links(resident_id: int, *, using_db=None) -> int:
+    """Revoke every link of the resident: from now on each is refused like an unknown one."""
+    return await Link.filter(resident_id=resident_id, revoked=False).using_db(using_db).update(revoked=True)
+
+
+async def reissue_link(resident: Resident, *, now: dt.datetime, days_valid: int = 60,
+                       using_db=None) -> str:
+    """Revoke the resident's links and issue a new one; its token (shown once, never stored)."""
+    await revoke_links(resident.id, using_db=using_db)
+    return await issue_link(resident, now=now, days_valid=days_valid, using_db=using_db)
+
+
 def link_url(base_url: str, token: str) -> str:
     return f"{base_url.rstrip('/')}{LINK_PATH}{token}"
 

@@ -18,12 +18,18 @@ _DUMMY_HASH = _hasher.hash("not-a-real-password")
 
 
 class StaffError(ValueError):
-    """The account cannot be created as asked; the message says why."""
+    """The account cannot be created as asked; the message says why (in English, for the CLI) and
+    `reason` names it for a page to word: username, role, site_missing, site_unknown,
+    subdistrict, password_short or username_taken."""
+
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        self.reason = reason
 
 
 def hash_password(password: str) -> str:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise StaffError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+        raise StaffError(f"password must be at least {MIN_PASSWORD_LENGTH} characters", "password_short")
     return _hasher.hash(password)
 
 
@@ -34,24 +40,25 @@ async def create_user(
     """Create an active staff account; raise StaffError when a value is missing or wrong."""
     username = (username or "").strip().lower()
     if not USERNAME.match(username):
-        raise StaffError("username must be 3-40 characters: letters, digits, '.', '_' or '-'")
+        raise StaffError("username must be 3-40 characters: letters, digits, '.', '_' or '-'", "username")
     if role not in StaffUser.ROLES:
-        raise StaffError(f"role must be one of {', '.join(StaffUser.ROLES)}")
+        raise StaffError(f"role must be one of {', '.join(StaffUser.ROLES)}", "role")
     site = None
     if role == "site":
         if not site_code:
-            raise StaffError("role 'site' needs --site CODE")
+            raise StaffError("role 'site' needs --site CODE", "site_missing")
         site = await Site.get_or_none(code=site_code.strip())
         if site is None:
-            raise StaffError(f"unknown site code {site_code.strip()}")
+            raise StaffError(f"unknown site code {site_code.strip()}", "site_unknown")
     area = ""
     if role == "subdistrict":
         area = normalise_subdistrict(subdistrict or "") or ""
         if not area:
-            raise StaffError("role 'subdistrict' needs --subdistrict, one of Tianhe's 21 sub-districts")
+            raise StaffError("role 'subdistrict' needs --subdistrict, one of Tianhe's 21 sub-districts",
+                             "subdistrict")
     password_hash = hash_password(password)
     if await StaffUser.exists(username=username):
-        raise StaffError(f"username {username} is already taken")
+        raise StaffError(f"username {username} is already taken", "username_taken")
     return await StaffUser.create(
         username=username, password_hash=password_hash, role=role, site=site, subdistrict=area
     )
@@ -77,3 +84,17 @@ async def authenticate(username: str, password: str) -> StaffUser | None:
         user.password_hash = _hasher.hash(password)
         await user.save(update_fields=["password_hash"])
     return user
+
+
+async def all_accounts() -> list[StaffUser]:
+    """Every account (site loaded), by role then username, for the admin's list."""
+    return await StaffUser.all().select_related("site").order_by("role", "username")
+
+
+async def account_by_id(user_id: int | None) -> StaffUser | None:
+    return await StaffUser.get_or_none(id=user_id).select_related("site") if user_id else None
+
+
+async def site_codes() -> list[tuple[str, str]]:
+    """(code, name) of every site, for the site a site account works at."""
+    return await Site.all().order_by("code").values_list("code", "name")

@@ -10,11 +10,12 @@ import datetime as dt
 from dataclasses import dataclass
 
 from tortoise.expressions import F
+from tortoise.functions import Max
 
 from ..clock import as_utc
 from ..db.tables import StaffSession, StaffUser
 from ..tokens import new_session_token, token_hash
-from .accounts import _DUMMY_HASH, _hasher, verify_password
+from .accounts import _DUMMY_HASH, _hasher, hash_password, verify_password
 
 IDLE = dt.timedelta(minutes=30)  # signed out after this long without a request
 LIFETIME = dt.timedelta(hours=12)  # and after a working day, however active
@@ -74,3 +75,25 @@ async def disable_user(user_id: int) -> None:
     """Disable an account and end every session it has."""
     await StaffUser.filter(id=user_id).update(active=False)
     await StaffSession.filter(user_id=user_id).update(revoked=True)
+
+
+async def enable_user(user_id: int) -> bool:
+    """Let a disabled account sign in again (its old sessions stay ended); False if no such account."""
+    return bool(await StaffUser.filter(id=user_id).update(active=True))
+
+
+async def reset_password(user_id: int, password: str) -> bool:
+    """Give the account a new password and end every session it has; False if no such account.
+
+    Raise StaffError("password_short") for a password under 10 characters."""
+    password_hash = await asyncio.to_thread(hash_password, password)
+    changed = await StaffUser.filter(id=user_id).update(password_hash=password_hash, failed_logins=0)
+    await StaffSession.filter(user_id=user_id).update(revoked=True)
+    return bool(changed)
+
+
+async def last_sign_ins() -> dict[int, dt.datetime]:
+    """When each account last signed in (its newest session), by account id."""
+    rows = await StaffSession.annotate(last=Max("created_at")).group_by("user_id").values_list(
+        "user_id", "last")
+    return {user_id: last for user_id, last in rows}

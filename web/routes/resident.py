@@ -133,7 +133,7 @@ def _verify_page(request: Request, visit: Visit, *, error: str = "", tries_left:
 def _refusal(request: Request, visit: Visit, standing: Standing):
     return render(request, "pages/resident/refusal.html", {
         **_window_context(visit, standing.window), "kind": standing.refusal,
-        "second_dose_date": visit.resident.second_dose_date,
+        "second_dose_date": visit.resident.second_dose_date, "subdistrict": visit.resident.subdistrict,
     })
 
 
