@@ -78,8 +78,6 @@ def render(
         "csrf_token": csrf() if csrf else "",
         "here": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
         "url": lambda name, **params: url_for(request, name, **params),
-        "has_route": lambda name: any(getattr(r, "name", None) == name
-                                      for r in request.scope["app"].router.routes),
         **(context or {}),
     }
     name = fragment if fragment and wants_fragment(request) else page
