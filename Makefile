@@ -17,7 +17,7 @@ $(VENV)/.dev-deps: $(VENV)/.run-deps requirements-dev.txt
 
 run: $(VENV)/.run-deps
 	$(PY) run.py demo
-	$(PY) run.py serve
+	$(PY) run.py serve --send-sms
 
 browser:
 	sh scripts/install-browser.sh

@@ -7,6 +7,7 @@ import csv
 import datetime as dt
 import getpass
 import logging
+import os
 import re
 import signal
 import sys
@@ -16,8 +17,6 @@ from models.district import District
 from web.settings import Settings, build_district, load_settings
 
 OK, REJECTED = 0, 1  # argparse itself exits 2 on bad usage
-SEND_EVERY_SECONDS = 5
-SEND_BATCH = 500
 
 
 def date_arg(text: str) -> dt.date:
@@ -242,35 +241,25 @@ async def cmd_invite(settings: Settings, district: District, args) -> int:
 
 
 async def cmd_send_sms(settings: Settings, district: District, args) -> int:
-    from models.messaging.delivery import get_backend
+    from models.messaging.delivery import GatewayRate, run_sender
+    from models.messaging.gateways import get_backend
+    from web.settings import sms_config
 
     try:
-        backend = get_backend(settings.sms_backend)
+        config = sms_config(settings)
+        backend = get_backend(config)
     except ValueError as exc:
         return fail(str(exc))
+    rate = GatewayRate(config.rate_per_second, settings.redis_url or "memory://", settings.redis_prefix)
     if not args.once:
         # systemd and docker stop with SIGTERM: finish like Ctrl-C, with the database closed.
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
     try:
-        await _send_loop(district, backend, args.once)
+        await run_sender(district.vault, backend, config, district.clock, once=args.once, rate=rate,
+                         say=lambda line: print(line, flush=True))
     except asyncio.CancelledError:
         print("stopped", file=sys.stderr)
     return OK
-
-
-async def _send_loop(district: District, backend, once: bool) -> None:
-    from models.messaging.delivery import send_queued
-
-    while True:
-        sent, failed = await send_queued(district.vault, backend, now=district.clock.utc(),
-                                         limit=SEND_BATCH)
-        if sent or failed or once:
-            print(f"sms: {sent} sent, {failed} failed for good", flush=True)
-        if once:
-            if sent < SEND_BATCH:  # a full batch means more may be waiting
-                return
-            continue
-        await asyncio.sleep(SEND_EVERY_SECONDS)
 
 
 async def cmd_outbox(settings: Settings, district: District, args) -> int:
@@ -320,6 +309,20 @@ async def cmd_close_day(settings: Settings, district: District, args) -> int:
     for code, n in sorted(marked.items()):
         print(f"{code}: {n} no-show(s)")
     print(f"close-day: {sum(marked.values())} booking(s) marked no-show; their places are free again")
+    return OK
+
+
+async def cmd_send_reminders(settings: Settings, district: District, args) -> int:
+    from models.operations.reminders import queue_day_before
+
+    today = district.clock.today()
+    day = args.day or today + dt.timedelta(days=1)
+    if day < today:
+        return fail(f"--day {day.isoformat()} is in the past")
+    count = await queue_day_before(district, day)
+    await audit_cli("send_reminders", f"{count} day-before SMS queued day={day.isoformat()}")
+    print(f"send-reminders: {count} reminder(s) queued for {day.isoformat()} "
+          "(bookings already reminded are not sent again)")
     return OK
 
 
@@ -383,6 +386,8 @@ async def with_db(settings: Settings, command, args, *, district: District | Non
 def serve(settings: Settings, args) -> int:
     import uvicorn
 
+    if args.send_sms:  # read by every worker's settings (web/app.py: send_sms_forever)
+        os.environ["SMS_IN_SERVER"] = "1"
     # Create the schema once here, so several workers starting together do not race to create it.
     asyncio.run(with_db(settings, _nothing, args))
     print(f"Serving on http://{args.host}:{args.port} (SMS links point at {settings.base_url})",
@@ -396,6 +401,19 @@ def serve(settings: Settings, args) -> int:
 
 
 async def _nothing(settings: Settings, district: District, args) -> int:
+    return OK
+
+
+def print_poster(settings: Settings, args) -> int:
+    """The A4 poster as SVG on standard output: the QR code of BASE_URL's public way in. No
+    database: a poster can be made anywhere the settings are."""
+    from starlette.routing import Router
+
+    from web.app import ROUTES
+    from web.poster import poster_svg
+
+    address = settings.base_url.rstrip("/") + Router(ROUTES).url_path_for("entry")
+    sys.stdout.write(poster_svg(address, args.lang, standalone=True))
     return OK
 
 
@@ -423,13 +441,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--as-of", type=date_arg, metavar="DATE", help="default: today")
     p.add_argument("--limit", type=count_arg, metavar="N")
     p.add_argument("--dry-run", action="store_true", help="only count; write nothing")
-    p = sub.add_parser("send-sms", help="deliver queued SMS through SMS_BACKEND")
-    p.add_argument("--once", action="store_true", help="deliver what is queued, then stop")
+    p = sub.add_parser("send-sms", help="deliver the SMS outbox through SMS_BACKEND, as a service "
+                       "(several may run at once)")
+    p.add_argument("--once", action="store_true", help="deliver what is due now, then stop")
     p = sub.add_parser("outbox", help="list SMS messages as CSV: id,phone,status,body")
-    p.add_argument("--status", choices=["queued", "sent", "failed"])
+    p.add_argument("--status", choices=["queued", "sending", "sent", "delivered", "failed"])
     p = sub.add_parser("check", help="verify places, holds and bookings agree; exit 1 if not")
+    p = sub.add_parser("poster", help="the A4 poster with the QR code of the public way in, as SVG "
+                       "on standard output")
+    p.add_argument("--lang", choices=["zh", "en"], default="zh")
     p = sub.add_parser("close-day", help="mark the day's remaining bookings as no-shows (every site)")
     p.add_argument("--day", type=date_arg, metavar="DATE", help="default: today")
+    p = sub.add_parser("send-reminders", help="queue the day-before reminder SMS for every booking "
+                       "of a day (once per booking, however often it runs)")
+    p.add_argument("--day", type=date_arg, metavar="DATE", help="default: tomorrow")
     p = sub.add_parser("close-window", help="close a day or a window at a site; move its bookings "
                        "to another site and day (as many as fit, the rest cancelled) or cancel them")
     p.add_argument("--site", required=True, metavar="CODE")
@@ -453,6 +478,9 @@ def _serve_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--send-sms", action="store_true",
+                   help="also deliver the SMS outbox from the server (for `make run`; in production "
+                   "run `send-sms` as its own service)")
 
 
 COMMANDS = {
@@ -466,6 +494,7 @@ COMMANDS = {
     "create-user": cmd_create_user,
     "check": cmd_check,
     "close-day": cmd_close_day,
+    "send-reminders": cmd_send_reminders,
     "close-window": cmd_close_window,
 }
 
@@ -478,6 +507,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     if args.command in (None, "serve"):
         return serve(settings, args)
+    if args.command == "poster":
+        return print_poster(settings, args)
     try:
         return asyncio.run(with_db(settings, COMMANDS[args.command], args))
     except KeyboardInterrupt:

@@ -80,7 +80,7 @@ def test_invite_outbox_and_send_sms(cli):
     assert all(len(r[3]) <= 134 for r in rows[1:])
 
     status, out, err = cli("send-sms", "--once")
-    assert status == 0 and "sms: 4 sent, 0 failed" in out
+    assert status == 0 and "sms: 4 sent, 0 to retry, 0 failed for good" in out
     assert "SMS to 139****0001" in err and "/b/…" in err and find_personal_numbers(err) == []
     assert len(list(csv.reader(io.StringIO(cli("outbox", "--status", "sent")[1])))) == 5
 

@@ -287,7 +287,7 @@ See `models/rules/nowhere.py`, `models/rules/eligibility.py: nobody()`,
 `models/rules/interval.py: Window.nothing()`, `{ROOT.parent}/shared/design/product.md`,
 `models.booking.service.vanished` and `models.nomodule`.
 Stale names: `booking.slot_is_allowed()`, `rules.interval_window()`, `Window.is_restricted()`,
-`HOLD_MINUTES`, `sms.confirmation_body()`.
+`HOLD_MINUTES`, `texts.confirmation()`.
 ```
 python run.py import-sites docs/samples/missing.csv
 ```
@@ -306,7 +306,7 @@ python run.py import-sites docs/samples/missing.csv
                      "`rules.interval_window()`: no function or class interval_window",
                      "`Window.is_restricted()`: no Window.is_restricted",
                      "`HOLD_MINUTES`: no such name",
-                     "`sms.confirmation_body()`: no module sms.py"):
+                     "`texts.confirmation()`: no module texts.py"):
         assert expected in found, f"the checker missed {expected!r}; it found:\n{found}"
 
 
@@ -320,6 +320,6 @@ def test_checker_accepts_what_exists():
 `models/rules/interval.py: Window.opens_on`,
 `models.db.setup.TORTOISE_ORM`, `/staff/calls`, `sqlite://data/booking.sqlite3`,
 `models/db/migrations/`,
-`Window.allows()`, `has_started()`, `wording.confirmation_body()`, `REDIS_URL`, `MAX_CHARS`.
+`Window.allows()`, `has_started()`, `wording.confirmation()`, `REDIS_URL`, `MAX_CHARS`.
 """
     assert problems_in(good, ROOT) == []

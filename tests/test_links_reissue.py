@@ -142,7 +142,7 @@ async def test_a_call_centre_bookings_sms_carries_a_link_that_shows_the_booking(
     booking, number = phone_booking
     message = await SmsMessage.get(kind="confirm")
     body = VAULT.decrypt(message.body_cipher)
-    assert len(body) <= wording.MAX_CHARS and "查看、改约或取消" in body
+    assert len(body) <= wording.MAX_CHARS and "改约或取消：http://testserver/b/" in body
     assert await Link.filter(resident_id=booking.resident_id).count() == 1  # issued with the booking
     assert await opens(client, link_in(message), number)
     page = await get_page(client, "/booking")
@@ -158,18 +158,18 @@ async def test_a_call_centre_bookings_sms_carries_a_link_that_shows_the_booking(
 @pytest.mark.parametrize("base_url", ["http://testserver", "https://yuyue.thwsjk.gov.cn"])
 def test_the_call_centre_sms_fits_with_the_longest_site_name_and_the_link(base_url):
     link = f"{base_url}/b/{'x' * 22}"
-    body = wording.callcentre_confirmation_body(
-        kind="move", masked_name="欧阳*明", code="ACEF-7HJK", site_name="天" * 100,
-        day=dt.date(2021, 12, 31), start="14:00", end="15:00", companion=True, link=link)
+    visit = wording.Visit(code="ACEF-7HJK", day=dt.date(2021, 12, 31), start="14:00", end="15:00",
+                          site="天" * 100, address="天河区五山路371号", companion=True)
+    body = wording.callcentre_confirmation(Resident(name="欧阳小明"), visit, link, moved=True).body
     assert len(body) <= wording.MAX_CHARS and body.endswith(link) and "天天…" in body
 
 
 def test_a_base_url_too_long_for_the_link_falls_back_to_the_plain_confirmation():
-    body = wording.callcentre_confirmation_body(
-        kind="book", masked_name="张*明", code="ACEF-7HJK", site_name="五山街社区卫生服务中心",
-        day=dt.date(2021, 7, 2), start="09:00", end="10:00", companion=False,
-        link="https://" + "very-long-sub-domain." * 4 + "gov.cn/b/" + "x" * 22)
-    assert body is None
+    visit = wording.Visit(code="ACEF-7HJK", day=dt.date(2021, 7, 2), start="09:00", end="10:00",
+                          site="五山街社区卫生服务中心", address="天河区五山路371号", companion=False)
+    sms = wording.callcentre_confirmation(Resident(name="张三明"), visit,
+                                          "https://" + "very-long-sub-domain." * 4 + "gov.cn/b/" + "x" * 22)
+    assert sms is None
 
 
 async def test_a_reissued_links_sms_fits_a_long_name_and_a_long_address(db, district):

@@ -4,8 +4,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from models.messaging.delivery import ConsoleBackend, send_queued
+from models.messaging.config import SmsConfig
+from models.messaging.delivery import send_due
+from models.messaging.gateways.console import ConsoleBackend
 from models.messaging.outbox import queue
+from models.messaging.sms import Sms
 from models.people import pii
 from models.people.links import issue_link
 from tests.conftest import NOW, VAULT
@@ -33,8 +36,9 @@ async def test_opening_a_link_logs_the_request_without_its_token(client, caplog)
 async def test_console_sms_backend_logs_masked_phone_and_no_token(db, caplog):
     site = await make_site()
     resident, _ = await make_resident(site, first_dose=dt.date(2021, 6, 1), phone="13912345678")
-    await queue(VAULT, resident, "invite", "【天河区卫健局】您好，预约：http://x/b/SECRETTOKEN123")
+    body = "【天河区卫健局】您好，预约：http://x/b/SECRETTOKEN123"
+    await queue(VAULT, resident, Sms("invite", {"link": "http://x/b/SECRETTOKEN123"}, body))
     with caplog.at_level(logging.INFO):
-        assert await send_queued(VAULT, ConsoleBackend(), now=NOW) == (1, 0)
+        assert (await send_due(VAULT, ConsoleBackend(), SmsConfig(), now=NOW)).sent == 1
     assert "139****5678" in caplog.text
     assert "SECRETTOKEN123" not in caplog.text and "13912345678" not in caplog.text

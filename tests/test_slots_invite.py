@@ -122,7 +122,7 @@ async def test_invite_queues_one_sms_for_each_eligible_resident_and_nobody_else(
     for message in messages:
         body = VAULT.decrypt(message.body_cipher)
         assert len(body) <= wording.MAX_CHARS
-        assert body.startswith(wording.SIGNATURE) and "https://yuyue.thwsjk.gov.cn/b/" in body
+        assert body.startswith(f"【{wording.SIGNATURE}】") and "https://yuyue.thwsjk.gov.cn/b/" in body
     bodies = {m.resident_id: VAULT.decrypt(m.body_cipher) for m in messages}
     assert "张*明您好" in bodies[people["eligible"].id] and "7月27日前" in bodies[people["eligible"].id]
     assert "阿*您好" in bodies[people["long_name"].id]  # too long to mask in full: shortened

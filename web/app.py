@@ -20,9 +20,11 @@ from models.district import District
 from starlette.exceptions import HTTPException
 
 from . import errors
-from .routes import admin, callcentre, public, resident, site, staff
+from .routes import admin, callcentre, entry, public, resident, site, staff
 from .security import BodyGuard, RateLimits, SecurityHeaders, csrf
-from .settings import Settings, build_district, load_settings, rate_limit_rules
+from models.messaging.delivery import GatewayRate, run_sender
+from models.messaging.gateways import get_backend
+from .settings import Settings, build_district, load_settings, rate_limit_rules, sms_config
 from .templating import STATIC_DIR
 
 log = logging.getLogger("booking")
@@ -68,6 +70,14 @@ ROUTES = [
     Route("/booking/done", resident.booking_done, name="done"),
     Route("/booking/cancel", resident.booking_cancel, methods=["GET", "POST"], name="cancel"),
     Route("/booking/cancelled", resident.booking_cancelled, name="cancelled"),
+    Route("/entry", entry.entry_start, methods=["GET", "POST"], name="entry"),
+    Route("/entry/code", entry.entry_code, methods=["GET", "POST"], name="entry_code"),
+    Route("/entry/resend", entry.entry_resend, methods=["POST"], name="entry_resend"),
+    Route("/entry/family", entry.entry_family, name="entry_family"),
+    Route("/entry/person", entry.entry_person, methods=["GET", "POST"], name="entry_person"),
+    Route("/entry/leave", entry.entry_leave, methods=["POST"], name="entry_leave"),
+    Route("/find", entry.find_booking, methods=["GET", "POST"], name="find_booking"),
+    Route("/poster", entry.poster_page, name="poster"),
     Route("/staff", staff.staff_home, name="staff"),
     Route("/staff/login", staff.staff_login, methods=["POST"], name="staff_login"),
     Route("/staff/logout", staff.staff_logout, methods=["POST"], name="staff_logout"),
@@ -96,11 +106,14 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True,
     async def lifespan(app):
         if manage_db:
             await init_db(settings.database_url, migrate_schema=False)
-        sweeper = asyncio.create_task(sweep_holds_forever(district))
+        tasks = [asyncio.create_task(sweep_holds_forever(district))]
+        if settings.sms_in_server:
+            tasks.append(asyncio.create_task(send_sms_forever(settings, district)))
         try:
             yield
         finally:
-            sweeper.cancel()
+            for task in tasks:
+                task.cancel()
             await admin.imports.stop_imports()  # each run marked failed, with its rows written so far
             if manage_db:
                 await close_db()
@@ -127,6 +140,20 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True,
     app.state.limits = RateLimits(rate_limit_rules(settings), redis_url=settings.redis_url,
                                   prefix=settings.redis_prefix)
     return app
+
+
+async def send_sms_forever(settings: Settings, district) -> None:
+    """The SMS sender inside the server process, for `make run` (production runs `run.py send-sms`)."""
+    config = sms_config(settings)
+    rate = GatewayRate(config.rate_per_second, settings.redis_url or "memory://", settings.redis_prefix)
+    backend = get_backend(config)
+    while True:
+        try:
+            await run_sender(district.vault, backend, config, district.clock, rate=rate,
+                             say=logging.getLogger("booking.sms").info)
+        except Exception:  # a database hiccup must not stop the messages for good
+            log.exception("SMS sender stopped; starting again in 5 s")
+            await asyncio.sleep(5)
 
 
 def app_factory():

@@ -7,8 +7,13 @@ import secrets
 from .http import parse_day, parse_id
 
 
+PHONE_KEYS = ("phone", "phone_until")  # a phone proved by its SMS code outlives one person's journey
+CODE_KEYS = ("code_for", "code_masked")  # where the log-in code went
+
+
 class Journey:
-    """What a resident has done so far in this browser: which link, verified or not, the choices.
+    """What a resident has done so far in this browser: which link, verified or not, the choices;
+    and, for the public way in, the phone a code was sent to (sealed) and the phone proved.
 
     Reads and writes `request.session` (signed by SessionMiddleware), and nothing else.
     """
@@ -38,12 +43,57 @@ class Journey:
         return parse_id(self._s.get("slot"))
 
     def start(self, link_id: int) -> None:
-        """A personal link was opened: forget everything else."""
+        """A personal link was opened (or reached by phone code): forget everything else but a
+        proved phone, so the next person on that phone can be booked for too."""
+        kept = {k: self._s[k] for k in PHONE_KEYS if k in self._s}
         self._s.clear()
+        self._s.update(kept)
         self._s["link"] = link_id
 
     def end(self) -> None:
         self._s.clear()
+
+    @property
+    def sealed_phone(self) -> str:
+        """The number the last log-in code went to, encrypted (models/people/entry.py)."""
+        return str(self._s.get("code_for") or "")
+
+    @property
+    def code_masked(self) -> str:
+        return str(self._s.get("code_masked") or "")
+
+    def await_code(self, sealed_phone: str, masked_phone: str) -> None:
+        self._s["code_for"] = sealed_phone
+        self._s["code_masked"] = masked_phone
+
+    @property
+    def phone_login(self) -> int | None:
+        """The row id of the log-in code that proved this browser holds the phone."""
+        return parse_id(self._s.get("phone"))
+
+    @property
+    def phone_until(self) -> dt.datetime | None:
+        try:
+            until = dt.datetime.fromisoformat(str(self._s.get("phone_until") or ""))
+        except ValueError:
+            return None
+        return until if until.tzinfo is not None else None
+
+    def phone_proved(self, login_id: int, until: dt.datetime) -> None:
+        for name in CODE_KEYS:
+            self._s.pop(name, None)
+        self._s["phone"] = login_id
+        self._s["phone_until"] = until.isoformat()
+
+    def on_phone(self, now: dt.datetime) -> bool:
+        """Whether a proved phone is still in force, to offer "book for someone else on this
+        phone" (the server checks again: models/people/entry.py: phone_session())."""
+        until = self.phone_until
+        return self.phone_login is not None and until is not None and until > now
+
+    def leave_phone(self) -> None:
+        for name in (*PHONE_KEYS, *CODE_KEYS):
+            self._s.pop(name, None)
 
     def mark_verified(self) -> None:
         self._s["verified"] = self.link_id

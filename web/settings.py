@@ -9,6 +9,7 @@ from pathlib import Path
 
 from models.clock import SystemClock
 from models.district import District
+from models.messaging.config import SmsConfig, parse_template_codes
 from models.people.pii import Vault
 from models.rules.interval import RULES_FILE, RuleBook
 
@@ -50,7 +51,19 @@ class Settings:
     database_url: str = "sqlite://data/booking.sqlite3"
     base_url: str = "http://127.0.0.1:8000"
     secret_key: str = field(default="", repr=False)
-    sms_backend: str = "console"
+    sms_backend: str = "console"  # console | aliyun | tencent (models/messaging/gateways/)
+    sms_signature: str = "天河区卫健局"
+    sms_template_codes: str = ""  # confirm=SMS_123,confirm.en=SMS_124,… (see docs/sms.md)
+    sms_endpoint: str = ""
+    sms_access_key_id: str = field(default="", repr=False)
+    sms_access_key_secret: str = field(default="", repr=False)
+    sms_app_id: str = ""
+    sms_region: str = "ap-guangzhou"
+    sms_timeout_seconds: float = 10.0
+    sms_per_phone_per_hour: int = 10
+    sms_rate_per_second: int = 50
+    sms_max_attempts: int = 10
+    sms_in_server: bool = False  # the server process also runs the SMS sender (`make run`)
     redis_url: str = ""  # shared rate-limit counters for several workers or hosts
     redis_prefix: str = "booking"  # keys of this service (a district) in a shared Redis
     vaccine_rules_file: str = str(RULES_FILE)
@@ -65,6 +78,10 @@ class Settings:
     rate_limit_verify: str = "60/minute"  # wrong ID numbers per client address
     rate_limit_staff_login: str = "30 per 15 minutes"  # wrong passwords per client address
     rate_limit_login_guess: str = "5 per 15 minutes"  # per username and address (or device)
+    # The public way in (models/people/entry.py), per client address: log-in codes asked for
+    # (each may cost an SMS, so every one counts), and wrong codes or bookings not found.
+    rate_limit_sms_code: str = "20/hour"
+    rate_limit_entry: str = "30 per 15 minutes"
     # Proxies whose X-Forwarded-For is believed (addresses or networks); none by default.
     trusted_proxies: tuple[str, ...] = ()
     debug: bool = False
@@ -77,6 +94,19 @@ class Settings:
         return replace(self, **changes)
 
 
+def _number(env: dict, name: str, default, kind=int):
+    text = env.get(name, "")
+    if not text.strip():
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        raise ValueError(f"{name}: {text!r} is not a number") from None
+    if value <= 0:
+        raise ValueError(f"{name}: must be more than 0")
+    return value
+
+
 def load_settings(**overrides) -> Settings:
     """Build Settings from the environment, then `.env`, then defaults; overrides win."""
     env = {**_read_dotenv(ROOT / ".env"), **os.environ}
@@ -85,6 +115,18 @@ def load_settings(**overrides) -> Settings:
         base_url=env.get("BASE_URL", Settings.base_url).rstrip("/"),
         secret_key=env.get("SECRET_KEY", ""),
         sms_backend=env.get("SMS_BACKEND", Settings.sms_backend),
+        sms_signature=env.get("SMS_SIGNATURE", Settings.sms_signature),
+        sms_template_codes=env.get("SMS_TEMPLATE_CODES", ""),
+        sms_endpoint=env.get("SMS_ENDPOINT", ""),
+        sms_access_key_id=env.get("SMS_ACCESS_KEY_ID", ""),
+        sms_access_key_secret=env.get("SMS_ACCESS_KEY_SECRET", ""),
+        sms_app_id=env.get("SMS_APP_ID", ""),
+        sms_region=env.get("SMS_REGION", Settings.sms_region),
+        sms_timeout_seconds=_number(env, "SMS_TIMEOUT_SECONDS", Settings.sms_timeout_seconds, float),
+        sms_per_phone_per_hour=_number(env, "SMS_PER_PHONE_PER_HOUR", Settings.sms_per_phone_per_hour),
+        sms_rate_per_second=_number(env, "SMS_RATE_PER_SECOND", Settings.sms_rate_per_second),
+        sms_max_attempts=_number(env, "SMS_MAX_ATTEMPTS", Settings.sms_max_attempts),
+        sms_in_server=env.get("SMS_IN_SERVER", "") in ("1", "true", "yes"),
         redis_url=env.get("REDIS_URL", ""),
         redis_prefix=env.get("REDIS_PREFIX", Settings.redis_prefix),
         vaccine_rules_file=env.get("VACCINE_RULES_FILE", Settings.vaccine_rules_file),
@@ -93,6 +135,8 @@ def load_settings(**overrides) -> Settings:
         rate_limit_verify=env.get("RATE_LIMIT_VERIFY", Settings.rate_limit_verify),
         rate_limit_staff_login=env.get("RATE_LIMIT_STAFF_LOGIN", Settings.rate_limit_staff_login),
         rate_limit_login_guess=env.get("RATE_LIMIT_LOGIN_GUESS", Settings.rate_limit_login_guess),
+        rate_limit_sms_code=env.get("RATE_LIMIT_SMS_CODE", Settings.rate_limit_sms_code),
+        rate_limit_entry=env.get("RATE_LIMIT_ENTRY", Settings.rate_limit_entry),
         trusted_proxies=tuple(p.strip() for p in env.get("TRUSTED_PROXIES", "").split(",")
                               if p.strip()),
     )
@@ -121,6 +165,19 @@ def build_district(settings: Settings, *, clock: SystemClock | None = None) -> D
     )
 
 
+def sms_config(settings: Settings) -> SmsConfig:
+    """The gateway and the sending limits (models/messaging/config.py)."""
+    return SmsConfig(
+        backend=settings.sms_backend, signature=settings.sms_signature,
+        template_codes=parse_template_codes(settings.sms_template_codes),
+        endpoint=settings.sms_endpoint, access_key_id=settings.sms_access_key_id,
+        access_key_secret=settings.sms_access_key_secret, app_id=settings.sms_app_id,
+        region=settings.sms_region, timeout_seconds=settings.sms_timeout_seconds,
+        per_phone_per_hour=settings.sms_per_phone_per_hour,
+        rate_per_second=settings.sms_rate_per_second, max_attempts=settings.sms_max_attempts,
+    )
+
+
 def rate_limit_rules(settings: Settings) -> dict[str, str]:
     """Each limit's name and its setting (web/security.py: RateLimits)."""
     return {
@@ -128,4 +185,6 @@ def rate_limit_rules(settings: Settings) -> dict[str, str]:
         "verify": settings.rate_limit_verify,
         "staff_login": settings.rate_limit_staff_login,
         "login_guess": settings.rate_limit_login_guess,
+        "sms_code": settings.rate_limit_sms_code,
+        "entry": settings.rate_limit_entry,
     }

@@ -15,6 +15,7 @@ from ..db.tables import Booking, Hold, Resident, Slot
 from ..district import District
 from ..messaging import wording
 from ..messaging.outbox import queue
+from ..messaging.sms import Sms
 from ..people.links import issue_link, link_url
 from ..people.pii import mask_name
 from ..people.residents import active_booking, is_restricted
@@ -123,23 +124,28 @@ async def keep_hold(district: District, standing: Standing, slot_id: int) -> Hol
     return await current_hold(standing, slot_id) or await choose(district, standing, slot_id)
 
 
+# Channels a person may reach without a personal link of their own.
+LINKLESS_CHANNELS = ("callcentre", "phone")
+
+
 def _notice(district: District, resident: Resident, kind: str, channel: str = "sms") -> engine.Notice:
     """The SMS the engine queues inside the booking's transaction, worded by messaging.
 
-    Booked or moved by the call centre: the person may never have had a link, so the SMS
-    carries a new one (issued in the same transaction) to see, move or cancel the booking."""
+    Booked or moved by the call centre, or after the public phone-code way in: the person may
+    never have had a link, so the SMS carries a new one (issued in the same transaction) to see,
+    move or cancel the booking."""
 
     async def notify(booking: Booking, slot: Slot | None, conn) -> None:
-        if kind != "cancel" and channel == "callcentre":
+        if kind != "cancel" and channel in LINKLESS_CHANNELS:
             token = await issue_link(resident, now=district.clock.now(),
                                      days_valid=district.link_days_valid, using_db=conn)
-            body = wording.callcentre_booking_body(kind, resident, booking, slot,
-                                                   link_url(district.base_url, token))
-            await queue(district.vault, resident, kind, body, using_db=conn)
+            sms = wording.callcentre_booking_sms(resident, booking, slot, link_url(district.base_url, token),
+                                                 moved=kind == "move")
+            await queue(district.vault, resident, sms, kind=kind, using_db=conn)
             return
-        body = (wording.cancel_body(resident, booking) if kind == "cancel"
-                else wording.booking_body(kind, resident, booking, slot))
-        await queue(district.vault, resident, kind, body, using_db=conn)
+        sms = (wording.cancel_sms(resident, booking) if kind == "cancel"
+               else wording.booking_sms(resident, booking, slot, moved=kind == "move"))
+        await queue(district.vault, resident, sms, kind=kind, using_db=conn)
 
     return notify
 
@@ -178,15 +184,15 @@ async def cancel(district: District, resident_id: int, booking_id: int) -> tuple
 
 
 async def cancel_because(district: District, resident_id: int, booking_id: int, *, kind: str,
-                         body: Callable[[Resident, Booking], str]) -> tuple[Booking | None, bool]:
+                         sms: Callable[[Resident, Booking], Sms]) -> tuple[Booking | None, bool]:
     """Cancel like `cancel`, for a reason of the district's (a risk area): the SMS queued with it
-    is `body(resident, booking)` (worded in messaging) and recorded as `kind`."""
+    is `sms(resident, booking)` (worded in messaging) and recorded as `kind`."""
     found = await Booking.get_or_none(id=booking_id, resident_id=resident_id).select_related("resident")
     if found is None:
         return None, False
 
     async def notify(booking: Booking, slot: Slot | None, conn) -> None:
-        await queue(district.vault, found.resident, kind, body(found.resident, booking), using_db=conn)
+        await queue(district.vault, found.resident, sms(found.resident, booking), kind=kind, using_db=conn)
 
     return found, await engine.cancel(found, notice=notify)
 
@@ -200,8 +206,8 @@ async def move_off_closed(district: District, booking: Booking, slot_id: int) ->
     window = district.rules.window(resident.first_dose_date, resident.vaccine)
 
     async def notify(moved: Booking, slot: Slot | None, conn) -> None:
-        await queue(district.vault, resident, "closure_move",
-                    wording.closure_move_body(resident, moved, slot), using_db=conn)
+        await queue(district.vault, resident, wording.closure_move_sms(resident, moved, slot),
+                    kind="closure_move", using_db=conn)
 
     return await engine.move(booking, slot_id, window=window, now=district.clock.now(), notice=notify)
 
@@ -219,9 +225,9 @@ async def cancel_off_closed(district: District, booking: Booking, closed_day: dt
         if not await Booking.filter(id=cancelled.id, slot_id=cancelled.slot_id).using_db(conn).exists():
             raise Refused(Refusal.GONE)  # rolls the cancellation back
         token = await issue_link(resident, now=now, days_valid=district.link_days_valid, using_db=conn)
-        await queue(district.vault, resident, "closure_cancel",
-                    wording.closure_cancel_body(resident, closed_day, link_url(district.base_url, token)),
-                    using_db=conn)
+        await queue(district.vault, resident,
+                    wording.closure_cancel(resident, closed_day, link_url(district.base_url, token)),
+                    kind="closure_cancel", using_db=conn)
 
     try:
         return await engine.cancel(booking, notice=notify)

@@ -69,6 +69,7 @@ class Resident(Model):
     )
     invited_at = fields.DatetimeField(null=True)
     reminded_at = fields.DatetimeField(null=True)
+    lang = fields.CharField(max_length=5, default="zh")  # the language SMS are written in
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
@@ -192,24 +193,63 @@ class ImportReject(Model):
 
 
 class SmsMessage(Model):
+    """One SMS in the outbox, written in the same transaction as what it reports.
+
+    A message is a gateway template (`template`, approved in advance by the operator) and its
+    parameters; `body_cipher` is the same text rendered, for the console backend and for operators.
+    Senders claim due messages (status `sending` until `claimed_until`), so several can run at once.
+    """
+
     QUEUED = "queued"
+    SENDING = "sending"
     SENT = "sent"
+    DELIVERED = "delivered"
     FAILED = "failed"
+    STATUSES = (QUEUED, SENDING, SENT, DELIVERED, FAILED)
 
     id = fields.IntField(primary_key=True)
     resident = fields.ForeignKeyField("models.Resident", related_name="sms", null=True)
     kind = fields.CharField(max_length=20)
     phone_cipher = fields.TextField()
     phone_masked = fields.CharField(max_length=11)
+    phone_hash = fields.CharField(max_length=64, default="", db_index=True)  # per-phone limits
     body_cipher = fields.TextField()  # the body of an invitation holds a live link token
+    template = fields.CharField(max_length=30, default="")
+    params_cipher = fields.TextField(default="")  # JSON of the template's parameters, encrypted
+    lang = fields.CharField(max_length=5, default="zh")
+    priority = fields.SmallIntField(default=2)  # 0 log-in code, 1 booking news, 2 reminders, 3 batches
     status = fields.CharField(max_length=10, default=QUEUED, db_index=True)
     attempts = fields.IntField(default=0)
     last_error = fields.CharField(max_length=200, default="")
+    next_attempt_at = fields.DatetimeField(null=True)  # None: due now
+    claimed_until = fields.DatetimeField(null=True)  # a sender's lease while status is `sending`
+    gateway_id = fields.CharField(max_length=64, default="", db_index=True)  # for delivery receipts
+    dedupe_key = fields.CharField(max_length=80, null=True, unique=True)  # "run twice, sent once"
     created_at = fields.DatetimeField(auto_now_add=True)
     sent_at = fields.DatetimeField(null=True)
+    delivered_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "sms_message"
+        indexes = (("status", "priority", "next_attempt_at"),)
+
+
+class LoginCode(Model):
+    """A 6-digit code sent by SMS to a phone number, for the public way in without a link.
+
+    Only a hash of the code is kept; `tries` counts wrong answers. One row per code sent.
+    """
+
+    id = fields.IntField(primary_key=True)
+    phone_hash = fields.CharField(max_length=64, db_index=True)
+    code_hash = fields.CharField(max_length=64)
+    created_at = fields.DatetimeField()
+    expires_at = fields.DatetimeField()
+    tries = fields.IntField(default=0)
+    used = fields.BooleanField(default=False)
+
+    class Meta:
+        table = "login_code"
 
 
 class StaffUser(Model):

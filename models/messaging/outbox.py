@@ -1,24 +1,46 @@
 """The SMS outbox: putting a message in it, and listing it as operators see it."""
 from __future__ import annotations
 
+import json
 from typing import AsyncIterator
 
 from ..db.tables import Resident, SmsMessage
-from ..people.pii import Vault
+from ..people.pii import Vault, mask_phone
+from .sms import Sms
 
 COLUMNS = ("id", "phone", "status", "body")
 PAGE = 1000
 
 
-async def queue(vault: Vault, resident: Resident, kind: str, body: str, *,
-                using_db=None) -> SmsMessage:
-    """Put a message in the outbox (in the caller's transaction, if given); delivery comes later."""
+async def queue(vault: Vault, resident: Resident | None, sms: Sms, *, kind: str | None = None,
+                phone: str | None = None, dedupe_key: str | None = None,
+                using_db=None) -> SmsMessage | None:
+    """Put a message in the outbox, in the caller's transaction (`using_db`) when given, so a
+    rollback takes the message with it; delivery comes later (delivery.py).
+
+    `phone` (normalised, 11 digits) when there is no resident, or for another number than theirs.
+    `dedupe_key`: a message with the same key is queued once, whatever runs twice (None returned).
+    """
+    if dedupe_key is not None and await SmsMessage.filter(dedupe_key=dedupe_key).using_db(using_db).exists():
+        return None
+    if phone is None:
+        if resident is None:
+            raise ValueError("a message needs a resident or a phone number")
+        phone_cipher, phone_masked, phone_hash = resident.phone_cipher, resident.phone_masked, resident.phone_hash
+    else:
+        phone_cipher, phone_masked, phone_hash = vault.encrypt(phone), mask_phone(phone), vault.keyed_hash(phone)
     return await SmsMessage.create(
         resident=resident,
-        kind=kind,
-        phone_cipher=resident.phone_cipher,
-        phone_masked=resident.phone_masked,
-        body_cipher=vault.encrypt(body),
+        kind=kind or sms.template,
+        template=sms.template,
+        lang=sms.lang,
+        priority=sms.priority,
+        params_cipher=vault.encrypt(json.dumps(sms.params, ensure_ascii=False)),
+        phone_cipher=phone_cipher,
+        phone_masked=phone_masked,
+        phone_hash=phone_hash,
+        body_cipher=vault.encrypt(sms.body),
+        dedupe_key=dedupe_key,
         using_db=using_db,
     )
 
@@ -41,3 +63,8 @@ async def outbox_rows(vault: Vault, status: str | None = None) -> AsyncIterator[
         if len(page) < PAGE:
             return
         last_id = page[-1].id
+
+
+async def failed_messages(limit: int = 100) -> list[SmsMessage]:
+    """The most recent messages failed for good, for the admin to read the reason and resend."""
+    return await SmsMessage.filter(status=SmsMessage.FAILED).order_by("-id").limit(limit)

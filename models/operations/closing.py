@@ -22,7 +22,7 @@ from ..messaging import wording
 from ..people.links import link_url
 from ..rules.eligibility import Refusal, Refused
 from ..rules.interval import has_started
-from .invitations import SAMPLE_TOKEN, SHORTEST_NAME
+from .invitations import SAMPLE_TOKEN
 from .slots import HHMM
 
 MAX_REASON = 100  # Slot.closed_reason
@@ -174,10 +174,9 @@ async def target(c: Closure, site: Site | None, day: dt.date | None, *, now: dt.
 
 
 def check_link_fits(base_url: str) -> None:
-    """ClosingError("base_url") when the cancellation SMS with its link cannot fit in two parts."""
-    body = wording.closure_cancellation_body(masked_name=SHORTEST_NAME, day=dt.date(2021, 12, 31),
-                                             link=link_url(base_url, SAMPLE_TOKEN))
-    if len(body) > wording.MAX_CHARS:
+    """ClosingError("base_url") when a message carrying a link (the cancellation's among them)
+    cannot fit with this BASE_URL (invitations.check_base_url: the same limit)."""
+    if not wording.fits(wording.longest_with(link_url(base_url, SAMPLE_TOKEN))):
         raise ClosingError("base_url")
 
 

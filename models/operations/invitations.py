@@ -14,13 +14,11 @@ from ..db.tables import Booking, Resident, RiskArea, Site
 from ..district import District
 from ..messaging import wording
 from ..messaging.outbox import queue
+from ..messaging.sms import Sms
 from ..people.links import issue_link, link_url
-from ..people.pii import mask_name
 from ..rules.interval import RuleBook
 
 BATCH = 500
-# The shortest a masked name gets (surname and one star): room for it is checked before a batch.
-SHORTEST_NAME = "张*"
 SAMPLE_TOKEN = "x" * 22  # tokens.new_link_token() gives 22 characters
 
 
@@ -76,29 +74,28 @@ class Preview:
 
 
 def invitation(rules: RuleBook, resident: Resident, base_url: str, token: str,
-               as_of: dt.date | None = None) -> str:
-    """The invitation SMS, within wording.MAX_CHARS: a name too long to fit is shortened to its first character."""
+               as_of: dt.date | None = None) -> Sms:
+    """The invitation SMS, within its length (models/messaging/wording.py): a name too long to fit
+    is shortened to its first character."""
     window = rules.window(resident.first_dose_date, resident.vaccine)
-    url = link_url(base_url, token)
-    body = wording.invitation_body(mask_name(resident.name), window.due_by, url, today=as_of)
-    if len(body) > wording.MAX_CHARS:
-        body = wording.invitation_body(resident.name.strip()[:1] + "*", window.due_by, url, today=as_of)
-    if len(body) > wording.MAX_CHARS:
-        raise InviteError(_too_long(base_url, len(body)))
-    return body
+    sms = wording.invitation(resident, window.due_by, link_url(base_url, token), today=as_of)
+    if not wording.fits(sms):
+        raise InviteError(_too_long(base_url, sms))
+    return sms
 
 
 def check_base_url(base_url: str) -> None:
-    """Raise InviteError when even the shortest invitation with this BASE_URL exceeds two SMS parts."""
-    longest_date = dt.date(2021, 12, 31)
-    body = wording.invitation_body(SHORTEST_NAME, longest_date, link_url(base_url, SAMPLE_TOKEN))
-    if len(body) > wording.MAX_CHARS:
-        raise InviteError(_too_long(base_url, len(body)))
+    """Raise InviteError when even the shortest message with a link (an invitation, a reminder, a
+    re-issued link, a cancellation for a closure), in either language, would not fit with this
+    BASE_URL: one limit for the whole service, so no batch stops half-way for it."""
+    longest = wording.longest_with(link_url(base_url, SAMPLE_TOKEN))
+    if not wording.fits(longest):
+        raise InviteError(_too_long(base_url, longest))
 
 
-def _too_long(base_url: str, length: int) -> str:
-    return (f"BASE_URL {base_url} is too long for an invitation SMS: the message would be {length} "
-            f"characters, the limit is {wording.MAX_CHARS}; use a shorter address")
+def _too_long(base_url: str, sms: Sms) -> str:
+    return (f"BASE_URL {base_url} is too long for an SMS: the message would be {len(sms.body)} "
+            f"characters, the limit is {wording.limit(sms.template, sms.lang)}; use a shorter address")
 
 
 def per_vaccine(rules: RuleBook, days: Callable, lookup: str, as_of: dt.date) -> Q:
@@ -211,6 +208,6 @@ async def _invite_one(district: District, resident: Resident, as_of: dt.date) ->
         if not claimed:
             return False
         token = await issue_link(resident, now=now, days_valid=district.link_days_valid, using_db=conn)
-        body = invitation(district.rules, resident, district.base_url, token, as_of)
-        await queue(district.vault, resident, "invite", body, using_db=conn)
+        sms = invitation(district.rules, resident, district.base_url, token, as_of)
+        await queue(district.vault, resident, sms, kind="invite", using_db=conn)
     return True

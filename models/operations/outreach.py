@@ -18,10 +18,11 @@ from ..db.tables import Booking, Link, Resident
 from ..district import District
 from ..messaging import wording
 from ..messaging.outbox import queue
+from ..messaging.sms import Sms
 from ..people.links import link_url, reissue_link
 from ..people.pii import mask_name
 from . import invitations
-from .invitations import BATCH, SAMPLE_TOKEN, SHORTEST_NAME, InviteError, Progress, not_booked, per_vaccine
+from .invitations import BATCH, InviteError, Progress, not_booked, per_vaccine
 
 OVERDUE_PAGE = 50
 DEFAULT_REMIND_DAYS = 3
@@ -95,31 +96,17 @@ async def invite(district: District, scope: invitations.Scope, progress: Progres
 # ---- the SMS: a masked name, shortened to one character if the message would not fit
 
 
-def _fitted(build: Callable[[str], str], resident: Resident) -> str:
-    body = build(mask_name(resident.name))
-    if len(body) > wording.MAX_CHARS:
-        body = build(resident.name.strip()[:1] + "*")
-    if len(body) > wording.MAX_CHARS:
-        raise InviteError(f"BASE_URL is too long for an SMS: the message would be {len(body)} "
-                          f"characters, the limit is {wording.MAX_CHARS}; use a shorter address")
-    return body
+def _checked(sms: Sms) -> Sms:
+    if not wording.fits(sms):
+        raise InviteError(f"BASE_URL is too long for an SMS: the message would be {len(sms.body)} "
+                          f"characters, the limit is {wording.limit(sms.template, sms.lang)}; "
+                          "use a shorter address")
+    return sms
 
 
-def _check_fits(base_url: str, build: Callable[[str, str], str]) -> None:
-    """Raise InviteError before a batch when even the shortest message would not fit."""
-    body = build(SHORTEST_NAME, link_url(base_url, SAMPLE_TOKEN))
-    if len(body) > wording.MAX_CHARS:
-        raise InviteError(f"BASE_URL {base_url} is too long for an SMS: the message would be "
-                          f"{len(body)} characters, the limit is {wording.MAX_CHARS}")
-
-
-def _reminder(district: District, resident: Resident, url: str, today: dt.date) -> str:
+def _reminder(district: District, resident: Resident, url: str, today: dt.date) -> Sms:
     due_by = district.rules.window(resident.first_dose_date, resident.vaccine).due_by
-    return _fitted(lambda name: wording.reminder_body(name, due_by, url, today=today), resident)
-
-
-def _reissued(resident: Resident, url: str) -> str:
-    return _fitted(lambda name: wording.reissue_body(name, url), resident)
+    return _checked(wording.reminder(resident, due_by, url, today=today))
 
 
 async def _relink(district: District, resident: Resident, kind: str, conn) -> None:
@@ -127,8 +114,9 @@ async def _relink(district: District, resident: Resident, kind: str, conn) -> No
     now = district.clock.now()
     token = await reissue_link(resident, now=now, days_valid=district.link_days_valid, using_db=conn)
     url = link_url(district.base_url, token)
-    body = _reminder(district, resident, url, now.date()) if kind == "remind" else _reissued(resident, url)
-    await queue(district.vault, resident, kind, body, using_db=conn)
+    sms = (_reminder(district, resident, url, now.date()) if kind == "remind"
+           else _checked(wording.reissue(resident, url)))
+    await queue(district.vault, resident, sms, kind=kind, using_db=conn)
 
 
 async def _each(query, act: Callable, progress: Progress | None) -> int:
@@ -173,20 +161,16 @@ async def remind_count(district: District, days: int) -> int:
 
 async def remind_due(district: District, days: int, expected: int | None) -> int:
     try:
-        _check_reminder(district.base_url)
+        invitations.check_base_url(district.base_url)
     except InviteError:
         raise NotNow("base_url") from None
     return _confirmed(await remind_count(district, days), expected)
 
 
-def _check_reminder(base_url: str) -> None:
-    _check_fits(base_url, lambda name, url: wording.reminder_body(name, dt.date(2021, 12, 31), url))
-
-
 async def remind(district: District, days: int, progress: Progress | None = None) -> int:
     """A new link (the old ones revoked) and one reminder SMS to each person invited `days` days
     ago or earlier who has not booked; never twice (Resident.reminded_at). How many were sent."""
-    _check_reminder(district.base_url)
+    invitations.check_base_url(district.base_url)
     cutoff = _invited_before(district, days)
 
     async def one(resident: Resident) -> bool:
@@ -229,7 +213,7 @@ async def expired_count(district: District) -> int:
 
 async def expired_due(district: District, expected: int | None) -> int:
     try:
-        _check_fits(district.base_url, wording.reissue_body)
+        invitations.check_base_url(district.base_url)
     except InviteError:
         raise NotNow("base_url") from None
     return _confirmed(await expired_count(district), expected)
@@ -237,7 +221,7 @@ async def expired_due(district: District, expected: int | None) -> int:
 
 async def reissue_expired(district: District, progress: Progress | None = None) -> int:
     """A new link by SMS for everyone whose link expired without a booking; how many were sent."""
-    _check_fits(district.base_url, wording.reissue_body)
+    invitations.check_base_url(district.base_url)
 
     async def one(resident: Resident) -> bool:
         now = as_utc(district.clock.now())

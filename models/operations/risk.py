@@ -14,6 +14,7 @@ from ..booking import service
 from ..db.tables import Booking, Resident, RiskArea
 from ..district import District
 from ..messaging import wording
+from ..messaging.sms import Sms
 from ..rules.tianhe import SUBDISTRICTS, normalise_subdistrict  # noqa: F401 (the form's choices)
 
 LEVELS = ("medium", "high")
@@ -130,12 +131,11 @@ async def cancel_bookings(district: District, area_id: int | None,
         query = query.filter(id=booking_id)
     found = await query.order_by("id").values_list("id", "resident_id")
 
-    def body(resident: Resident, booking: Booking) -> str:
-        return wording.risk_cancel_body(resident, booking, subdistrict=area.subdistrict,
-                                        level=area.level)
+    def sms(resident: Resident, booking: Booking) -> Sms:
+        return wording.risk_cancel_sms(resident, booking, subdistrict=area.subdistrict, level=area.level)
 
     done = 0
     for bid, rid in found:
-        _, cancelled = await service.cancel_because(district, rid, bid, kind=SMS_KIND, body=body)
+        _, cancelled = await service.cancel_because(district, rid, bid, kind=SMS_KIND, sms=sms)
         done += cancelled
     return Cancelled(area, len(found), done)

@@ -46,6 +46,15 @@ async def upsert_resident(
     return existing, "updated"
 
 
+async def prefer_language(resident: Resident, lang: str) -> None:
+    """Write their SMS from now on in `lang` ("en", else Chinese): the language they read the site
+    in when they proved who they are."""
+    lang = "en" if lang == "en" else "zh"
+    if resident.lang != lang:
+        await Resident.filter(id=resident.id).update(lang=lang)
+        resident.lang = lang
+
+
 async def is_restricted(resident: Resident, today: dt.date) -> bool:
     """Whether the resident lives in a sub-district marked medium/high risk as of `today`."""
     return bool(resident.subdistrict) and await RiskArea.filter(

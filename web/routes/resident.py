@@ -13,8 +13,9 @@ from starlette.responses import RedirectResponse
 from models.booking import availability, service
 from models.booking.service import Standing
 from models.db.tables import Link, Resident
-from models.people import links, pii
+from models.people import links, pii, residents
 from models.rules.eligibility import Refusal, Refused
+from .. import i18n
 from ..http import client_address, district, parse_day, parse_id, parse_text, see_other, url_for
 from ..journey import Journey
 from ..templating import render
@@ -115,7 +116,8 @@ async def booking_home(request: Request):
 
 
 def _window_context(visit: Visit, window) -> dict:
-    return {"name": visit.masked_name, "window": window, "today": visit.now.date()}
+    return {"name": visit.masked_name, "window": window, "today": visit.now.date(),
+            "phone_family": visit.journey.on_phone(visit.now)}
 
 
 def _verify_page(request: Request, visit: Visit, *, error: str = "", tries_left: int = 0,
@@ -154,6 +156,8 @@ async def booking_verify(request: Request):
         limits.fail("verify", address)
     if result.ok:
         visit.journey.mark_verified()
+        lang = i18n.choose_language(request.cookies.get(i18n.LANG_COOKIE))
+        await residents.prefer_language(visit.resident, lang)  # their SMS from now on
         # Straight to the first question when they may book: one round trip less on a slow network.
         standing = await service.stand(d, visit.resident, visit.now)
         return see_other(url_for(request, "site" if standing.refusal is None else "booking"))
@@ -257,7 +261,8 @@ async def booking_confirm(request: Request):
     form = await request.form()
     try:
         await service.confirm(district(request), visit.standing, parse_id(form.get("slot")) or 0,
-                              request_key=parse_text(form.get("key"), 64) or None, channel="sms",
+                              request_key=parse_text(form.get("key"), 64) or None,
+                              channel="phone" if visit.journey.phone_login is not None else "sms",
                               chosen=visit.journey.slot_id)
     except Refused as exc:
         if exc.reason in (Refusal.BOOKED, Refusal.NOT_CHOSEN):  # their booking, or start again
@@ -309,4 +314,5 @@ async def booking_cancelled(request: Request):
     visit = await load_visit(request)
     if visit is None or not visit.journey.verified:
         return see_other(url_for(request, "booking"))
-    return render(request, "pages/resident/cancelled.html", {"name": visit.masked_name})
+    return render(request, "pages/resident/cancelled.html", {
+        "name": visit.masked_name, "phone_family": visit.journey.on_phone(visit.now)})
