@@ -92,6 +92,7 @@ def world(tmp_path_factory, tools):
         await RiskArea.create(subdistrict="珠吉街")
         await person("restricted", today - dt.timedelta(days=30), name="刘八妹", subdistrict="珠吉街")
         await person("no_room", today - dt.timedelta(days=15), name="周十全")  # earliest day 6: no slots
+        await person("group", today - dt.timedelta(days=30), name="郑小群")  # booked by a group list
         locked = await person("locked", today - dt.timedelta(days=30), name="吴小燕")
         until = as_utc(clock.now()) + dt.timedelta(minutes=30)
         await Link.filter(resident=locked).update(failures=5, locked_until=until)
@@ -109,6 +110,7 @@ def world(tmp_path_factory, tools):
         await make_staff("callcentre", "agent1")
         await make_staff("site", "door1", site_code="TH01")
         await make_staff("admin", "admin1")
+        await make_staff("subdistrict", "wushan1", subdistrict="五山街")
         return {"tokens": tokens, "numbers": numbers, "caller_id": caller_id, "here": codes[0],
                 "there": codes[1], "vaccinated_id": done.id}
 
@@ -359,6 +361,8 @@ def test_site_check_in_pages_at_1280px(world, browser, served):
     door.axe("check-in: checked in")
     door.goto("/staff/site/close")
     door.axe("end of day")
+    door.goto("/staff/site?site=TH03", status=403)
+    door.axe("another site: outside the area (403)")
     assert door.via_htmx >= 2, "htmx did not swap the look-up panel"
     door.finish()
 
@@ -373,7 +377,53 @@ def test_admin_pages_at_1280px(world, browser, served):
     admin.axe("check-in: choose a site")
     admin.goto("/staff/site?site=NOPE", status=404)
     admin.axe("check-in: unknown site (404)")
+    for path, name in (("/admin/reports", "reports: per sub-district"),  # SVG charts beside tables
+                       ("/admin/reports/sites", "reports: per site per day"),
+                       ("/admin/reports/completion", "reports: completion rate")):
+        admin.goto(path)
+        admin.axe(name)
+    admin.goto("/admin/reports/sites?from_day=2021-13-01&site=x", status=422)
+    admin.axe("reports: filters refused (422)")
     admin.finish()
+
+
+def test_group_booking_pages_at_1280px(world, browser, served):
+    base, numbers = world["base"], world["numbers"]
+    office = Walk(browser, base, "group", served, viewport=DESK)
+    page = office.page
+    sign_in(office, "wushan1")
+    assert page.url == f"{base}/group"
+    office.axe("group: lists")
+    page.fill("#name", " ")
+    with page.expect_navigation():
+        office.submit("form[action='/group/new']")  # no name: the form again, with the problem
+    office.axe("group: new list, no name (422)")
+    page.fill("#name", "无障碍检查名单")
+    page.fill("#text", "\n".join([f"郑小群,{numbers['group']}", f"王五芳,{numbers['too_early']}",
+                                   f"刘八妹,{numbers['restricted']}", "查无此人,110101195001010000"]))
+    with page.expect_navigation():
+        office.submit("form[action='/group/new']")
+    office.axe("group: the list, each row's standing")
+    with page.expect_navigation():
+        office.submit("#pick")
+    office.axe("group: windows chosen, how many fit")
+    with page.expect_navigation():
+        office.submit("#book")
+    assert page.url.endswith("/result")
+    office.axe("group: result")
+    page.locator("main a", has_text="返回名单").click()
+    page.wait_for_url("**/group/*")
+    page.locator("#rows a[href*='/move?m=']").click()
+    page.wait_for_url("**/move?*")
+    office.axe("group: move one person")
+    page.goto(page.url.split("/move")[0] + "/cancel")
+    office.axe("group: cancel the group")
+    with page.expect_navigation():
+        office.submit("#cancel")
+    office.axe("group: cancelled")
+    office.goto("/group/999999", status=404)
+    office.axe("group: no such list (404)")
+    office.finish()
 
 
 FRAGMENT_HEAD = ('<!doctype html><html lang="zh-Hans"><head><meta charset="utf-8"><title>fragment</title>'

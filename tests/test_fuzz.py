@@ -17,8 +17,10 @@ import httpx
 import pytest
 from starlette.routing import Route
 
+from models.db.tables import GroupMember
+from models.operations import groups
 from models.people.links import issue_link
-from tests.conftest import NOW
+from tests.conftest import NOW, VAULT
 from tests.factories import book_for, make_resident, make_site, make_slot
 from tests.pages import csrf, get_page, post_form
 from tests.staff_helpers import PASSWORD, make_staff, sign_in
@@ -44,8 +46,15 @@ def field_names() -> set[str]:
 
 
 def fields_read_by(endpoint) -> set[str]:
-    """The form and query fields a handler reads itself (for the one-field-at-a-time round)."""
-    source = inspect.getsource(inspect.unwrap(endpoint))
+    """The form and query fields a handler reads itself, or through a helper of its module that it
+    calls (`_asked(request)`), for the one-field-at-a-time round."""
+    handler = inspect.unwrap(endpoint)
+    source = inspect.getsource(handler)
+    module = inspect.getmodule(handler)
+    for name in set(re.findall(r"\b(_[a-z_]+)\(", source)):
+        helper = getattr(module, name, None)
+        if inspect.isfunction(helper):
+            source += inspect.getsource(helper)
     return set(re.findall(r'(?:form|q|query_params|source)\.get\("([a-z_]+)"', source))
 
 
@@ -67,14 +76,19 @@ async def world(db, settings, clock):
     from web.settings import build_district
 
     booking = await book_for(build_district(settings, clock=clock), booked, slot)
-    await make_staff("admin", "boss")
+    boss = await make_staff("admin", "boss")
     await make_staff("site", "door", site_code="S01")
+    group = await groups.create_list(VAULT, boss, "fuzz", f"张三明,{number},13812345678\n".encode())
+    member = await GroupMember.get(group=group)
     return {"token": await issue_link(resident, now=NOW), "number": number,
             "valid": {"r": resident.id, "b": booking.id, "slot": slot.id, "site": site.id,
+                      "g": group.id, "list_id": group.id, "m": member.id, "w": slot.id,
+                      "text": f"张三明,{number}",
                       "booking": booking.id, "day": "2021-07-02", "q": number, "field": "id",
                       "id_number": number, "username": "boss", "password": PASSWORD,
                       "next": "/", "resident": resident.id, "before": 10, "action": "login",
-                      "key": "k", "moved": "1", "lang": "en", "token": "x"}}
+                      "key": "k", "moved": "1", "lang": "en", "token": "x",
+                      "from_day": "2021-06-26", "to_day": "2021-07-02", "subdistrict": "五山街"}}
 
 
 async def _browser(app):
@@ -99,7 +113,7 @@ def who_fuzzes(path: str) -> str:
         return "resident"
     if path.startswith("/staff/site"):
         return "site"
-    if path.startswith(("/staff/calls", "/admin")):
+    if path.startswith(("/staff/calls", "/admin", "/group")):
         return "admin"
     if path in ("/", "/healthz", "/lang/{lang}", "/text-size", "/b/{token}", "/staff",
                 "/staff/login", "/staff/logout", "/find", "/poster") or path.startswith("/entry"):
@@ -107,9 +121,14 @@ def who_fuzzes(path: str) -> str:
     raise AssertionError(f"the fuzz test does not know who may use {path}: add it to who_fuzzes()")
 
 
-def fill(path: str, value: str) -> str:
-    """The route's path with `value` (percent-encoded) in each path parameter."""
-    return re.sub(r"\{[a-z_]+\}", lambda _: quote(value, safe="") or "x", path)
+def fill(path: str, value: str, valid: dict | None = None) -> str:
+    """The route's path with `value` (percent-encoded) in each path parameter, or the valid
+    value of a parameter `valid` has one for (a list's id: to get past "no such list")."""
+    def one(match):
+        name = match.group(0)[1:-1]
+        return quote(str(valid[name]) if valid and name in valid else value, safe="") or "x"
+
+    return re.sub(r"\{[a-z_]+\}", one, path)
 
 
 async def test_no_route_answers_hostile_input_with_a_server_error(world, client):
@@ -148,7 +167,7 @@ async def test_no_route_answers_hostile_input_with_a_server_error(world, client)
             who = who_fuzzes(route.path)
             browser, token = browsers[who], tokens[who]
             for method in METHODS:  # every method, plain values
-                await send(browser, method, fill(route.path, "x"), params=valid)
+                await send(browser, method, fill(route.path, "x", valid), params=valid)
             for value in HOSTILE:  # every field hostile at once, in the path, query and body
                 url = fill(route.path, value)
                 everything = {name: value for name in fields}
@@ -159,8 +178,8 @@ async def test_no_route_answers_hostile_input_with_a_server_error(world, client)
             for name in sorted(fields_read_by(route.endpoint)):  # one hostile, the rest valid
                 for value in NASTY:
                     one = {**valid, name: value}
-                    await send(browser, "GET", fill(route.path, "x"), params=one)
-                    await send(browser, "POST", fill(route.path, "x"), data={"csrftoken": token, **one})
+                    await send(browser, "GET", fill(route.path, "x", valid), params=one)
+                    await send(browser, "POST", fill(route.path, "x", valid), data={"csrftoken": token, **one})
             raw = fill(route.path, "x")  # bytes that are not UTF-8, duplicated fields, wrong types
             await send(browser, "GET", raw + "?r=%ff%fe&slot=1&slot=2&day=%c0%af")
             await send(browser, "POST", raw, content=b"csrftoken=" + token.encode() + b"&r=\xff\xfe&slot=1&slot=2",

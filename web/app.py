@@ -20,7 +20,7 @@ from models.district import District
 from starlette.exceptions import HTTPException
 
 from . import errors
-from .routes import admin, callcentre, entry, public, resident, site, staff
+from .routes import admin, callcentre, entry, group, public, resident, site, staff
 from .security import BodyGuard, RateLimits, SecurityHeaders, csrf
 from models.messaging.delivery import GatewayRate, run_sender
 from models.messaging.gateways import get_backend
@@ -84,6 +84,7 @@ ROUTES = [
     *admin.ROUTES,
     *callcentre.ROUTES,
     *site.ROUTES,
+    *group.ROUTES,
     Mount("/static", app=CachedStatic(directory=STATIC_DIR), name="static"),
 ]
 
@@ -107,6 +108,8 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True,
         if manage_db:
             await init_db(settings.database_url, migrate_schema=False)
         tasks = [asyncio.create_task(sweep_holds_forever(district))]
+        if manage_db:  # the reports' resident snapshot, taken in the background (docs/reports.md)
+            tasks.append(asyncio.create_task(admin.reports.warm_up(app)))
         if settings.sms_in_server:
             tasks.append(asyncio.create_task(send_sms_forever(settings, district)))
         try:

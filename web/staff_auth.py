@@ -16,7 +16,8 @@ STAFF_COOKIE = "staff_session"
 CALLS = ("callcentre", "subdistrict", "admin")  # product.md: any authorised staff may book by phone
 SITE = ("site", "admin")
 ADMIN = ("admin",)
-HOME = {"callcentre": "calls", "subdistrict": "calls", "site": "site_home", "admin": "admin"}
+GROUP = ("subdistrict", "admin")  # group booking for residents' committees (/group)
+HOME = {"callcentre": "calls", "subdistrict": "group", "site": "site_home", "admin": "admin"}
 
 
 def home_of(request: Request, user) -> str:

@@ -125,15 +125,15 @@ async def keep_hold(district: District, standing: Standing, slot_id: int) -> Hol
 
 
 # Channels a person may reach without a personal link of their own.
-LINKLESS_CHANNELS = ("callcentre", "phone")
+LINKLESS_CHANNELS = ("callcentre", "phone", "group")
 
 
 def _notice(district: District, resident: Resident, kind: str, channel: str = "sms") -> engine.Notice:
     """The SMS the engine queues inside the booking's transaction, worded by messaging.
 
-    Booked or moved by the call centre, or after the public phone-code way in: the person may
-    never have had a link, so the SMS carries a new one (issued in the same transaction) to see,
-    move or cancel the booking."""
+    Booked or moved by the call centre, from a group list, or after the public phone-code way in:
+    the person may never have had a link, so the SMS carries a new one (issued in the same
+    transaction) to see, move or cancel the booking."""
 
     async def notify(booking: Booking, slot: Slot | None, conn) -> None:
         if kind != "cancel" and channel in LINKLESS_CHANNELS:

@@ -75,6 +75,10 @@ class Resident(Model):
 
     class Meta:
         table = "resident"
+        # The reports (models/operations/reports.py) read these instead of the table: counts per
+        # sub-district, product and first-dose day; second doses per sub-district and day.
+        indexes = (("subdistrict", "vaccine", "first_dose_date", "second_dose_date"),
+                   ("subdistrict", "second_dose_date"))
 
 
 class Slot(Model):
@@ -137,6 +141,7 @@ class Booking(Model):
 
     class Meta:
         table = "booking"
+        indexes = (("slot_id", "status"),)  # a window's bookings by status (reports, closing)
 
 
 class Link(Model):
@@ -303,3 +308,51 @@ class AuditEntry(Model):
 
     class Meta:
         table = "audit_entry"
+
+
+class GroupList(Model):
+    """A list of people a sub-district office or residents' committee books together (/group).
+
+    `subdistrict` is the sub-district whose staff may see the list ("" for an admin's list, seen
+    by admins only); `runs` counts the book, move and cancel actions taken on it."""
+
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=100)
+    owner = fields.ForeignKeyField("models.StaffUser", related_name="group_lists")
+    subdistrict = fields.CharField(max_length=50, default="", db_index=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    runs = fields.IntField(default=0)
+    last_action = fields.CharField(max_length=10, default="")  # book, move or cancel
+    last_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "group_list"
+
+
+class GroupMember(Model):
+    """One row of a group list, as typed: the ID number kept hashed (to find the record),
+    encrypted and masked, never in clear; the phone encrypted and masked. `booking` is the
+    booking this list made (kept when moved); `outcome` what the list's latest action on this
+    row came to, in action number `run`."""
+
+    id = fields.IntField(primary_key=True)
+    group = fields.ForeignKeyField("models.GroupList", related_name="members")
+    row = fields.IntField()  # 1, 2, … in the order the rows came
+    name = fields.CharField(max_length=50)
+    id_hash = fields.CharField(max_length=64, default="", db_index=True)  # "" when not a valid ID
+    id_cipher = fields.TextField(default="")
+    id_masked = fields.CharField(max_length=18, default="")
+    id_problem = fields.CharField(max_length=12, default="")  # why not valid: empty, length, checksum…
+    phone_cipher = fields.TextField(default="")
+    phone_masked = fields.CharField(max_length=11, default="")
+    resident = fields.ForeignKeyField("models.Resident", related_name="group_rows", null=True,
+                                      on_delete=fields.SET_NULL)
+    booking = fields.ForeignKeyField("models.Booking", related_name="group_rows", null=True,
+                                     on_delete=fields.SET_NULL)
+    outcome = fields.CharField(max_length=20, default="")
+    run = fields.IntField(default=0)
+    added_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "group_member"
+        unique_together = (("group", "row"),)

@@ -2,6 +2,11 @@
 
 Rule 10: a site accepts only a booking for that site and that day. Everything else is refused
 with one of the reasons below, which the page turns into what to do instead.
+
+What was typed at the door (a booking code or an ID number) may show a booking at another site,
+named, so the person can be sent there: the person is standing at the door with it. A booking
+asked for by its row id (the check-in form) must be in the account's area (a site account: its
+own site), else OutsideArea: nobody reads other sites' bookings by counting ids.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from ..db.tables import Booking, Resident, Site, Slot
 from ..people import pii
 from ..people.residents import is_restricted
 from ..staff import audit
+from ..staff.scope import Area
 
 # Why a person cannot be checked in.
 NO_BOOKING = "no_booking"
@@ -133,14 +139,18 @@ class _Changed(Exception):
     """The booking or the resident changed since it was read: roll back and look again."""
 
 
-async def check_in(booking_id: int | None, site_id: int, day: dt.date) -> Finding:
+async def check_in(booking_id: int | None, site_id: int, day: dt.date, *, area: Area) -> Finding:
     """Check the person in and record their second dose, all in one transaction.
 
     The place stays taken (slot.booked unchanged): it was used. Refused, with a reason, unless
     the booking is active, for this site and this day, and no second dose is recorded yet.
+    OutsideArea, before anything is read out, when the booking is outside `area` (a site
+    account's area is its own site; an admin's the whole district).
     """
     for _ in range(3):
         booking = await _bookings().get_or_none(id=booking_id) if booking_id else None
+        if booking is not None:
+            await area.check_booking(booking)
         found = await _finding(booking, site_id, day, format_code(booking.code) if booking else "")
         if found.refusal:
             return found

@@ -1,4 +1,8 @@
-"""Finding a person by ID number or phone (the call centre), their card, and revealing a number."""
+"""Finding a person by ID number or phone (the call centre), their card, and revealing a number.
+
+Everything here that a staff console reaches takes the account's Area: a search filters by it
+in the query (someone outside the area answers exactly like nobody), a record or booking asked
+for by row id outside it raises OutsideArea (the web layer refuses and audits)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -7,6 +11,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from ..db.tables import Booking, Resident
+from ..staff.scope import Area
 from . import pii
 
 MAX_RESULTS = 10  # a phone shared by a whole family fits; anything longer means "search by ID"
@@ -67,10 +72,11 @@ def parse_query(text: str) -> Query:
         raise BadQuery(f"id_{exc.reason}") from None
 
 
-async def search(vault: pii.Vault, query: Query, limit: int = MAX_RESULTS) -> SearchResult:
-    """Residents whose ID or phone is the query's number (at most `limit`, oldest record first)."""
+async def search(vault: pii.Vault, query: Query, area: Area, limit: int = MAX_RESULTS) -> SearchResult:
+    """Residents of the area whose ID or phone is the query's number (at most `limit`, oldest
+    record first). The area is part of the query: a match outside it is no match at all."""
     column = "id_hash" if query.kind == "id" else "phone_hash"
-    found = await (Resident.filter(**{column: vault.keyed_hash(query.value)})
+    found = await (Resident.filter(area.where(), **{column: vault.keyed_hash(query.value)})
                    .order_by("id").limit(limit + 1).select_related("first_site"))
     rows = [
         CallerRow(r.id, pii.mask_name(r.name), r.id_masked, r.phone_masked, r.first_dose_date,
@@ -86,6 +92,13 @@ async def resident_by_id(resident_id: int | None) -> Resident | None:
         "first_site", "second_dose_site")
 
 
+async def resident_in(area: Area, resident_id: int | None) -> Resident | None:
+    """Like resident_by_id, for a staff console: None when there is no such record, OutsideArea
+    when there is one but not in the area."""
+    resident = await resident_by_id(resident_id)
+    return await area.check(resident) if resident else None
+
+
 def reveal(vault: pii.Vault, resident: Resident, field: str) -> str:
     """The full ID number or phone of a resident (the caller is audited by the web layer)."""
     if field not in FIELDS:
@@ -93,6 +106,10 @@ def reveal(vault: pii.Vault, resident: Resident, field: str) -> str:
     return vault.decrypt(resident.id_cipher if field == "id" else resident.phone_cipher)
 
 
-async def booking_for_script(booking_id: int | None) -> Booking | None:
-    """A booking with its slot, site and resident, for the read-out script."""
-    return await Booking.get_or_none(id=booking_id or 0).select_related("slot__site", "resident")
+async def booking_for_script(area: Area, booking_id: int | None) -> Booking | None:
+    """A booking with its slot, site and resident, for the read-out script; None when there is
+    no such booking, OutsideArea when its person is not in the area."""
+    booking = await Booking.get_or_none(id=booking_id or 0).select_related("slot__site", "resident")
+    if booking is not None:
+        await area.check(booking.resident)
+    return booking

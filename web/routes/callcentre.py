@@ -1,6 +1,9 @@
 """The call-centre console: find the caller, see their card, book, move or cancel for them.
 
 ID numbers and phones travel only in POST bodies (search, reveal); URLs carry row ids.
+A sub-district account serves only its sub-district's residents (models/staff/scope.py): its
+search finds nobody else, and any page or action for someone else by row id is a 403 page,
+audited as `out_of_area` (web/scoping.py); the call centre and admins serve the whole district.
 Every POST path is fixed (ids in hidden fields) so the CSRF middleware protects each one.
 Booking, moving and cancelling go through the same booking service as the resident's link.
 """
@@ -10,15 +13,18 @@ import datetime as dt
 import secrets
 
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from models.booking import availability, service
 from models.booking.codes import format_code, spell_code
 from models.booking.service import Standing
-from models.db.tables import Booking
+from models.db.tables import Booking, Resident
 from models.people import lookup
 from models.rules.eligibility import Refusal, Refused
+from models.staff.scope import OutsideArea
 from ..http import district, parse_day, parse_id, parse_text, see_other, url_for
+from ..scoping import area_of, refuse_outside
 from ..staff_auth import CALLS, current_staff, record, staff_only
 from ..templating import render
 
@@ -27,17 +33,29 @@ async def _page(request: Request, page: str, context: dict, **kw):
     return render(request, f"pages/staff/calls/{page}", {"staff": await current_staff(request), **context}, **kw)
 
 
-async def _card(request: Request, resident_id: int | None) -> Standing | None:
-    """Where the caller stands now (their card), or None when there is no such record."""
-    resident = await lookup.resident_by_id(resident_id)
-    return await service.stand(district(request), resident) if resident else None
+async def _resident(request: Request, resident_id: int | None) -> Resident | Response:
+    """The caller's record; else the page to show: no such record (404), or someone outside the
+    account's area (403, audited)."""
+    try:
+        resident = await lookup.resident_in(await area_of(request), resident_id)
+    except OutsideArea as exc:
+        return await refuse_outside(request, exc.resident_id)
+    return resident if resident else await _missing(request)
+
+
+async def _card(request: Request, resident_id: int | None) -> Standing | Response:
+    """Where the caller stands now (their card); else the page to show (see _resident)."""
+    resident = await _resident(request, resident_id)
+    if not isinstance(resident, Resident):
+        return resident
+    return await service.stand(district(request), resident)
 
 
 async def _choosing_card(request: Request, resident_id: int | None):
     """The card of a caller who may choose a place (to book or move); else the page to show."""
     card = await _card(request, resident_id)
-    if card is None:
-        return await _missing(request)
+    if not isinstance(card, Standing):
+        return card
     if not card.can_choose:
         return _to_card(request, card.resident.id)
     return card
@@ -70,7 +88,7 @@ async def calls_search(request: Request):
         return await _page(request, "search.html", {"searched": True, "error": exc.reason, "q": typed,
                                                     "typing": typing},
                            status=422, fragment="fragments/_calls_results.html")
-    result = await lookup.search(district(request).vault, query)
+    result = await lookup.search(district(request).vault, query, await area_of(request))
     await record(request, "search", detail=f"by {query.kind}, {len(result.rows)} found")
     return await _page(request, "search.html", {"searched": True, "result": result, "q": typed},
                        fragment="fragments/_calls_results.html")
@@ -80,8 +98,8 @@ async def calls_search(request: Request):
 async def calls_card(request: Request):
     """GET /staff/calls/resident?r=<row id>: the caller's card, masked; opening it is audited."""
     card = await _card(request, parse_id(request.query_params.get("r")))
-    if card is None:
-        return await _missing(request)
+    if not isinstance(card, Standing):
+        return card
     await record(request, "view_resident", resident=card.resident)
     return await _page(request, "card.html", {"card": card, "revealed": {}})
 
@@ -91,9 +109,11 @@ async def calls_reveal(request: Request):
     """POST /staff/calls/reveal: the full ID or phone (htmx swaps it in); each reveal is audited."""
     form = await request.form()
     field = parse_text(form.get("field"), 8)
-    card = await _card(request, parse_id(form.get("r")))
-    if card is None or field not in lookup.FIELDS:
+    if field not in lookup.FIELDS:
         return await _missing(request)
+    card = await _card(request, parse_id(form.get("r")))
+    if not isinstance(card, Standing):
+        return card
     full = lookup.reveal(district(request).vault, card.resident, field)
     await record(request, f"reveal_{field}", resident=card.resident)
     return await _page(request, "card.html", {"card": card, "revealed": {field: full}, "field": field},
@@ -134,8 +154,8 @@ async def calls_hold(request: Request):
     """POST /staff/calls/hold: keep the chosen window for 5 minutes, then the check page."""
     form = await request.form()
     card = await _card(request, parse_id(form.get("r")))
-    if card is None:
-        return await _missing(request)
+    if not isinstance(card, Standing):
+        return card
     slot = await availability.slot_by_id(parse_id(form.get("slot")))
     site_id = slot.site_id if slot else parse_id(form.get("site"))
     if slot is None:
@@ -172,8 +192,8 @@ async def calls_confirm(request: Request):
     """POST /staff/calls/confirm: book or move through the booking service; 303 to the read-out script."""
     form = await request.form()
     card = await _card(request, parse_id(form.get("r")))
-    if card is None:
-        return await _missing(request)
+    if not isinstance(card, Standing):
+        return card
     slot_id = parse_id(form.get("slot")) or 0
     try:
         # The check page the agent confirmed read this very window back to the caller.
@@ -197,7 +217,11 @@ async def calls_confirm(request: Request):
 
 async def _script_booking(request: Request, status: str):
     """The booking ?b= for a read-out script, if it is in `status`; else the page to show."""
-    booking = await lookup.booking_for_script(parse_id(request.query_params.get("b")))
+    booking_id = parse_id(request.query_params.get("b"))
+    try:
+        booking = await lookup.booking_for_script(await area_of(request), booking_id)
+    except OutsideArea as exc:
+        return await refuse_outside(request, exc.resident_id, detail=f"b={booking_id}")
     if booking is None:
         return await _missing(request)
     if booking.status != status:
@@ -226,7 +250,10 @@ async def calls_cancel(request: Request):
     """GET: are you sure?  POST: cancel through the booking service; the place goes back."""
     if request.method == "POST":
         form = await request.form()
-        resident_id = parse_id(form.get("r")) or 0
+        resident = await _resident(request, parse_id(form.get("r")))
+        if not isinstance(resident, Resident):
+            return resident
+        resident_id = resident.id
         booking, cancelled = await service.cancel(district(request), resident_id,
                                                   parse_id(form.get("b")) or 0)
         if booking is None:
@@ -235,8 +262,8 @@ async def calls_cancel(request: Request):
             await record(request, "cancel", resident=resident_id, detail=format_code(booking.code))
         return see_other(url_for(request, "calls_cancelled", b=booking.id))
     card = await _card(request, parse_id(request.query_params.get("r")))
-    if card is None:
-        return await _missing(request)
+    if not isinstance(card, Standing):
+        return card
     if card.booking is None:
         return _to_card(request, card.resident.id)
     return await _page(request, "cancel.html", {"card": card, "booking": card.booking})

@@ -1,24 +1,38 @@
-"""The site check-in console: today's bookings at the door, look-up, check-in, end of day (rule 10)."""
+"""The site check-in console: today's bookings at the door, look-up, check-in, end of day (rule 10).
+
+A site account works at its own site only: asking for another site's page or posting another
+site's code or booking id is a 403 page, audited as `out_of_area` (web/scoping.py). Looking a
+code or ID number up at the door still names the other site a person is booked at (rule 10's
+"what to do instead"). An admin picks any site.
+"""
 from __future__ import annotations
 
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from models.db.tables import Site, StaffUser
-from models.operations import checkin
+from models.operations import checkin, imports
 from models.people.pii import mask_name
+from models.staff.scope import OutsideArea
 from ..http import district, parse_id, parse_text, see_other, url_for
+from ..scoping import area_of, refuse_outside
 from ..staff_auth import SITE, current_staff, record, staff_only
 from ..templating import render
 
 FLASH = "site_flash"  # what the page after a 303 says was done: {"checked_in": id} or {"no_shows": n}
 
 
-async def _site(user: StaffUser, code) -> Site | None:
-    """The site worked at: a site account's own, whatever was sent; an admin's choice."""
+async def _site(request: Request, user: StaffUser, code) -> Site | Response | None:
+    """The site worked at: a site account's own (another site's code is refused, audited);
+    an admin's choice; None when there is none to work at."""
+    code = parse_text(code, 32)
     if user.role == "site":
+        if code and (user.site is None or code != user.site.code):
+            shown = code if imports.SITE_CODE.match(code) and not imports.LONG_NUMBER.search(code) else "?"
+            return await refuse_outside(request, detail=f"site={shown}")  # never a number typed
         return user.site
-    return await checkin.site_by_code(parse_text(code, 32))
+    return await checkin.site_by_code(code)
 
 
 def _home(request: Request, user: StaffUser, site: Site) -> str:
@@ -62,23 +76,28 @@ async def site_home(request: Request):
     """GET /staff/site: today's bookings at the site, the look-up box, end of day."""
     user = await current_staff(request)
     code = parse_text(request.query_params.get("site"), 32)
-    site = await _site(user, code)
+    site = await _site(request, user, code)
+    if isinstance(site, Response):
+        return site
     if site is None:
         return await _choose(request, user, code)
     return await _page(request, user, site, flash=await _flash(request))
 
 
 async def _posted(request: Request):
-    """(user, form, site) of a console POST; site is None when there is none to work at."""
+    """(user, form, site) of a console POST; site is None when there is none to work at, the
+    refusal page when the account asked for another site."""
     user = await current_staff(request)
     form = await request.form()
-    return user, form, await _site(user, form.get("site"))
+    return user, form, await _site(request, user, form.get("site"))
 
 
 @staff_only(*SITE)
 async def site_lookup(request: Request):
     """POST /staff/site/lookup: a booking code or an ID number -> the booking, or why not."""
     user, form, site = await _posted(request)
+    if isinstance(site, Response):
+        return site
     if site is None:
         return see_other(url_for(request, "site_home"))
     query = parse_text(form.get("q"), 64)
@@ -99,9 +118,16 @@ async def site_lookup(request: Request):
 async def site_check_in(request: Request):
     """POST /staff/site/check-in: check the person in and record their second dose."""
     user, form, site = await _posted(request)
+    if isinstance(site, Response):
+        return site
     if site is None:
         return see_other(url_for(request, "site_home"))
-    found = await checkin.check_in(parse_id(form.get("booking")), site.id, district(request).clock.today())
+    booking_id = parse_id(form.get("booking"))
+    try:
+        found = await checkin.check_in(booking_id, site.id, district(request).clock.today(),
+                                       area=await area_of(request))
+    except OutsideArea as exc:  # another site's booking: nothing about it is shown
+        return await refuse_outside(request, exc.resident_id, detail=f"booking={booking_id} site={site.code}")
     if found.refusal:
         await _refused(request, site, found)
         return await _page(request, user, site, found=found, status=422)
@@ -116,7 +142,9 @@ async def site_close(request: Request):
     """GET /staff/site/close: confirm the end of the day; POST: mark who did not come as no-shows."""
     user = await current_staff(request)
     source = await request.form() if request.method == "POST" else request.query_params
-    site = await _site(user, source.get("site"))
+    site = await _site(request, user, source.get("site"))
+    if isinstance(site, Response):
+        return site
     if site is None:
         return see_other(url_for(request, "site_home"))
     now = district(request).clock.now()

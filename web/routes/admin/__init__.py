@@ -1,11 +1,11 @@
 """The district's console at /admin (role admin): the audit trail, sites and capacity, closing a
-day, risk areas, imports, links and invitations, the SMS outbox, accounts. One module per part; each handler
+day, risk areas, imports, links and invitations, the SMS outbox, accounts, reports. One module per part; each handler
 parses, calls one operation in models/operations or models/staff, and renders."""
 from __future__ import annotations
 
 from starlette.routing import Route
 
-from . import accounts, audit, closing, imports, invitations, messages, risk, sites
+from . import accounts, audit, closing, imports, invitations, messages, reports, risk, sites
 
 # Paths that take a file upload, and the largest file each accepts (web/security.py: BodyGuard).
 UPLOADS = imports.UPLOADS
@@ -19,4 +19,5 @@ ROUTES = [
     *invitations.ROUTES,
     *messages.ROUTES,
     *accounts.ROUTES,
+    *reports.ROUTES,
 ]

@@ -23,6 +23,7 @@ from models.operations.invitations import InviteError, Scope
 from models.people import lookup
 from models.people.pii import mask_name
 from ...http import district, parse_day, parse_id, parse_text, see_other, url_for
+from ...scoping import area_of
 from ...staff_auth import ADMIN, current_staff, record, staff_only
 from ...templating import render
 
@@ -183,7 +184,7 @@ async def admin_links_search(request: Request):
         query = lookup.parse_query(typed)
     except lookup.BadQuery as exc:
         return await _links(request, {"searched": True, "error": exc.reason, "q": typed}, status=422)
-    result = await lookup.search(district(request).vault, query)
+    result = await lookup.search(district(request).vault, query, await area_of(request))  # admins: everyone
     await record(request, "search", detail=f"by {query.kind}, {len(result.rows)} found")
     return await _links(request, {"searched": True, "result": result, "q": typed})
 

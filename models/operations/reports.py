@@ -1,0 +1,501 @@
+"""The campaign in figures (/admin/reports): per site per day, per sub-district, and the second-dose
+completion rate over time, with the district's totals.
+
+Everything is counted in the database (GROUP BY over indexes, migration 0008), never by loading
+rows. Two kinds of figures:
+
+- Per site per day (capacity, booked, checked in, no-shows, utilisation) is asked of the database
+  on every request: one query over the windows of the chosen days, counting each window's
+  bookings by status on the booking index (slot_id, status): about 0.1 s for 60 days of 100 sites.
+- Per sub-district and the completion rate read a resident snapshot: residents counted per
+  sub-district, product and first-dose day (with their second doses), active bookings counted the
+  same way, and second doses per sub-district and day. On a million residents that takes about
+  0.4 s, so it is kept per server process (Snapshots) and computed at most once a minute: a page
+  asked for when it is older is answered from it at once and a fresh one is computed in the
+  background (stale-while-revalidate); only the first page after the server starts waits for it.
+  The pages say when it was taken. Due and overdue are worked out from it on each request, with
+  today's date and each product's interval rule (config/vaccines.toml), so they are never a day old.
+
+Definitions (docs/reports.md):
+- booked (per site per day): bookings for that day not cancelled (to come, checked in or no-show);
+  utilisation: booked / capacity; capacity: places of the windows not closed.
+- per sub-district (where people live): every resident is in exactly one of second dose given,
+  booked (an active booking, no second dose yet), not yet due (before day 21), due (from day 21 to
+  day 56, not booked) and overdue (past day 56 without a second dose or a booking: the people on
+  /admin/overdue).
+- completion rate on a day: residents whose second dose was given by the end of that day, divided
+  by residents whose first dose was given by then.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from tortoise import connections
+
+from ..clock import as_date
+from ..db.tables import Site
+from ..district import District
+from ..rules.tianhe import SUBDISTRICTS, normalise_subdistrict
+
+log = logging.getLogger("booking.reports")
+
+SITE_DAYS = 7  # the per-site table shows the last week (to today) unless asked otherwise
+COMPLETION_DAYS = 30  # the completion table: the last 30 days
+MAX_SITE_DAYS = 92  # at most a quarter of per-site rows at once (6 per cent of a page's time a day)
+MAX_COMPLETION_DAYS = 366
+PAGE_ROWS = 200  # rows of the per-site table on one page (the CSV has them all)
+FRESH_SECONDS = 60  # the resident snapshot is recomputed at most once a minute
+
+
+class FilterError(ValueError):
+    """The filters cannot be used; `errors` maps each field (from_day, to_day, site, subdistrict)
+    to why: format (not a day / not a number), order (from after to), too_long (more days than
+    `limit`), unknown (no such site or sub-district)."""
+
+    def __init__(self, errors: dict[str, str], limit: int = 0):
+        super().__init__(", ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+        self.limit = limit
+
+
+@dataclass(frozen=True)
+class Asked:
+    """The filters as parsed at the edge (web/http.py): None for a field left empty, and the
+    names of the fields that were typed but could not be read at all."""
+
+    from_day: dt.date | None = None
+    to_day: dt.date | None = None
+    site_id: int | None = None
+    subdistrict: str = ""
+    unreadable: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Filters checked against the district: a date range (both ends, or None for all days), a
+    site and a sub-district (or none)."""
+
+    from_day: dt.date | None
+    to_day: dt.date | None
+    site: Site | None = None
+    subdistrict: str = ""
+
+
+# ---- checking the filters
+
+
+async def _resolve(asked: Asked, *, default_days: int | None, max_days: int | None, today: dt.date,
+                   with_site: bool) -> Filters:
+    errors = {name: "format" for name in asked.unreadable if with_site or name != "site"}
+    from_day, to_day = asked.from_day, asked.to_day
+    if default_days is not None and "from_day" not in errors and "to_day" not in errors:
+        if to_day is None:
+            to_day = max(today, from_day) if from_day else today
+        if from_day is None:
+            from_day = to_day - dt.timedelta(days=default_days - 1)
+    if from_day and to_day and "from_day" not in errors and "to_day" not in errors:
+        if from_day > to_day:
+            errors["to_day"] = "order"
+        elif max_days and (to_day - from_day).days + 1 > max_days:
+            errors["to_day"] = "too_long"
+    site = None
+    if with_site and asked.site_id is not None:
+        site = await Site.get_or_none(id=asked.site_id)
+        if site is None:
+            errors["site"] = "unknown"
+    subdistrict = ""
+    if asked.subdistrict:
+        subdistrict = normalise_subdistrict(asked.subdistrict) or ""
+        if not subdistrict:
+            errors["subdistrict"] = "unknown"
+    if errors:
+        raise FilterError(errors, max_days or 0)
+    return Filters(from_day, to_day, site, subdistrict)
+
+
+async def choices() -> dict:
+    """What the filter form offers: every site (by code) and every sub-district."""
+    sites = await Site.all().order_by("code").values("id", "code", "name")
+    return {"sites": sites, "subdistricts": SUBDISTRICTS}
+
+
+# ---- raw SQL, the same on SQLite and PostgreSQL
+
+
+def _conn():
+    return connections.get("default")
+
+
+def _is_postgres(conn) -> bool:
+    return conn.capabilities.dialect == "postgres"
+
+
+async def _rows(sql: str, params: list | None = None) -> list[dict]:
+    """Run a query written with ? placeholders; dates are passed as dates on PostgreSQL and as
+    YYYY-MM-DD text on SQLite (how Tortoise stores them there)."""
+    conn = _conn()
+    params = list(params or [])
+    if _is_postgres(conn):
+        parts = sql.split("?")
+        sql = parts[0] + "".join(f"${n}{rest}" for n, rest in enumerate(parts[1:], 1))
+    else:
+        params = [p.isoformat() if isinstance(p, dt.date) else p for p in params]
+    return await conn.execute_query_dict(sql, params)
+
+
+# ---- per site per day
+
+
+@dataclass(frozen=True)
+class SiteDay:
+    day: dt.date
+    site_code: str
+    site_name: str
+    subdistrict: str
+    capacity: int  # places in the windows not closed
+    booked: int  # bookings not cancelled: to come, checked in, no-show
+    checked_in: int
+    no_shows: int
+
+    @property
+    def utilisation(self) -> float | None:
+        """booked / capacity, as a fraction; None without places."""
+        return self.booked / self.capacity if self.capacity else None
+
+
+@dataclass(frozen=True)
+class SiteDayReport:
+    filters: Filters
+    rows: list[SiteDay]  # this page's
+    total_rows: int
+    page: int  # 1-based, within 1..pages
+    pages: int
+    totals: SiteDay  # the whole range (site_code "")
+    per_day: list[SiteDay] = field(default_factory=list)  # the district's (or filter's) days
+
+
+# Per window: its places (none when closed) and its bookings by status, each a count over the
+# booking index (slot_id, status); then summed per site and day.
+SITE_DAYS_SQL = """
+SELECT site_id, day, SUM(capacity) AS capacity, SUM(booked) AS booked,
+       SUM(checked_in) AS checked_in, SUM(no_shows) AS no_shows
+FROM (
+  SELECT s.site_id AS site_id, s.day AS day,
+         CASE WHEN s.closed_reason = '' THEN s.capacity ELSE 0 END AS capacity,
+         (SELECT COUNT(*) FROM booking b
+          WHERE b.slot_id = s.id AND b.status IN ('active', 'done', 'no_show')) AS booked,
+         (SELECT COUNT(*) FROM booking b WHERE b.slot_id = s.id AND b.status = 'done') AS checked_in,
+         (SELECT COUNT(*) FROM booking b WHERE b.slot_id = s.id AND b.status = 'no_show') AS no_shows
+  FROM slot s
+  WHERE s.day >= ? AND s.day <= ?{where}
+) w
+GROUP BY site_id, day
+"""
+
+
+async def _site_days(filters: Filters) -> list[SiteDay]:
+    where, params = "", [filters.from_day, filters.to_day]
+    if filters.site:
+        where, params = " AND s.site_id = ?", params + [filters.site.id]
+    if filters.subdistrict:  # with a site too: nothing unless the site is in that sub-district
+        where += " AND s.site_id IN (SELECT id FROM site WHERE subdistrict = ?)"
+        params = params + [filters.subdistrict]
+    sites = {s["id"]: (s["code"], s["name"], s["subdistrict"])
+             for s in await Site.all().values("id", "code", "name", "subdistrict")}
+    days: dict = {}  # the day as the database gives it -> a date: a few dozen, parsed once each
+    rows = []
+    for r in await _rows(SITE_DAYS_SQL.format(where=where), params):
+        raw = r["day"]
+        day = days.get(raw) or days.setdefault(raw, as_date(raw))
+        rows.append(SiteDay(day, *sites[r["site_id"]], int(r["capacity"] or 0), int(r["booked"] or 0),
+                            int(r["checked_in"] or 0), int(r["no_shows"] or 0)))
+    rows.sort(key=lambda r: (r.day, r.site_code))
+    return rows
+
+
+def _sum(rows: list[SiteDay], day: dt.date | None = None) -> SiteDay:
+    return SiteDay(day, "", "", "", sum(r.capacity for r in rows), sum(r.booked for r in rows),
+                   sum(r.checked_in for r in rows), sum(r.no_shows for r in rows))
+
+
+async def site_days(district: District, asked: Asked, page: int | None = None) -> SiteDayReport:
+    """Per site per day over the range (default: the week to today), a page of PAGE_ROWS rows
+    (a page past the end shows the last), the range's totals and its days' totals for the chart."""
+    filters = await _resolve(asked, default_days=SITE_DAYS, max_days=MAX_SITE_DAYS,
+                             today=district.clock.today(), with_site=True)
+    rows = await _site_days(filters)
+    pages = max(1, -(-len(rows) // PAGE_ROWS))
+    page = min(max(page or 1, 1), pages)
+    by_day: dict[dt.date, list[SiteDay]] = {}
+    for r in rows:
+        by_day.setdefault(r.day, []).append(r)
+    per_day = []
+    day = filters.from_day
+    while day <= filters.to_day:
+        per_day.append(_sum(by_day.get(day, []), day))
+        day += dt.timedelta(days=1)
+    return SiteDayReport(filters, rows[(page - 1) * PAGE_ROWS:page * PAGE_ROWS], len(rows), page, pages,
+                         _sum(rows), per_day)
+
+
+SITE_COLUMNS = ("day", "site_code", "site_name", "subdistrict", "capacity", "booked", "checked_in",
+                "no_shows", "utilisation_percent")
+
+
+def _percent(share: float | None) -> str:
+    return "" if share is None else f"{share * 100:.1f}"
+
+
+async def site_day_csv(district: District, asked: Asked):
+    """The whole range as CSV values (header first), row by row; the filters are checked first
+    (FilterError) so a refusal comes before anything is sent."""
+    filters = await _resolve(asked, default_days=SITE_DAYS, max_days=MAX_SITE_DAYS,
+                             today=district.clock.today(), with_site=True)
+    rows = await _site_days(filters)
+
+    def values():
+        yield SITE_COLUMNS
+        for r in rows:
+            yield (r.day.isoformat(), r.site_code, r.site_name, r.subdistrict, r.capacity, r.booked,
+                   r.checked_in, r.no_shows, _percent(r.utilisation))
+        t = _sum(rows)
+        yield ("total", "", "", "", t.capacity, t.booked, t.checked_in, t.no_shows, _percent(t.utilisation))
+
+    return filters, values()
+
+
+# ---- the resident snapshot: per sub-district, and the completion rate
+
+
+RESIDENTS_SQL = """
+SELECT subdistrict, vaccine, first_dose_date AS day, COUNT(*) AS people,
+       COUNT(second_dose_date) AS given
+FROM resident
+GROUP BY subdistrict, vaccine, first_dose_date
+"""
+
+# CROSS JOIN: SQLite walks the active bookings and looks each person up (its planner otherwise
+# may start from the resident index and probe the bookings: twice as slow on a million).
+BOOKED_SQL = """
+SELECT r.subdistrict AS subdistrict, r.vaccine AS vaccine, r.first_dose_date AS day, COUNT(*) AS people
+FROM booking b CROSS JOIN resident r
+WHERE r.id = b.resident_id AND b.status = 'active' AND r.second_dose_date IS NULL
+GROUP BY r.subdistrict, r.vaccine, r.first_dose_date
+"""
+
+SECONDS_SQL = """
+SELECT subdistrict, second_dose_date AS day, COUNT(*) AS people
+FROM resident
+WHERE second_dose_date IS NOT NULL
+GROUP BY subdistrict, second_dose_date
+"""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Residents counted in the database at `as_of`: (sub-district, product, first-dose day) ->
+    [people, second doses given, active bookings without a second dose]; second doses per
+    (sub-district, day)."""
+
+    as_of: dt.datetime
+    cohorts: dict[tuple[str, str, dt.date], list[int]]
+    seconds: dict[tuple[str, dt.date], int]
+
+
+async def take_snapshot(district: District) -> Snapshot:
+    as_of = district.clock.now()
+    cohorts: dict[tuple[str, str, dt.date], list[int]] = {}
+    for r in await _rows(RESIDENTS_SQL):
+        cohorts[(r["subdistrict"], r["vaccine"], as_date(r["day"]))] = [int(r["people"]), int(r["given"]), 0]
+    for r in await _rows(BOOKED_SQL):
+        key = (r["subdistrict"], r["vaccine"], as_date(r["day"]))
+        if key in cohorts:  # always, unless a resident moved between the two queries
+            cohorts[key][2] = int(r["people"])
+    seconds = {(r["subdistrict"], as_date(r["day"])): int(r["people"]) for r in await _rows(SECONDS_SQL)}
+    return Snapshot(as_of, cohorts, seconds)
+
+
+class Snapshots:
+    """The resident snapshot of one server process: taken on first use, then at most once every
+    `fresh_seconds`. Older than that, it is still answered at once while a fresh one is taken in
+    the background; one taking at a time. Kept by the web app (app.state), one per process."""
+
+    def __init__(self, fresh_seconds: float = FRESH_SECONDS, monotonic: Callable[[], float] = time.monotonic):
+        self.fresh_seconds = fresh_seconds
+        self.monotonic = monotonic
+        self.value: Snapshot | None = None
+        self.taken_at = 0.0
+        self.task: asyncio.Task | None = None
+
+    async def _take(self, district: District) -> Snapshot:
+        started = self.monotonic()
+        value = await take_snapshot(district)
+        self.value, self.taken_at = value, started
+        log.info("report snapshot taken in %.0f ms", (self.monotonic() - started) * 1000)
+        return value
+
+    def _start(self, district: District) -> asyncio.Task:
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._take(district))
+            self.task.add_done_callback(self._done)
+        return self.task
+
+    @staticmethod
+    def _done(task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("report snapshot failed: %r", task.exception())
+
+    async def get(self, district: District) -> Snapshot:
+        if self.value is None:
+            return await asyncio.shield(self._start(district))
+        if self.monotonic() - self.taken_at >= self.fresh_seconds:
+            self._start(district)  # this page gets the one it has; the next, the fresh one
+        return self.value
+
+
+@dataclass(frozen=True)
+class Area:
+    """One row of the sub-district table (or the totals: name "")."""
+
+    name: str
+    first_doses: int = 0
+    second_doses: int = 0
+    booked: int = 0
+    not_yet_due: int = 0
+    due: int = 0
+    overdue: int = 0
+
+    @property
+    def completion(self) -> float | None:
+        return self.second_doses / self.first_doses if self.first_doses else None
+
+    def plus(self, other: "Area") -> "Area":
+        return Area(self.name, *(getattr(self, f) + getattr(other, f) for f in AREA_FIELDS))
+
+
+AREA_FIELDS = ("first_doses", "second_doses", "booked", "not_yet_due", "due", "overdue")
+
+
+@dataclass(frozen=True)
+class AreaReport:
+    filters: Filters
+    as_of: dt.datetime
+    rows: list[Area]
+    totals: Area
+
+
+def _in_range(day: dt.date, filters: Filters) -> bool:
+    return ((filters.from_day is None or day >= filters.from_day)
+            and (filters.to_day is None or day <= filters.to_day))
+
+
+def _areas(district: District, snapshot: Snapshot, filters: Filters) -> AreaReport:
+    today = district.clock.today()
+    rules = district.rules
+    counts: dict[str, list[int]] = {}
+    for (sub, vaccine, first), (people, given, booked) in snapshot.cohorts.items():
+        if filters.subdistrict and sub != filters.subdistrict or not _in_range(first, filters):
+            continue
+        row = counts.setdefault(sub, [0] * 6)
+        waiting = people - given - booked
+        window = rules.window(first, vaccine)
+        row[0] += people
+        row[1] += given
+        row[2] += booked
+        if today > window.due_by:
+            row[5] += waiting
+        elif today >= window.earliest:
+            row[4] += waiting
+        else:
+            row[3] += waiting
+    # Every sub-district of the district, in the notice's order; a name outside it (an import
+    # that was not normalised) after them.
+    names = [filters.subdistrict] if filters.subdistrict else list(SUBDISTRICTS) + sorted(set(counts) - set(SUBDISTRICTS))
+    rows = [Area(name or "—", *counts.get(name, [0] * 6)) for name in names]
+    totals = Area("")
+    for row in rows:
+        totals = totals.plus(row)
+    return AreaReport(filters, snapshot.as_of, rows, totals)
+
+
+async def by_area(district: District, snapshots: Snapshots, asked: Asked) -> AreaReport:
+    """Per sub-district (where people live) and the district's totals, as of the snapshot; the
+    date range, when given, picks people by their first-dose day."""
+    filters = await _resolve(asked, default_days=None, max_days=None, today=district.clock.today(),
+                             with_site=False)
+    return _areas(district, await snapshots.get(district), filters)
+
+
+AREA_COLUMNS = ("subdistrict", "first_doses", "second_doses", "booked", "not_yet_due", "due",
+                "overdue", "completion_percent")
+
+
+def area_values(report: AreaReport):
+    yield AREA_COLUMNS
+    for r in [*report.rows, report.totals]:
+        yield (r.name or "total", r.first_doses, r.second_doses, r.booked, r.not_yet_due, r.due,
+               r.overdue, _percent(r.completion))
+
+
+@dataclass(frozen=True)
+class CompletionDay:
+    day: dt.date
+    first_doses: int  # first doses given by the end of the day (everyone so far)
+    second_doses: int  # second doses given that day
+    second_doses_so_far: int  # given by the end of the day
+
+    @property
+    def rate(self) -> float | None:
+        return self.second_doses_so_far / self.first_doses if self.first_doses else None
+
+
+@dataclass(frozen=True)
+class CompletionReport:
+    filters: Filters
+    as_of: dt.datetime
+    days: list[CompletionDay]
+
+
+def _completion(snapshot: Snapshot, filters: Filters) -> CompletionReport:
+    firsts: dict[dt.date, int] = {}
+    for (sub, _, day), (people, _, _) in snapshot.cohorts.items():
+        if not filters.subdistrict or sub == filters.subdistrict:
+            firsts[day] = firsts.get(day, 0) + people
+    seconds: dict[dt.date, int] = {}
+    for (sub, day), people in snapshot.seconds.items():
+        if not filters.subdistrict or sub == filters.subdistrict:
+            seconds[day] = seconds.get(day, 0) + people
+    first_before = sum(n for d, n in firsts.items() if d < filters.from_day)
+    second_before = sum(n for d, n in seconds.items() if d < filters.from_day)
+    days = []
+    day = filters.from_day
+    while day <= filters.to_day:
+        first_before += firsts.get(day, 0)
+        given = seconds.get(day, 0)
+        second_before += given
+        days.append(CompletionDay(day, first_before, given, second_before))
+        day += dt.timedelta(days=1)
+    return CompletionReport(filters, snapshot.as_of, days)
+
+
+async def completion(district: District, snapshots: Snapshots, asked: Asked) -> CompletionReport:
+    """The second-dose completion rate per day over the range (default: the 30 days to today),
+    for the district or one sub-district, as of the snapshot."""
+    filters = await _resolve(asked, default_days=COMPLETION_DAYS, max_days=MAX_COMPLETION_DAYS,
+                             today=district.clock.today(), with_site=False)
+    return _completion(await snapshots.get(district), filters)
+
+
+COMPLETION_COLUMNS = ("day", "first_doses_so_far", "second_doses", "second_doses_so_far",
+                      "completion_percent")
+
+
+def completion_values(report: CompletionReport):
+    yield COMPLETION_COLUMNS
+    for d in report.days:
+        yield (d.day.isoformat(), d.first_doses, d.second_doses, d.second_doses_so_far, _percent(d.rate))
