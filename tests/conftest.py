@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -72,9 +74,16 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = 1
 
 
+_pg_schema_current = False  # the PostgreSQL test database holds today's schema (migrated once)
+_sqlite_template: Path | None = None  # a migrated SQLite file, copied for each test
+
+
 async def reset_postgres(url: str) -> None:
+    """Drop everything: the next process to start on it migrates it from nothing."""
     import asyncpg
 
+    global _pg_schema_current
+    _pg_schema_current = False
     conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
     try:
         await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
@@ -82,17 +91,53 @@ async def reset_postgres(url: str) -> None:
         await conn.close()
 
 
+async def _empty_postgres(url: str) -> None:
+    """Every table emptied and every id counting from 1 again, the schema migrated once per run:
+    as fresh as a new database, in a few milliseconds instead of a second of migrations."""
+    import asyncpg
+
+    global _pg_schema_current
+    if not _pg_schema_current:
+        await reset_postgres(url)
+        EXECUTOR_CACHE.clear()
+        await init_db(url)
+        await close_db()
+        _pg_schema_current = True
+        return
+    conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
+    try:
+        tables = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                                  "AND tablename <> 'tortoise_migrations'")
+        names = ", ".join(f'"{t["tablename"]}"' for t in tables)
+        await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+    finally:
+        await conn.close()
+
+
+async def _fresh_sqlite(path: Path) -> None:
+    """A copy of one migrated file: a new database without running the migrations again."""
+    global _sqlite_template
+    if _sqlite_template is None:
+        template = Path(tempfile.mkdtemp(prefix="booking-template-")) / "template.sqlite3"
+        EXECUTOR_CACHE.clear()
+        await init_db(f"sqlite://{template}")
+        await close_db()  # the last connection closed: the WAL is folded into the file
+        _sqlite_template = template
+    shutil.copyfile(_sqlite_template, path)
+
+
 @pytest.fixture(params=DB_BACKENDS)
 async def db_url(request, tmp_path):
     """A fresh, empty, initialised database; yields its URL."""
     if request.param == "postgres":
-        await reset_postgres(PG_URL)
+        await _empty_postgres(PG_URL)
         url = PG_URL
     else:
+        await _fresh_sqlite(tmp_path / "test.sqlite3")
         url = f"sqlite://{tmp_path}/test.sqlite3"
     # Tortoise caches SQL per connection name, whatever the dialect: start clean for each engine.
     EXECUTOR_CACHE.clear()
-    await init_db(url)
+    await init_db(url, migrate_schema=False)
     yield url
     await close_db()
 

@@ -71,7 +71,7 @@ async def test_a_created_account_can_sign_in_and_is_audited(client, world):
     assert NEW_PASSWORD not in entry.detail
     async with browser_at(client.app, "198.51.100.50") as theirs:
         response = await sign_in(theirs, "street1", NEW_PASSWORD)
-        assert response.headers["location"] == "/staff/calls"
+        assert response.headers["location"] == "/group"  # a sub-district account starts at group booking
 
 
 async def test_a_new_password_ends_the_old_sessions_and_the_new_one_works(client, world):

@@ -3,6 +3,8 @@ every route a role with an area reaches (a sub-district, a site), that area: out
 (403) and audited; inside it, the route works; the call centre and admins reach everyone."""
 from __future__ import annotations
 
+import itertools
+
 import contextlib
 import datetime as dt
 import re
@@ -219,7 +221,7 @@ async def world(db, district):
     return dict(sites={"S01": here, "S02": there}, slots=slots, owners=owners)
 
 
-NAMES = iter(f"{a}{b}{c}" for a in "赵钱孙李周吴郑王冯陈" for b in "大小晓" for c in "明华军英芳强")
+NAMES = itertools.cycle([f"{a}{b}{c}" for a in "赵钱孙李周吴郑王冯陈" for b in "大小晓" for c in "明华军英芳强"])
 
 
 async def _person(district, world, site_code: str) -> Person:
