@@ -9,3 +9,19 @@
   document.addEventListener("htmx:timeout", function () { offline(true); });
   document.addEventListener("htmx:afterRequest", function (e) { if (e.detail.successful) { offline(false); } });
 })();
+/* resident journey (issue 13): after htmx swaps in a day's windows, move focus (and the screen) to them. */
+(function () {
+  var fromDayStrip = function (el) {
+    for (; el && el.className !== undefined; el = el.parentNode) {
+      if ((" " + el.className + " ").indexOf(" days ") >= 0) { return true; }
+    }
+    return false;
+  };
+  document.addEventListener("htmx:afterSettle", function (e) {
+    var h = document.getElementById("windows");
+    if (!e.detail || !e.detail.requestConfig || !fromDayStrip(e.detail.requestConfig.elt)) { return; }
+    if (!h || !h.focus) { return; }
+    h.focus();
+    if (h.scrollIntoView) { h.scrollIntoView(true); }
+  });
+})();

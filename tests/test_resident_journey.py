@@ -45,8 +45,8 @@ async def test_link_greets_with_masked_name_and_dates_only(client, world):
     body = text(page)
     assert "张*明" in body and "张三明" not in body
     assert "第二剂" in body
-    assert "6月26日 星期六" in body  # first dose + 21 days
-    assert "7月31日 星期六" in body  # first dose + 56 days
+    assert "6月26日 周六" in body  # first dose + 21 days
+    assert "7月31日 周六" in body  # first dose + 56 days
     assert "138" not in body and world["number"][-4:] not in body
 
 
@@ -78,8 +78,8 @@ async def test_unknown_expired_and_revoked_links_get_the_same_page(client, world
 async def test_whole_journey_books_a_place_and_queues_the_sms(client, world):
     await open_and_verify(client, world)
     site_page = await get_page(client, "/booking/site")
-    checked = site_page.find("input", attrs={"name": "site", "checked": True})
-    assert checked["value"] == str(world["site"].id), "first-dose site is pre-selected"
+    keep = site_page.find("button", attrs={"class": "keep"})
+    assert keep["name"] == "site" and keep["value"] == str(world["site"].id), "keeping the first-dose site is one button"
     assert "可接种期内已约满" in text(site_page)  # S03 has no slots
     await post_form(client, "/booking/site", site_page, {"site": world["site"].id})
     slot_page = await get_page(client, "/booking/slot")
@@ -89,7 +89,7 @@ async def test_whole_journey_books_a_place_and_queues_the_sms(client, world):
     assert "上午9:00-10:00" in text(slot_page)
     await post_form(client, "/booking/slot", slot_page, {"slot": world["slots"][0].id})
     check = await get_page(client, "/booking/check")
-    assert "五山街社区卫生服务中心" in text(check) and "7月2日 星期五" in text(check)
+    assert "五山街社区卫生服务中心" in text(check) and "7月2日 周五" in text(check)
     key = check.find("input", attrs={"name": "key"})["value"]
     response = await post_form(client, "/booking/confirm", check, {"key": key, "slot": world["slots"][0].id})
     assert response.headers["location"] == "/booking/done"

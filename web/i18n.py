@@ -63,16 +63,28 @@ def _locale() -> str:
     return LANGUAGES[_current.get()]
 
 
+def weekday_text(day: dt.date) -> str:
+    """周一 / Mon: the one way every page writes a weekday (issue 13)."""
+    return format_date(day, "E" if _current.get() == "zh" else "EEE", locale=_locale())
+
+
 def day_text(day: dt.date) -> str:
-    """6月21日 星期一 / Monday 21 June."""
-    pattern = "M月d日 EEEE" if _current.get() == "zh" else "EEEE d MMMM"
-    return format_date(day, pattern, locale=_locale())
+    """6月21日 周一 / Mon 21 June."""
+    pattern = "M月d日" if _current.get() == "zh" else "d MMMM"
+    return f"{format_date(day, pattern, locale=_locale())} {weekday_text(day)}" if _current.get() == "zh" \
+        else f"{weekday_text(day)} {format_date(day, pattern, locale=_locale())}"
 
 
 def short_day_text(day: dt.date) -> str:
     """6月21日 周一 / Mon 21 Jun."""
-    pattern = "M月d日 E" if _current.get() == "zh" else "E d MMM"
-    return format_date(day, pattern, locale=_locale())
+    pattern = "M月d日" if _current.get() == "zh" else "d MMM"
+    return f"{format_date(day, pattern, locale=_locale())} {weekday_text(day)}" if _current.get() == "zh" \
+        else f"{weekday_text(day)} {format_date(day, pattern, locale=_locale())}"
+
+
+def numeric_day_text(day: dt.date) -> str:
+    """6/21 / 21/6: the date under the weekday in the day strip."""
+    return format_date(day, "M/d" if _current.get() == "zh" else "d/M", locale=_locale())
 
 
 def full_date_text(day: dt.date) -> str:

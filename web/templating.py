@@ -34,6 +34,8 @@ env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)
 env.filters.update(
     day=i18n.day_text,
     short_day=i18n.short_day_text,
+    weekday=i18n.weekday_text,
+    numeric_day=i18n.numeric_day_text,
     full_date=i18n.full_date_text,
     moment=i18n.datetime_text,
     clock=i18n.clock_text,
