@@ -231,7 +231,7 @@ async def book_through_the_journey(c, slot_id: int) -> str:
     assert (await c.get("/booking")).headers["location"] == "/booking/site"
     site_page = await get_page(c, "/booking/site")
     await post_form(c, "/booking/site", site_page,
-                    {"site": site_page.find("input", attrs={"name": "site", "checked": True})["value"]})
+                    {"site": site_page.find("button", class_="keep")["value"]})
     slot_page = await get_page(c, "/booking/slot")
     await post_form(c, "/booking/slot", slot_page, {"slot": slot_id})
     check = await get_page(c, "/booking/check")

@@ -96,15 +96,15 @@ def test_the_journey_on_a_slow_network_and_a_slow_phone(world, browser, capsys):
     page.fill("#id_number", world["number"])
     step("ID number → site", lambda: page.click("button[type=submit] >> text=确认"),
          "选择接种点", "/booking/site")
-    page.locator("input[name=site]:checked").wait_for(state="attached")
-    step("site → day and time", lambda: page.click("text=下一步：选择日期和时间"),
+    page.locator("button.keep").wait_for(state="attached")
+    step("site → day and time", lambda: page.click("button.keep"),  # keep the first-dose site
          "选择日期和时间", "/booking/slot")
 
     # Another day: htmx swaps only the picker (no new heading), so wait for the new current day.
     second_day = (world["today"] + dt.timedelta(days=2)).isoformat()
     started = time.monotonic()
     page.locator(".days a").nth(1).click()
-    page.locator(f'.days a[aria-current=true][href="/booking/slot?day={second_day}"]').wait_for()
+    page.locator(f'.days a[aria-current=true][href^="/booking/slot?day={second_day}"]').wait_for()
     steps.append(("another day (htmx swap)", time.monotonic() - started))
 
     page.locator("label", has_text="下午2:00-3:00").click()
