@@ -177,7 +177,7 @@ def test_call_centre_on_a_phone(world, browser):
 
     # A number pasted with the mouse: an input event, no key pressed, no Enter.
     page.fill("#q", world["caller_id"])
-    expect(page.locator("#calls-results a")).to_have_count(1, timeout=5000)
+    expect(page.locator("#calls-results a")).to_have_count(1, timeout=15000)
     check_phone_page(page, "calls results")
 
     page.locator("#calls-results a").first.click()
@@ -218,7 +218,7 @@ def test_pasting_dispatches_only_input(world, browser):
     page.wait_for_url("**/staff/calls")
     page.evaluate("""n => { var q = document.getElementById('q'); q.value = n;
                            q.dispatchEvent(new Event('input', {bubbles: true})); }""", world["caller_id"])
-    expect(page.locator("#calls-results a")).to_have_count(1, timeout=5000)
+    expect(page.locator("#calls-results a")).to_have_count(1, timeout=15000)
     context.close()
 
 

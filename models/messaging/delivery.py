@@ -58,10 +58,11 @@ class Unlimited:
 class GatewayRate:
     """What the gateway allows this account per second, shared by every sender with Redis."""
 
-    def __init__(self, per_second: int, storage_uri: str = "memory://", prefix: str = "booking"):
-        from limits import RateLimitItemPerSecond, storage, strategies
+    def __init__(self, limit: int, storage_uri: str = "memory://", prefix: str = "booking",
+                 per: str = "second"):
+        from limits import parse, storage, strategies
 
-        self._item = RateLimitItemPerSecond(per_second)
+        self._item = parse(f"{limit}/{per}")
         self._limiter = strategies.MovingWindowRateLimiter(storage.storage_from_string(storage_uri))
         self._key = f"{prefix}:sms-gateway"
 
