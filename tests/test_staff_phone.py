@@ -63,7 +63,8 @@ UNBROKEN = """() => {
 def check_phone_page(page, what: str) -> None:
     page.wait_for_load_state("load")
     found = page.evaluate(MEASURE)
-    assert found["width"] <= PHONE["width"], f"{what}: {found['width']} px wide at 360 px"
+    wide = page.evaluate("""w => [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > w + 1).slice(0, 5).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))""", PHONE["width"])
+    assert found["width"] <= PHONE["width"], f"{what}: {found['width']} px wide at 360 px: {wide}"
     assert not found["small"], f"{what}: targets under 44 px: {found['small']}"
     broken = page.evaluate(UNBROKEN)
     assert not broken, f"{what}: broken across lines: {broken}"
@@ -227,7 +228,7 @@ def test_an_admin_at_the_door_on_a_phone(world, browser):
     context = phone(browser)
     page = context.new_page()
     sign_in(page, world["base"], "boss1")
-    page.wait_for_load_state("load")
+    page.wait_for_url("**/admin")  # signed in: a goto before this would abort the sign-in
     page.goto(f"{world['base']}/staff/site")
     check_phone_page(page, "admin: choose a site")
     page.goto(f"{world['base']}/staff/site?site=TH01")
