@@ -2,7 +2,8 @@
 every scripted answer becomes a gateway id or a GatewayError with the gateway's reason and the
 right permanence; template codes come from configuration; delivery reports come back.
 
-No database. The only test that waits is the timeout: 0.2 s against a server that would stall 2 s."""
+No database. The only test that waits is the timeout: 0.2 s against a server that stalls until the test ends;
+every other answer gets the generous timeout, so a loaded machine cannot turn it into a timeout."""
 from __future__ import annotations
 
 import datetime as dt
@@ -14,7 +15,7 @@ import pytest
 from models.messaging.config import SmsConfig
 from models.messaging.gateways import GatewayError, Outgoing, Receipt, get_backend
 from models.messaging.gateways.console import ConsoleBackend
-from tests.sms_standin import StandIn
+from tests.sms_standin import SHORT_TIMEOUT_SECONDS, StandIn
 
 PHONE = "13912345678"
 CODES = {"confirm": "SMS_100", "confirm.en": "SMS_101", "invite": "SMS_102"}
@@ -99,8 +100,9 @@ ANSWERS = [
 async def test_each_refusal_keeps_the_gateways_reason_and_says_whether_to_retry(standin, gateway, answer,
                                                                                  code, permanent):
     standin.script(answer)
+    changes = {"timeout_seconds": SHORT_TIMEOUT_SECONDS} if answer == "timeout" else {}
     with pytest.raises(GatewayError) as failure:
-        await backend_for(standin, gateway).send(message())
+        await backend_for(standin, gateway, **changes).send(message())
     assert failure.value.reason.startswith(code), failure.value.reason
     assert failure.value.permanent is permanent
     assert len(failure.value.reason) <= 200 and PHONE not in failure.value.reason

@@ -40,7 +40,7 @@ async def test_an_outage_is_retried_then_failed_then_resent_and_delivered(db, st
     config = getattr(standin, f"{vendor}_config")(template_codes=CODES, max_attempts=3)
     backend = get_backend(config)
     await queue(VAULT, None, sms(), phone="13912345678")
-    standin.script("outage", "throttled", "timeout")
+    standin.script("outage", "throttled", "api_throttled")  # timeouts: test_gateways.py
     now = NOW
     for attempt in range(1, 4):
         await delivery.send_due(VAULT, backend, config, now=now, rng=random.Random(attempt))
