@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test browser clean screenshots
+.PHONY: run test browser clean screenshots bench
 
 $(VENV)/.run-deps: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ node_modules/.installed: package.json package-lock.json
 
 test: $(VENV)/.dev-deps browser node_modules/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The SMS-rush benchmark (bench/RESULTS.md): 200,000 residents on SQLite, `make run`'s server
+# settings, 200 residents at once for 60 s; one JSON line. More: make bench BENCH_ARGS="--help".
+bench: $(VENV)/.dev-deps
+	@$(PY) -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -383,8 +383,16 @@ async def with_db(settings: Settings, command, args, *, district: District | Non
         await close_db()
 
 
+def default_workers(settings: Settings) -> int:
+    """One per CPU (each worker uses one core) when the rate-limit counts are shared in Redis;
+    one otherwise, so that a limit of 5 wrong passwords means 5 and not 5 per worker."""
+    return (os.cpu_count() or 1) if settings.redis_url else 1
+
+
 def serve(settings: Settings, args) -> int:
     import uvicorn
+
+    args.workers = args.workers or default_workers(settings)
 
     if args.send_sms:  # read by every worker's settings (web/app.py: send_sms_forever)
         os.environ["SMS_IN_SERVER"] = "1"
@@ -395,8 +403,11 @@ def serve(settings: Settings, args) -> int:
     if args.workers > 1 and not settings.redis_url:
         print("note: without REDIS_URL each worker keeps its own rate-limit counts", flush=True)
     # No access log: a resident's first request carries their link token in the path.
+    # uvloop and httptools: with uvicorn's pure-Python defaults (asyncio, h11) the HTTP layer
+    # alone caps a worker at about 1,500 requests/s (bench/RESULTS.md).
     uvicorn.run("web.app:app_factory", factory=True, host=args.host, port=args.port,
-                workers=args.workers, proxy_headers=False, access_log=False)
+                workers=args.workers, proxy_headers=False, access_log=False,
+                loop="uvloop", http="httptools")
     return OK
 
 
@@ -477,7 +488,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _serve_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--workers", type=int, default=None,
+                   help="server processes (default: one per CPU with REDIS_URL, where every worker "
+                   "counts rate limits together; one without it)")
     p.add_argument("--send-sms", action="store_true",
                    help="also deliver the SMS outbox from the server (for `make run`; in production "
                    "run `send-sms` as its own service)")

@@ -13,28 +13,38 @@ GOOD = {200, 303, 422, 423}  # a page, a redirect, a form error, a locked link: 
 
 
 class Person:
-    def __init__(self, base_url: str, token: str, id_number: str):
+    def __init__(self, base_url: str, token: str, id_number: str,
+                 transport: httpx.AsyncBaseTransport | None = None):
         # A new connection per request: a kept-alive one may be closed by the server at the very
         # moment it is reused (its idle timeout), which browsers retry and httpx does not.
-        self.client = httpx.AsyncClient(base_url=base_url, timeout=60,
+        # `transport`: one shared by a crowd (a new one costs 50 ms of CPU), or a balancer.
+        self.client = httpx.AsyncClient(base_url=base_url, timeout=60, transport=transport,
                                         limits=httpx.Limits(max_keepalive_connections=0))
         self.token, self.id_number = token, id_number
         self.statuses: list[int] = []
+        self.waits = 0  # waiting-room pages met (each followed, as a browser does)
         self.code: str | None = None  # set when a confirmation page was received
 
     async def close(self):
         await self.client.aclose()
 
-    async def _get(self, url: str) -> httpx.Response:
-        r = await self.client.get(url)
+    async def _send(self, method: str, url: str, **kw) -> httpx.Response:
+        """One request; on the waiting room's page, wait what it says and ask again, as the
+        page's refresh (or its "send again" button) does in a browser (web/waiting_room.py)."""
+        r = await self.client.request(method, url, **kw)
+        while r.headers.get("x-waiting-room") == "1":
+            self.waits += 1
+            await asyncio.sleep(int(r.headers["retry-after"]))
+            r = await self.client.request(method, url, **kw)
         self.statuses.append(r.status_code)
         return r
 
+    async def _get(self, url: str) -> httpx.Response:
+        return await self._send("GET", url)
+
     async def _post(self, url: str, csrf_from: httpx.Response, data: dict) -> httpx.Response:
         token = CSRF.search(csrf_from.text).group(1)
-        r = await self.client.post(url, data={"csrftoken": token, **data})
-        self.statuses.append(r.status_code)
-        return r
+        return await self._send("POST", url, data={"csrftoken": token, **data})
 
     async def sign_in(self) -> None:
         await self._get(f"/b/{self.token}")

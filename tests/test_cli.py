@@ -119,9 +119,23 @@ def test_serve_creates_the_schema_then_runs_uvicorn_without_access_log(monkeypat
     monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: calls.append((a, kw)))
     monkeypatch.setenv("DATABASE_URL", f"sqlite://{tmp_path}/x.sqlite3")
     monkeypatch.setenv("SECRET_KEY", "test-secret-key-not-for-production")  # conftest's
+    monkeypatch.delenv("REDIS_URL", raising=False)
     assert run.main(["--port", "8123"]) == 0
     (args, kwargs), = calls
     assert args == ("web.app:app_factory",)
+    # One worker without Redis: rate limits counted in one process are counted once.
     assert kwargs == dict(factory=True, host="127.0.0.1", port=8123, workers=1,
-                          proxy_headers=False, access_log=False)
+                          proxy_headers=False, access_log=False, loop="uvloop", http="httptools")
     assert (tmp_path / "x.sqlite3").exists()
+
+
+def test_serve_runs_one_worker_per_cpu_when_redis_counts_the_limits(monkeypatch, tmp_path):
+    import uvicorn
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: calls.append((a, kw)))
+    monkeypatch.setenv("DATABASE_URL", f"sqlite://{tmp_path}/x.sqlite3")
+    monkeypatch.setenv("SECRET_KEY", "test-secret-key-not-for-production")
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/15")
+    assert run.main(["serve"]) == 0 and calls[0][1]["workers"] == (os.cpu_count() or 1)
+    assert run.main(["serve", "--workers", "3"]) == 0 and calls[1][1]["workers"] == 3

@@ -48,6 +48,33 @@ def test_without_redis_each_process_counts_alone():
     assert 0 < one.retry_after("verify", "198.51.100.1") <= 60
 
 
+def _closed_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_with_redis_away_residents_get_through_and_staff_sign_in_waits(caplog):
+    limits = RateLimits({"verify": "1/minute", "staff_login": "1/minute"},
+                        redis_url=f"redis://127.0.0.1:{_closed_port()}/0", prefix=_fresh_prefix())
+    for _ in range(3):
+        assert limits.allowed("verify", "198.51.100.4")  # never a 500, never a refusal
+        limits.fail("verify", "198.51.100.4")
+    assert not limits.allowed("staff_login", "198.51.100.4")
+    assert limits.retry_after("staff_login", "198.51.100.4") == 60
+    assert "rate limits not counted" in caplog.text and caplog.text.count("rate limits not counted") == 1
+
+
+async def test_with_redis_away_an_unknown_link_is_still_a_page_not_a_500(db, settings, clock):
+    from web.app import create_app
+
+    settings = settings.with_(redis_url=f"redis://127.0.0.1:{_closed_port()}/0", redis_prefix=_fresh_prefix())
+    transport = httpx.ASGITransport(app=create_app(settings, manage_db=False, clock=clock))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        assert (await c.get("/b/guess")).status_code == 404
+
+
 @needs_redis
 def test_with_redis_two_processes_share_one_count():
     prefix = _fresh_prefix()

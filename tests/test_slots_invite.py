@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 
 import pytest
 
 from models.booking import service
 from models.db.tables import Link, Resident, RiskArea, SmsMessage, Slot
 from models.messaging import wording
+from models.people.links import resolve_token
+from models.operations import invitations
 from models.operations.invitations import InviteError, invite
 from models.operations.slots import SlotError, open_slots, parse_times
 from tests.conftest import TODAY, VAULT
@@ -148,3 +151,50 @@ async def test_a_base_url_too_long_for_two_sms_parts_is_refused_before_anything_
         await invite(_at(district, "https://" + "very-long-sub-domain." * 4 + "gov.cn"), as_of=AS_OF)
     assert await SmsMessage.filter(kind="invite").count() == 0
     assert await Resident.filter(invited_at__isnull=False).count() == 0
+
+
+async def test_a_batch_goes_in_pages_most_overdue_first_and_skips_whom_another_batch_invited(
+        db, district, monkeypatch):
+    # Small pages: 3 residents read at a time, 2 invited per transaction.
+    monkeypatch.setattr(invitations, "READ_PAGE", 3)
+    monkeypatch.setattr(invitations, "BATCH", 2)
+    site = await make_site("TH01")
+    people = []
+    for n in range(7):  # first doses a day apart: people[0] is the most overdue
+        resident, _ = await make_resident(site, first_dose=dt.date(2021, 5, 1) + dt.timedelta(days=n),
+                                          phone=f"1380000{n:04d}")
+        people.append(resident)
+    told = []
+
+    def progress(done: int) -> None:
+        told.append(done)
+        if done == 2:  # another batch invites people[3] meanwhile: it must not get a second SMS
+            invited_elsewhere.append(people[3].id)
+
+    invited_elsewhere: list[int] = []
+    real_prepare = invitations._prepare_page
+
+    async def prepare_page(d, residents, as_of):
+        write = await real_prepare(d, residents, as_of)
+
+        async def invited_meanwhile_then_write():
+            for resident_id in invited_elsewhere:
+                await Resident.filter(id=resident_id).update(invited_at=d.clock.now())
+            return await write()
+        return invited_meanwhile_then_write
+
+    monkeypatch.setattr(invitations, "_prepare_page", prepare_page)
+    result = await invite(_at(district, "http://127.0.0.1:8000"), as_of=AS_OF, progress=progress)
+    assert result.count == 6 and told == [1, 2, 3, 4, 5, 6]
+    messages = await SmsMessage.filter(kind="invite").order_by("id")
+    expected = [p.id for p in people if p.id != people[3].id]
+    assert [m.resident_id for m in messages] == expected  # one each, most overdue first
+    links = await Link.filter(resident_id__in=[p.id for p in people])
+    assert sorted(link.resident_id for link in links) == sorted(expected)
+    for message in messages:  # each message carries its own resident's live link
+        token = re.search(r"/b/([A-Za-z0-9_-]{22})", VAULT.decrypt(message.body_cipher)).group(1)
+        link = await resolve_token(token, district.clock.now())
+        assert link is not None and link.resident_id == message.resident_id
+        assert message.phone_hash == (await Resident.get(id=message.resident_id)).phone_hash
+    assert await Resident.filter(invited_at__isnull=True).count() == 0
+    assert (await invite(_at(district, "http://127.0.0.1:8000"), as_of=AS_OF)).count == 0

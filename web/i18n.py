@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 from contextvars import ContextVar
+from functools import lru_cache
 from io import BytesIO
 from pathlib import Path
 
@@ -59,46 +60,54 @@ def ngettext(singular: str, plural: str, n: int) -> str:
     return translations(_current.get()).ngettext(singular, plural, n)
 
 
-def _locale() -> str:
-    return LANGUAGES[_current.get()]
+@lru_cache(maxsize=8192)
+def _format_date(day: dt.date, pattern: str, lang: str) -> str:
+    """Babel's format_date, remembered: it parses its pattern on every call, and a page of
+    100 sites or a strip of 14 days would format the same few dates hundreds of times."""
+    return format_date(day, pattern, locale=LANGUAGES[lang])
+
+
+@lru_cache(maxsize=1024)
+def _format_time(moment: dt.time, pattern: str, lang: str) -> str:
+    return format_time(moment, pattern, locale=LANGUAGES[lang])
 
 
 def weekday_text(day: dt.date) -> str:
     """周一 / Mon: the one way every page writes a weekday (issue 13)."""
-    return format_date(day, "E" if _current.get() == "zh" else "EEE", locale=_locale())
+    return _format_date(day, "E" if _current.get() == "zh" else "EEE", _current.get())
 
 
 def day_text(day: dt.date) -> str:
     """6月21日 周一 / Mon 21 June."""
     pattern = "M月d日" if _current.get() == "zh" else "d MMMM"
-    return f"{format_date(day, pattern, locale=_locale())} {weekday_text(day)}" if _current.get() == "zh" \
-        else f"{weekday_text(day)} {format_date(day, pattern, locale=_locale())}"
+    return f"{_format_date(day, pattern, _current.get())} {weekday_text(day)}" if _current.get() == "zh" \
+        else f"{weekday_text(day)} {_format_date(day, pattern, _current.get())}"
 
 
 def short_day_text(day: dt.date) -> str:
     """6月21日 周一 / Mon 21 Jun."""
     pattern = "M月d日" if _current.get() == "zh" else "d MMM"
-    return f"{format_date(day, pattern, locale=_locale())} {weekday_text(day)}" if _current.get() == "zh" \
-        else f"{weekday_text(day)} {format_date(day, pattern, locale=_locale())}"
+    return f"{_format_date(day, pattern, _current.get())} {weekday_text(day)}" if _current.get() == "zh" \
+        else f"{weekday_text(day)} {_format_date(day, pattern, _current.get())}"
 
 
 def numeric_day_text(day: dt.date) -> str:
     """6/21 / 21/6: the date under the weekday in the day strip."""
-    return format_date(day, "M/d" if _current.get() == "zh" else "d/M", locale=_locale())
+    return _format_date(day, "M/d" if _current.get() == "zh" else "d/M", _current.get())
 
 
 def full_date_text(day: dt.date) -> str:
     """2021年6月21日 / 21 June 2021."""
     pattern = "y年M月d日" if _current.get() == "zh" else "d MMMM y"
-    return format_date(day, pattern, locale=_locale())
+    return _format_date(day, pattern, _current.get())
 
 
 def window_text(start: str, end: str) -> str:
     """上午9:00-10:00 / 9:00–10:00 am."""
     s, e = dt.time.fromisoformat(start), dt.time.fromisoformat(end)
     if _current.get() == "zh":
-        return f"{format_time(s, 'ah:mm', locale=_locale())}-{format_time(e, 'h:mm', locale=_locale())}"
-    return f"{format_time(s, 'h:mm', locale=_locale())}–{format_time(e, 'h:mm a', locale=_locale())}"
+        return f"{_format_time(s, 'ah:mm', _current.get())}-{_format_time(e, 'h:mm', _current.get())}"
+    return f"{_format_time(s, 'h:mm', _current.get())}–{_format_time(e, 'h:mm a', _current.get())}"
 
 
 def datetime_text(moment: dt.datetime) -> str:
@@ -107,7 +116,7 @@ def datetime_text(moment: dt.datetime) -> str:
 
     local = moment.astimezone(TZ)
     pattern = "M月d日" if _current.get() == "zh" else "d MMM"
-    return f"{format_date(local.date(), pattern, locale=_locale())} {local:%H:%M}"
+    return f"{_format_date(local.date(), pattern, _current.get())} {local:%H:%M}"
 
 
 def clock_text(moment: dt.datetime) -> str:

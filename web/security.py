@@ -18,6 +18,7 @@ from limits.strategies import MovingWindowRateLimiter
 from starlette.datastructures import MutableHeaders
 
 access_log = logging.getLogger("booking.access")
+log = logging.getLogger("booking")
 
 CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -182,23 +183,47 @@ class RateLimits:
 
     In Redis when a URL is given, so every worker and host counts together; in this process's
     memory otherwise (`make run` with one worker).
+
+    If Redis cannot be reached, the residents' limits let everything through and the log says so
+    (at most once a minute): a district's booking must not stop for the counters' store, and the
+    link lock after wrong ID numbers lives in the database and still holds. Staff sign-in (the
+    rules in FAIL_CLOSED) refuses instead: without a count, guessing passwords would be free.
     """
+
+    FAIL_CLOSED = frozenset({"staff_login", "login_guess"})
 
     def __init__(self, rules: dict[str, str], *, redis_url: str = "", prefix: str = "booking"):
         storage = (storage_from_string(redis_url, key_prefix=prefix) if redis_url
                    else storage_from_string("memory://"))
         self.limiter = MovingWindowRateLimiter(storage)
         self.rules = {name: parse(text) for name, text in rules.items()}
+        self._complained_at = 0.0
+
+    def _unavailable(self, error: Exception) -> None:
+        if time.monotonic() - self._complained_at > 60:
+            self._complained_at = time.monotonic()
+            log.error("rate limits not counted: their store is unavailable (%s)", type(error).__name__)
 
     def allowed(self, name: str, *keys: str) -> bool:
         """Whether one more failure would still be within the limit (nothing is counted)."""
-        return self.limiter.test(self.rules[name], name, *keys)
+        try:
+            return self.limiter.test(self.rules[name], name, *keys)
+        except Exception as error:  # noqa: BLE001 - any failure of the store: see the class
+            self._unavailable(error)
+            return name not in self.FAIL_CLOSED
 
     def fail(self, name: str, *keys: str) -> None:
         """Count one failure."""
-        self.limiter.hit(self.rules[name], name, *keys)
+        try:
+            self.limiter.hit(self.rules[name], name, *keys)
+        except Exception as error:  # noqa: BLE001
+            self._unavailable(error)
 
     def retry_after(self, name: str, *keys: str) -> int:
         """Seconds until the next attempt would be allowed (at least 1)."""
-        reset = self.limiter.get_window_stats(self.rules[name], name, *keys).reset_time
+        try:
+            reset = self.limiter.get_window_stats(self.rules[name], name, *keys).reset_time
+        except Exception as error:  # noqa: BLE001
+            self._unavailable(error)
+            return 60
         return max(int(reset - time.time()) + 1, 1)

@@ -84,6 +84,11 @@ class Settings:
     rate_limit_entry: str = "30 per 15 minutes"
     # Proxies whose X-Forwarded-For is believed (addresses or networks); none by default.
     trusted_proxies: tuple[str, ...] = ()
+    # The waiting room (web/waiting_room.py), per server process: resident requests in flight
+    # (0: no waiting room), and how long a GET, then a POST, may wait in line before the page.
+    waiting_room_active: int = 16
+    waiting_room_wait: float = 5.0
+    waiting_room_post_wait: float = 20.0
     debug: bool = False
 
     @property
@@ -94,7 +99,7 @@ class Settings:
         return replace(self, **changes)
 
 
-def _number(env: dict, name: str, default, kind=int):
+def _number(env: dict, name: str, default, kind=int, *, zero: bool = False):
     text = env.get(name, "")
     if not text.strip():
         return default
@@ -102,8 +107,8 @@ def _number(env: dict, name: str, default, kind=int):
         value = kind(text)
     except ValueError:
         raise ValueError(f"{name}: {text!r} is not a number") from None
-    if value <= 0:
-        raise ValueError(f"{name}: must be more than 0")
+    if value < 0 or (value == 0 and not zero) or value != value or value == float("inf"):
+        raise ValueError(f"{name}: must be more than 0" + (" or 0" if zero else ""))
     return value
 
 
@@ -139,6 +144,12 @@ def load_settings(**overrides) -> Settings:
         rate_limit_entry=env.get("RATE_LIMIT_ENTRY", Settings.rate_limit_entry),
         trusted_proxies=tuple(p.strip() for p in env.get("TRUSTED_PROXIES", "").split(",")
                               if p.strip()),
+        waiting_room_active=_number(env, "WAITING_ROOM_ACTIVE", Settings.waiting_room_active,
+                                    zero=True),
+        waiting_room_wait=_number(env, "WAITING_ROOM_WAIT", Settings.waiting_room_wait, float,
+                                  zero=True),
+        waiting_room_post_wait=_number(env, "WAITING_ROOM_POST_WAIT",
+                                       Settings.waiting_room_post_wait, float, zero=True),
     )
     values.update(overrides)
     for proxy in values["trusted_proxies"]:

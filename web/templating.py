@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
@@ -29,6 +31,7 @@ env = Environment(
     extensions=["jinja2.ext.i18n"],
     trim_blocks=True,
     lstrip_blocks=True,
+    auto_reload=False,  # no stat() of every template on every page; DEBUG turns it on (web/app.py)
 )
 env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)
 env.filters.update(
@@ -52,6 +55,24 @@ def static_url(name: str) -> str:
 
 
 env.globals["static_url"] = static_url
+
+
+@lru_cache(maxsize=8192)
+def _site_choice(lang: str, site_id: int, name: str, address: str, first_free_day, checked: bool,
+                 focus: bool) -> Markup:
+    macros = env.get_template("macros/booking.html").module
+    return macros.site_choice_item(site_id, name, address, first_free_day, checked, focus)
+
+
+def site_choice(choice, chosen, focus) -> Markup:
+    """One site of a site list (macros/booking.html: site_choice_item), drawn once for all it
+    shows, in this language: a district's site page lists 100 sites, 6 ms of Jinja drawn anew."""
+    site, draw = choice.site, _site_choice.__wrapped__ if env.auto_reload else _site_choice
+    return draw(i18n.current_language(), site.id, site.name, site.address, choice.first_free_day,
+                site.id == chosen, bool(focus) and site.id == chosen)
+
+
+env.globals["site_choice"] = site_choice
 
 
 def wants_fragment(request: Request) -> bool:

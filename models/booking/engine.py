@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from functools import lru_cache
 from typing import Awaitable, Callable
 
 from tortoise.exceptions import IntegrityError
@@ -23,7 +24,8 @@ from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from ..clock import as_utc
-from ..db.tables import Booking, Hold, Resident, Slot
+from ..db import fast
+from ..db.tables import Booking, Hold, Resident, Site, Slot
 from ..people.residents import active_booking
 from ..rules.eligibility import Refusal, Refused
 from ..rules.interval import Window
@@ -34,13 +36,18 @@ from .codes import new_booking_code
 Notice = Callable[[Booking, "Slot | None", object], Awaitable[object]]
 
 
-async def lock_slots(conn, *slot_ids: int | None) -> None:
-    """Lock, lowest id first, every slot row the transaction will change.
+async def lock_slots(conn, *slot_ids: int | None, holder: int | None = None) -> None:
+    """Lock, lowest id first, every slot row the transaction will change (with the slot the
+    resident `holder` holds, if any).
 
     On PostgreSQL two transactions that each change two slots (a move A→B and a move B→A) would
     otherwise lock them in opposite orders and deadlock. On SQLite the whole database is already
-    locked by BEGIN IMMEDIATE, and select_for_update does nothing.
+    locked by BEGIN IMMEDIATE: nothing is asked.
     """
+    if conn.capabilities.dialect == "sqlite":
+        return
+    if holder is not None:
+        slot_ids = (*slot_ids, await _held_slot(holder))
     ids = sorted({i for i in slot_ids if i})
     if ids:
         await Slot.filter(id__in=ids).order_by("id").select_for_update().using_db(conn)
@@ -70,10 +77,26 @@ async def retrying(transaction):
             await asyncio.sleep(0.01 * (attempt + 1))
 
 
+@lru_cache(maxsize=1)
+def _slot_sql() -> str:
+    return (f"SELECT {fast.columns(Slot, 'sl')}, {fast.columns(Site, 's')} FROM {fast.table(Slot)} sl "
+            f"JOIN {fast.table(Site)} s ON s.id = sl.site_id WHERE sl.id = ?")
+
+
+async def _slot_with_site(slot_id: int) -> Slot | None:
+    """The slot, its site loaded: asked on the check page, by hold and by book (models/db/fast.py)."""
+    found = await fast.rows(_slot_sql(), [slot_id])
+    if not found:
+        return None
+    slot = fast.load(Slot, found[0], "sl")
+    fast.attach(slot, "site", fast.load(Site, found[0], "s"))
+    return slot
+
+
 async def bookable_slot(slot_id: int, window: Window, now: dt.datetime) -> Slot:
     """The slot (site loaded) when it and its site are open and the window rule allows it; else
     not_allowed."""
-    slot = await Slot.get_or_none(id=slot_id).select_related("site") if slot_id else None
+    slot = await _slot_with_site(slot_id) if slot_id else None
     if (slot is None or not slot.site.active or slot.closed_reason
             or not window.allows(slot.day, slot.start, now)):
         raise Refused(Refusal.NOT_ALLOWED)
@@ -81,7 +104,7 @@ async def bookable_slot(slot_id: int, window: Window, now: dt.datetime) -> Slot:
 
 
 async def _held_slot(resident_id: int) -> int | None:
-    """The slot the resident holds now (read before a transaction, to lock it in order)."""
+    """The slot the resident holds now (read outside the transaction, to lock it in order)."""
     ids = await Hold.filter(resident_id=resident_id).values_list("slot_id", flat=True)
     return ids[0] if ids else None
 
@@ -93,13 +116,15 @@ async def _sweep_slot(conn, slot_id: int, now: dt.datetime) -> None:
         await Slot.filter(id=slot_id).using_db(conn).update(held=F("held") - gone)
 
 
-async def _release_hold(conn, resident_id: int, *, except_slot: int | None = None) -> None:
-    """Drop the resident's hold (if any, and not on except_slot), giving its place back."""
+async def _release_hold(conn, resident_id: int, *, except_slot: int | None = None) -> Hold | None:
+    """Drop the resident's hold (if any, and not on except_slot), giving its place back; return
+    the hold when it is on except_slot and so kept."""
     current = await Hold.get_or_none(resident_id=resident_id).using_db(conn)
     if current is None or current.slot_id == except_slot:
-        return
+        return current
     if await Hold.filter(id=current.id).using_db(conn).delete():
         await Slot.filter(id=current.slot_id).using_db(conn).update(held=F("held") - 1)
+    return None
 
 
 async def _take_place(conn, resident_id: int, slot_id: int, now: dt.datetime) -> None:
@@ -129,10 +154,9 @@ async def hold(resident: Resident, slot_id: int, *, window: Window, now: dt.date
 
     async def transaction() -> Hold:
         async with in_transaction() as conn:
-            await lock_slots(conn, slot_id, await _held_slot(resident.id))
+            await lock_slots(conn, slot_id, holder=resident.id)
             await _sweep_slot(conn, slot_id, now)
-            await _release_hold(conn, resident.id, except_slot=slot_id)
-            mine = await Hold.get_or_none(resident_id=resident.id).using_db(conn)
+            mine = await _release_hold(conn, resident.id, except_slot=slot_id)
             if mine:  # already holding this slot: keep it a little longer
                 await Hold.filter(id=mine.id).using_db(conn).update(expires_at=until)
                 mine.expires_at = until
@@ -149,7 +173,9 @@ async def hold(resident: Resident, slot_id: int, *, window: Window, now: dt.date
 
 
 async def live_hold(resident_id: int, now: dt.datetime) -> Hold | None:
-    return await Hold.get_or_none(resident_id=resident_id, expires_at__gt=as_utc(now))
+    """Their hold, if it has not run out (the time compared here, not in SQL)."""
+    held = await fast.one(Hold, "t.resident_id = ?", [resident_id])
+    return held if held and held.expires_at > as_utc(now) else None
 
 
 async def sweep_expired_holds(now: dt.datetime) -> int:
@@ -168,7 +194,8 @@ async def book(
 ) -> tuple[Booking, bool]:
     """Book the slot for the resident; return (booking, created). Repeats return the same booking."""
     if request_key:
-        again = await Booking.get_or_none(request_key=request_key, resident_id=resident.id)
+        again = await fast.one(Booking, "t.request_key = ? AND t.resident_id = ?",
+                               [request_key, resident.id])
         if again and again.status == Booking.ACTIVE:
             return again, False
     current = await active_booking(resident.id)
@@ -180,7 +207,7 @@ async def book(
 
     async def transaction() -> Booking:
         async with in_transaction() as conn:
-            await lock_slots(conn, slot_id, await _held_slot(resident.id))
+            await lock_slots(conn, slot_id, holder=resident.id)
             await _take_place(conn, resident.id, slot_id, now)
             booking = await _create_booking(resident, slot, request_key, channel, conn)
             await notice(booking, slot, conn)
@@ -219,7 +246,7 @@ async def move(booking: Booking, new_slot_id: int, *, window: Window, now: dt.da
 
     async def transaction() -> None:
         async with in_transaction() as conn:
-            await lock_slots(conn, new_slot_id, old_slot_id, await _held_slot(resident_id))
+            await lock_slots(conn, new_slot_id, old_slot_id, holder=resident_id)
             await _take_place(conn, resident_id, new_slot_id, now)
             moved = await Booking.filter(
                 id=booking.id, status=Booking.ACTIVE, slot_id=old_slot_id

@@ -87,7 +87,7 @@ async def stand(district: District, resident: Resident, now: dt.datetime | None 
         window=window,
         today=now.date(),
     )
-    if (why is None and await availability.total_free(window, now) == 0
+    if (why is None and not await availability.any_free(window, now)
             and await engine.live_hold(resident.id, now) is None):  # their own held place counts
         why = Refusal.NO_ROOM
     return Standing(resident, now, window, booking, why, restricted)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from typing import AsyncIterator
 
+from ..db import bulk
 from ..db.tables import Resident, SmsMessage
 from ..people.pii import Vault, mask_phone
 from .sms import Sms
@@ -23,14 +24,22 @@ async def queue(vault: Vault, resident: Resident | None, sms: Sms, *, kind: str 
     """
     if dedupe_key is not None and await SmsMessage.filter(dedupe_key=dedupe_key).using_db(using_db).exists():
         return None
+    return await SmsMessage.create(resident=resident, **message_values(vault, resident, sms, kind=kind,
+                                                                      phone=phone, dedupe_key=dedupe_key),
+                                   using_db=using_db)
+
+
+def message_values(vault: Vault, resident: Resident | None, sms: Sms, *, kind: str | None = None,
+                   phone: str | None = None, dedupe_key: str | None = None) -> dict:
+    """The outbox row of a message (but its resident), encrypted: what queue() writes, and what a
+    batch hands to queue_many() (worked out before its transaction, which then only writes)."""
     if phone is None:
         if resident is None:
             raise ValueError("a message needs a resident or a phone number")
         phone_cipher, phone_masked, phone_hash = resident.phone_cipher, resident.phone_masked, resident.phone_hash
     else:
         phone_cipher, phone_masked, phone_hash = vault.encrypt(phone), mask_phone(phone), vault.keyed_hash(phone)
-    return await SmsMessage.create(
-        resident=resident,
+    return dict(
         kind=kind or sms.template,
         template=sms.template,
         lang=sms.lang,
@@ -41,8 +50,18 @@ async def queue(vault: Vault, resident: Resident | None, sms: Sms, *, kind: str 
         phone_hash=phone_hash,
         body_cipher=vault.encrypt(sms.body),
         dedupe_key=dedupe_key,
-        using_db=using_db,
     )
+
+
+async def queue_many(messages: list[tuple[int | None, dict]], *, using_db) -> int:
+    """Put many messages in the outbox with one INSERT, in the caller's transaction (as queue()
+    does one): (resident id, message_values(…)) each, without dedupe keys. How many."""
+    rows = []
+    for resident_id, values in messages:
+        if values.get("dedupe_key") is not None:
+            raise ValueError("queue_many() does not check dedupe keys: use queue()")
+        rows.append({**values, "resident_id": resident_id})
+    return await bulk.Rows(SmsMessage, using_db).insert(rows)
 
 
 async def outbox_rows(vault: Vault, status: str | None = None) -> AsyncIterator[tuple[int, str, str, str]]:

@@ -10,9 +10,10 @@ A file is read twice, a line at a time, never whole:
    finish an interrupted run: a row already written counts as unchanged.
 A source that cannot be read twice (a pipe, /dev/stdin) is first copied to a temporary file.
 
-Memory: one batch of rows, the first KEPT_ERRORS refusals, and, to find an ID number repeated in
-the file, 64 bits of each row's keyed hash with its line number (about 24 bytes a row: 24 MB for
-a million rows); never an ID number itself.
+Memory: two batches of rows (one written while the next is checked), the first KEPT_ERRORS
+refusals, SQLite's page cache (SQLITE_CACHE_KB while the import runs), and, to find an ID number
+repeated in the file, 64 bits of each row's keyed hash with its line number (about 24 bytes a
+row: 24 MB for a million rows); never an ID number itself.
 """
 from __future__ import annotations
 
@@ -33,9 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import AsyncIterator, BinaryIO, Callable, Iterator
 
+from tortoise import connections
 from tortoise.exceptions import BaseORMException
 from tortoise.transactions import in_transaction
 
+from ..db import bulk
 from ..db.tables import ImportReject, ImportRun, Resident, Site, StaffUser
 from ..people import pii
 from ..people.residents import upsert_resident
@@ -47,11 +50,12 @@ SITES, FIRST_DOSES = "sites", "first_doses"  # ImportRun.kind
 SITE_COLUMNS = ("code", "name", "subdistrict", "address")  # `phone` may be left out
 DOSE_COLUMNS = ("name", "id_number", "phone", "first_dose_date", "site_code")  # + vaccine, subdistrict
 
-BATCH = 1000  # rows checked and written together, in one transaction; the run's counts move by this
+BATCH = 5000  # rows checked and written together, in one transaction; the run's counts move by this
 KEPT_ERRORS = 1000  # refusals kept in ImportResult.errors (all of them go to ImportReject and on_reject)
 MAX_LINE = 100_000  # characters on one physical line: a real row has about 100
 IN_CLAUSE = 500  # ids in one `IN (…)` look-up
 YIELD_EVERY = 100  # rows checked between two chances for the event loop to serve other requests
+SQLITE_CACHE_KB = 65536  # SQLite's page cache while an import runs (_sqlite_cache)
 
 # Inactivated vaccines were first given in China in mid-2020: an earlier date is a typo.
 EARLIEST_FIRST_DOSE = dt.date(2020, 1, 1)
@@ -328,12 +332,66 @@ def run_failure(run: ImportRun) -> tuple[str, str]:
     return code, detail
 
 
-async def _run_import(kind: str, source, required: tuple[str, ...], write_batch, *,
+async def _run_import(kind: str, source, required: tuple[str, ...], prepare, *,
                       run: ImportRun | None, user: StaffUser | None,
                       on_progress: Progress | None, on_reject: Reject | None) -> ImportResult:
-    """Open, check, import batch by batch (write_batch(run_id, batch, result) -> the batch's
-    refusals, having written it and the run's counts), and finish the run: done or failed."""
+    """Open, check, import batch by batch, and finish the run: done or failed.
+
+    prepare(run_id, batch, result) works a batch out and returns write(), which writes it with
+    the run's counts and returns its refusals. One batch is written while the next is worked
+    out (the database's work overlaps Python's); batches are written one after the other, in
+    order, each after the one before it is done."""
+    async with _sqlite_cache():
+        return await _import_batches(kind, source, required, prepare, run=run, user=user,
+                                     on_progress=on_progress, on_reject=on_reject)
+
+
+@contextlib.asynccontextmanager
+async def _sqlite_cache():
+    """On SQLite, a larger page cache for the connection while an import runs (restored after):
+    new records go into three indexes at random places (the ID hash, the phone hash, the
+    reports'), and past a few hundred thousand records the default 2 MB cache reads most of
+    their pages again for every batch. Memory: at most SQLITE_CACHE_KB, whatever the file's size."""
+    conn = connections.get("default")
+    if conn.capabilities.dialect != "sqlite" or not SQLITE_CACHE_KB:
+        yield
+        return
+    _, rows = await conn.execute_query("PRAGMA cache_size")
+    before = int(rows[0][0])
+    if before >= 0 or -before >= SQLITE_CACHE_KB:  # set in pages, or as large already: leave it
+        yield
+        return
+    await conn.execute_script(f"PRAGMA cache_size = -{int(SQLITE_CACHE_KB)}")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            await conn.execute_script(f"PRAGMA cache_size = {before}")
+
+
+async def _import_batches(kind: str, source, required: tuple[str, ...], prepare, *,
+                          run: ImportRun | None, user: StaffUser | None,
+                          on_progress: Progress | None, on_reject: Reject | None) -> ImportResult:
     result = ImportResult()
+    pending: asyncio.Future | None = None  # the batch being written
+
+    async def written() -> None:
+        nonlocal pending
+        if pending is not None:
+            task, pending = pending, None
+            rejects = await task
+            if on_reject:
+                for error in rejects:
+                    on_reject(error)
+            if on_progress:
+                on_progress(result)
+
+    async def one_batch(batch) -> None:
+        nonlocal pending
+        write = await prepare(run.id, batch, result)
+        await written()
+        pending = asyncio.ensure_future(write())
+
     try:
         with _opened(source) as (binary, name):
             if run is None:
@@ -348,10 +406,18 @@ async def _run_import(kind: str, source, required: tuple[str, ...], write_batch,
                 for item in rows:
                     batch.append(item)
                     if len(batch) == BATCH:
-                        await _one_batch(write_batch, run.id, batch, result, on_progress, on_reject)
+                        await one_batch(batch)
                         batch = []
                 if batch:
-                    await _one_batch(write_batch, run.id, batch, result, on_progress, on_reject)
+                    await one_batch(batch)
+                await written()
+            except BaseException as exc:
+                if pending is not None:  # the batch being written ends first (or stops with us)
+                    if isinstance(exc, asyncio.CancelledError):
+                        pending.cancel()
+                    with contextlib.suppress(BaseException):
+                        await written()
+                raise
             finally:
                 rows.close()
     except ImportFileError as exc:
@@ -374,15 +440,6 @@ async def _run_import(kind: str, source, required: tuple[str, ...], write_batch,
     return result
 
 
-async def _one_batch(write_batch, run_id, batch, result, on_progress, on_reject) -> None:
-    rejects = await write_batch(run_id, batch, result)
-    if on_reject:
-        for error in rejects:
-            on_reject(error)
-    if on_progress:
-        on_progress(result)
-
-
 # ---- sites
 
 
@@ -391,6 +448,9 @@ async def import_sites(source, *, run: ImportRun | None = None, user: StaffUser 
                        on_reject: Reject | None = None) -> ImportResult:
     """Create or update the sites listed in a CSV file (a path or a binary file object)."""
     seen: dict[str, int] = {}  # site codes: a district has dozens of sites
+
+    async def prepare(run_id: int, batch, result: ImportResult):
+        return lambda: write_batch(run_id, list(batch), result)
 
     async def write_batch(run_id: int, batch, result: ImportResult) -> list[RowError]:
         rejects: list[RowError] = []
@@ -413,7 +473,7 @@ async def import_sites(source, *, run: ImportRun | None = None, user: StaffUser 
         _apply(result, counts, len(batch), rejects)
         return rejects
 
-    return await _run_import(SITES, source, SITE_COLUMNS, write_batch, run=run, user=user,
+    return await _run_import(SITES, source, SITE_COLUMNS, prepare, run=run, user=user,
                              on_progress=on_progress, on_reject=on_reject)
 
 
@@ -469,7 +529,9 @@ async def import_first_doses(vault: pii.Vault, source, *, today: dt.date,
     sites = {site.code: site for site in await Site.all()}
     seen: _SeenIds | None = None
 
-    async def write_batch(run_id: int, batch, result: ImportResult) -> list[RowError]:
+    async def prepare(run_id: int, batch, result: ImportResult):
+        """Check the batch's rows, look up who is already there, encrypt what is new; return
+        the write of the batch."""
         nonlocal seen
         if seen is None:
             seen = _SeenIds(result.total)
@@ -477,7 +539,7 @@ async def import_first_doses(vault: pii.Vault, source, *, today: dt.date,
         good: list[tuple[int, dict, str]] = []
         for n, (line, row) in enumerate(batch, 1):
             if n % YIELD_EVERY == 0:
-                await asyncio.sleep(0)  # a batch is some 0.5 s of work: let the server answer others
+                await asyncio.sleep(0)  # a batch is some seconds of work: let the server answer others
             reasons, values = _check_first_dose(row, sites, today)
             id_hash = ""
             if number := values.get("id_number"):
@@ -489,24 +551,36 @@ async def import_first_doses(vault: pii.Vault, source, *, today: dt.date,
                 rejects.append(RowError(line, "; ".join(reasons)))
             else:
                 good.append((line, values, id_hash))
-        try:
-            counts = await _write_residents(vault, run_id, good, result, len(batch), rejects)
-        except BaseORMException:
-            # Someone else wrote one of these people meanwhile (or the database refused a value):
-            # the batch again, row by row, so that one row blocks nobody.
-            counts = Counter()
-            for line, values, _ in good:
-                try:
-                    counts[(await upsert_resident(vault, **values))[1]] += 1
-                except BaseORMException:
-                    rejects.append(RowError(line, "the database refused this row"))
-            rejects.sort(key=lambda e: e.line)
-            await _save_progress(run_id, result, counts, len(batch), rejects)
-        _apply(result, counts, len(batch), rejects)
-        return rejects
+        counts, new, changes = await _prepare_residents(vault, good)
+        rows = len(batch)
 
-    return await _run_import(FIRST_DOSES, source, DOSE_COLUMNS, write_batch, run=run, user=user,
+        async def write() -> list[RowError]:
+            nonlocal counts
+            try:
+                await _write_residents(run_id, new, changes, result, counts, rows, rejects)
+            except BaseORMException:
+                # Someone else wrote one of these people meanwhile (or the database refused a
+                # value): the batch again, row by row, so that one row blocks nobody.
+                counts = Counter()
+                for line, values, _ in good:
+                    try:
+                        counts[(await upsert_resident(vault, **_upsert_values(values)))[1]] += 1
+                    except BaseORMException:
+                        rejects.append(RowError(line, "the database refused this row"))
+                rejects.sort(key=lambda e: e.line)
+                await _save_progress(run_id, result, counts, rows, rejects)
+            _apply(result, counts, rows, rejects)
+            return rejects
+
+        return write
+
+    return await _run_import(FIRST_DOSES, source, DOSE_COLUMNS, prepare, run=run, user=user,
                              on_progress=on_progress, on_reject=on_reject)
+
+
+# What upsert_resident() compares on an existing record (and writes when one differs).
+COMPARED = ("name", "phone_hash", "phone_masked", "first_dose_date", "first_site_id", "vaccine",
+            "subdistrict")
 
 
 def _resident_fields(vault: pii.Vault, values: dict) -> dict:
@@ -523,22 +597,25 @@ def _resident_fields(vault: pii.Vault, values: dict) -> dict:
     )
 
 
-async def _residents_by_hash(hashes: list[str]) -> dict[str, Resident]:
-    found: dict[str, Resident] = {}
+async def _residents_by_hash(hashes: list[str]) -> dict[str, dict]:
+    """The records already there for these ID hashes: their id and the COMPARED values (plain
+    values, not Model objects: re-importing a million rows reads a million records)."""
+    found: dict[str, dict] = {}
     for i in range(0, len(hashes), IN_CLAUSE):
-        for resident in await Resident.filter(id_hash__in=hashes[i:i + IN_CLAUSE]):
-            found[resident.id_hash] = resident
+        for resident in await Resident.filter(id_hash__in=hashes[i:i + IN_CLAUSE]).values(
+                "id", "id_hash", *COMPARED):
+            found[resident["id_hash"]] = resident
     return found
 
 
-async def _write_residents(vault: pii.Vault, run_id: int, good: list[tuple[int, dict, str]],
-                           result: ImportResult, rows: int, rejects: list[RowError]) -> Counter:
-    """A batch's good rows as upsert_resident() would write them, with the batch's refusals and
-    the run's counts, in one transaction. Returns the counts of created/updated/unchanged."""
+async def _prepare_residents(vault: pii.Vault, good: list[tuple[int, dict, str]]):
+    """What a batch's good rows change, as upsert_resident() would: (counts of created, updated,
+    unchanged; new records as rows; (id, changed columns) of the others), worked out before the
+    batch's transaction (hashes, encryption, comparing), which then only writes."""
     existing = await _residents_by_hash([id_hash for _, _, id_hash in good])
     counts: Counter = Counter()
-    new: list[Resident] = []
-    changes: list[tuple[Resident, dict]] = []
+    new: list[dict] = []
+    changes: list[tuple[int, dict]] = []
     for n, (_, values, id_hash) in enumerate(good, 1):
         if n % YIELD_EVERY == 0:
             await asyncio.sleep(0)
@@ -546,28 +623,39 @@ async def _write_residents(vault: pii.Vault, run_id: int, good: list[tuple[int, 
         old = existing.get(id_hash)
         if old is None:
             number, phone = values["id_number"], values["phone"]
-            new.append(Resident(
-                id_hash=id_hash, id_cipher=vault.encrypt(number), id_masked=pii.mask_id(number),
-                birth_date=pii.birth_date(number), phone_cipher=vault.encrypt(phone), **fields))
+            fields.update(id_hash=id_hash, id_cipher=vault.encrypt(number), id_masked=pii.mask_id(number),
+                          birth_date=values["birth_date"], phone_cipher=vault.encrypt(phone))
+            new.append(fields)
             counts["created"] += 1
             continue
-        changed = {k: v for k, v in fields.items() if getattr(old, k) != v}
+        changed = {k: v for k, v in fields.items() if old[k] != v}
         if not changed:
             counts["unchanged"] += 1
             continue
         if "phone_hash" in changed:
             changed["phone_cipher"] = vault.encrypt(values["phone"])
-        changes.append((old, changed))
+        changes.append((old["id"], changed))
         counts["updated"] += 1
+    return counts, new, changes
+
+
+async def _write_residents(run_id: int, new: list[dict], changes: list[tuple[int, dict]],
+                           result: ImportResult, counts: Counter, rows: int,
+                           rejects: list[RowError]) -> None:
+    """A batch's records (new ones with one INSERT … executemany, changed ones by id), its
+    refusals and the run's counts, in one transaction."""
     async with in_transaction() as conn:
         if new:
-            await Resident.bulk_create(new, using_db=conn)
-        for resident, changed in changes:
-            for key, value in changed.items():
-                setattr(resident, key, value)
-            await resident.save(update_fields=list(changed), using_db=conn)
+            await bulk.Rows(Resident, conn).insert(new)
+        for resident_id, changed in changes:
+            # As upsert_resident()'s save(update_fields=…): the changed columns only.
+            await Resident.filter(id=resident_id).using_db(conn).update(**changed)
         await _save_progress(run_id, result, counts, rows, rejects, conn)
-    return counts
+
+
+def _upsert_values(values: dict) -> dict:
+    """The checked values as upsert_resident() takes them (it works the birth date out itself)."""
+    return {k: v for k, v in values.items() if k != "birth_date"}
 
 
 def _check_first_dose(row: dict[str, str], sites: dict[str, Site], today: dt.date):
@@ -595,7 +683,7 @@ def _check_first_dose(row: dict[str, str], sites: dict[str, Site], today: dt.dat
                 reason += f", not {len(pii.normalise_id(row['id_number']))}"
             reasons.append(reason)
         else:
-            born = pii.birth_date(values["id_number"])
+            born = values["birth_date"] = pii.birth_date(values["id_number"])
             if born > (first_dose or today):
                 reasons.append("id_number birth date is after the first dose")
 

@@ -1,6 +1,8 @@
 """Invitation batches: everyone due for a second dose and not yet invited gets a personal link by SMS."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Callable
@@ -10,15 +12,21 @@ from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
 from ..clock import as_utc
-from ..db.tables import Booking, Resident, RiskArea, Site
+from ..db import bulk
+from ..db.tables import Booking, Link, Resident, RiskArea, Site
 from ..district import District
 from ..messaging import wording
-from ..messaging.outbox import queue
+from ..messaging.outbox import message_values, queue_many
 from ..messaging.sms import Sms
-from ..people.links import issue_link, link_url
+from ..people.links import link_url, new_link
 from ..rules.interval import RuleBook
 
-BATCH = 500
+BATCH = 500  # residents invited in one transaction
+READ_PAGE = 10_000  # residents read by one query (a scan of the table, sorted: few and large)
+# What an invitation needs of a resident (wording, interval rules, outbox): the rest is not read.
+INVITE_FIELDS = ("id", "name", "lang", "first_dose_date", "vaccine", "phone_cipher", "phone_masked",
+                 "phone_hash")
+YIELD_EVERY = 100  # invitations made between two chances for the event loop to serve others
 SAMPLE_TOKEN = "x" * 22  # tokens.new_link_token() gives 22 characters
 
 
@@ -160,7 +168,10 @@ async def preview(rules: RuleBook, as_of: dt.date, scope: Scope = EVERYONE) -> P
 
 async def eligible(rules: RuleBook, as_of: dt.date, limit: int | None = None,
                    scope: Scope = EVERYONE):
-    """Yield residents to invite, most overdue first (keyset pages, so a large district fits in memory)."""
+    """Yield residents to invite, most overdue first (keyset pages, so a large district fits in memory).
+
+    They carry what an invitation needs (INVITE_FIELDS), not every column. Each page is one scan
+    of the table (no index orders residents by first dose), hence pages of READ_PAGE."""
     found = 0
     after: tuple[dt.date, int] | None = None
     while limit is None or found < limit:
@@ -168,7 +179,7 @@ async def eligible(rules: RuleBook, as_of: dt.date, limit: int | None = None,
         if after:
             day, last_id = after
             query = query.filter(Q(first_dose_date__gt=day) | Q(first_dose_date=day, id__gt=last_id))
-        page = await query.order_by("first_dose_date", "id").limit(BATCH)
+        page = await query.order_by("first_dose_date", "id").limit(READ_PAGE).only(*INVITE_FIELDS)
         for resident in page:
             # The query used the shortest interval of any vaccine; apply the resident's own here.
             if rules.window(resident.first_dose_date, resident.vaccine).earliest <= as_of:
@@ -176,7 +187,7 @@ async def eligible(rules: RuleBook, as_of: dt.date, limit: int | None = None,
                 found += 1
                 if limit is not None and found >= limit:
                     return
-        if len(page) < BATCH:
+        if len(page) < READ_PAGE:
             return
         after = (page[-1].first_dose_date, page[-1].id)
 
@@ -186,28 +197,82 @@ async def invite(district: District, *, as_of: dt.date, limit: int | None = None
                  progress: Progress | None = None) -> InviteResult:
     """Issue a link and queue one invitation SMS per eligible resident (of the scope); return how many.
 
-    `progress(count)` is told the count after each resident: a progress bar or page."""
+    A page of BATCH residents at a time: their links and messages are made first (tokens,
+    wording, encryption), then written in one transaction that claims them; one page is written
+    while the next is made. `progress(count)` is told each count as pages are written (a
+    progress bar or page)."""
     check_base_url(district.base_url)
     count = 0
-    async for resident in eligible(district.rules, as_of, limit, scope):
-        if dry_run or await _invite_one(district, resident, as_of):
-            count += 1
+    page: list[Resident] = []
+    pending: asyncio.Future | None = None  # the page being written
+
+    async def written() -> None:
+        nonlocal pending, count
+        if pending is not None:
+            task, pending = pending, None
+            invited = await task
             if progress:
-                progress(count)
+                for done in range(count + 1, count + invited + 1):
+                    progress(done)
+            count += invited
+
+    async def one_page() -> None:
+        nonlocal pending
+        write = await _prepare_page(district, page, as_of)
+        await written()
+        pending = asyncio.ensure_future(write())
+
+    try:
+        async for resident in eligible(district.rules, as_of, limit, scope):
+            if dry_run:
+                count += 1
+                if progress:
+                    progress(count)
+                continue
+            page.append(resident)
+            if len(page) == BATCH:
+                await one_page()
+                page = []
+        if page:
+            await one_page()
+        await written()
+    except BaseException as exc:
+        if pending is not None:  # the page being written ends first (or stops with us)
+            if isinstance(exc, asyncio.CancelledError):
+                pending.cancel()
+            with contextlib.suppress(BaseException):
+                await written()
+        raise
     return InviteResult(count, dry_run)
 
 
-async def _invite_one(district: District, resident: Resident, as_of: dt.date) -> bool:
-    """Mark, link and queue in one transaction; False when another batch got there first."""
+async def _prepare_page(district: District, residents: list[Resident], as_of: dt.date):
+    """Make a page's links and messages (outside any transaction); return the write of the
+    page: mark, link and queue in one transaction, returning how many were invited (those
+    another batch got to first are left out, and their link and message with them)."""
     now = district.clock.now()
-    async with in_transaction() as conn:
-        # The conditional UPDATE comes first: it claims the resident, so two batches never both send.
-        claimed = await Resident.filter(id=resident.id, invited_at__isnull=True).using_db(conn).update(
-            invited_at=as_utc(now)
-        )
-        if not claimed:
-            return False
-        token = await issue_link(resident, now=now, days_valid=district.link_days_valid, using_db=conn)
+    made: dict[int, tuple[dict, dict]] = {}  # resident id: (link row, outbox row)
+    for n, resident in enumerate(residents, 1):
+        if n % YIELD_EVERY == 0:
+            await asyncio.sleep(0)  # some 50 ms of encryption a page: let a server answer others
+        token, link = new_link(now=now, days_valid=district.link_days_valid)
         sms = invitation(district.rules, resident, district.base_url, token, as_of)
-        await queue(district.vault, resident, sms, kind="invite", using_db=conn)
-    return True
+        made[resident.id] = ({**link, "resident_id": resident.id},
+                             message_values(district.vault, resident, sms, kind="invite"))
+
+    async def write() -> int:
+        async with in_transaction() as conn:
+            # The claim comes first: it marks the residents still not invited (locking them on
+            # PostgreSQL), so two batches never both send; on SQLite the transaction holds the
+            # write lock from its start.
+            free = set(await (Resident.filter(id__in=list(made), invited_at__isnull=True)
+                              .select_for_update().using_db(conn).values_list("id", flat=True)))
+            if not free:
+                return 0
+            claimed = [i for i in made if i in free]  # most overdue first, as the page came
+            await Resident.filter(id__in=claimed).using_db(conn).update(invited_at=as_utc(now))
+            await bulk.Rows(Link, conn).insert(made[i][0] for i in claimed)
+            await queue_many([(i, made[i][1]) for i in claimed], using_db=conn)
+        return len(claimed)
+
+    return write

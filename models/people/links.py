@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import lru_cache
 
 from tortoise.expressions import F
 
 from ..clock import as_utc
-from ..db.tables import Link, Resident
+from ..db import fast
+from ..db.tables import Link, Resident, Site
 from ..tokens import new_link_token, token_hash
 from . import pii
 
@@ -17,14 +19,16 @@ LINK_PATH = "/b/"
 async def issue_link(resident: Resident, *, now: dt.datetime, days_valid: int = 60,
                      using_db=None) -> str:
     """Create a personal link for the resident and return its token (shown once, never stored)."""
-    token = new_link_token()
-    await Link.create(
-        token_hash=token_hash(token),
-        resident=resident,
-        expires_at=as_utc(now) + dt.timedelta(days=days_valid),
-        using_db=using_db,
-    )
+    token, values = new_link(now=now, days_valid=days_valid)
+    await Link.create(resident=resident, **values, using_db=using_db)
     return token
+
+
+def new_link(*, now: dt.datetime, days_valid: int = 60) -> tuple[str, dict]:
+    """A new link's token (shown once, never stored) and its row but the resident, for a batch
+    that writes many links at once (models/db/bulk.py)."""
+    token = new_link_token()
+    return token, dict(token_hash=token_hash(token), expires_at=as_utc(now) + dt.timedelta(days=days_valid))
 
 
 async def revoke_links(resident_id: int, *, using_db=None) -> int:
@@ -47,14 +51,30 @@ async def resolve_token(token: str, now: dt.datetime) -> Link | None:
     """Return the live link for a token; unknown, expired and revoked all give None."""
     if not token or len(token) > 64:
         return None
-    link = await Link.get_or_none(token_hash=token_hash(token))
+    link = await fast.one(Link, "t.token_hash = ?", [token_hash(token)])
     return link if link and is_live(link, now) else None
+
+
+@lru_cache(maxsize=1)
+def _link_sql() -> str:
+    return (f"SELECT {fast.columns(Link, 'l')}, {fast.columns(Resident, 'r')}, "
+            f"{fast.columns(Site, 's')} FROM {fast.table(Link)} l "
+            f"JOIN {fast.table(Resident)} r ON r.id = l.resident_id "
+            f"LEFT JOIN {fast.table(Site)} s ON s.id = r.first_site_id WHERE l.id = ?")
 
 
 async def live_link(link_id: int | None, now: dt.datetime) -> Link | None:
-    """The link by row id, with its resident and their first-dose site, if it is still live."""
-    link = await Link.get_or_none(id=link_id).select_related("resident__first_site") if link_id else None
-    return link if link and is_live(link, now) else None
+    """The link by row id, with its resident and their first-dose site, if it is still live.
+
+    Asked on every resident page: one query written once (models/db/fast.py)."""
+    found = await fast.rows(_link_sql(), [link_id]) if link_id else None
+    if not found:
+        return None
+    link = fast.load(Link, found[0], "l")
+    resident = fast.load(Resident, found[0], "r")
+    fast.attach(resident, "first_site", fast.load(Site, found[0], "s"))
+    fast.attach(link, "resident", resident)
+    return link if is_live(link, now) else None
 
 
 def is_live(link: Link, now: dt.datetime) -> bool:
@@ -90,7 +110,7 @@ async def verify_identity(
         # A mistyped number is not a guess at someone else's: it does not count towards the lock.
         return VerifyResult(False, "invalid", tries_left=max_failures - link.failures,
                             invalid_reason=exc.reason)
-    resident = await Resident.get(id=link.resident_id)
+    resident = await fast.one(Resident, "t.id = ?", [link.resident_id])
     if vault.keyed_hash(number) == resident.id_hash:
         if link.failures:
             await Link.filter(id=link.id).update(failures=0, locked_until=None)

@@ -172,16 +172,16 @@ async def booking_site(request: Request):
     if not isinstance(visit, Visit):
         return visit
     standing = visit.standing
-    choices = await availability.site_choices(visit.resident, standing.window, visit.now)
-    open_ids = {c.site.id for c in choices if c.first_free_day}
     error = ""
     if request.method == "POST":
         form = await request.form()
         site_id = parse_id(form.get("site"))
-        if site_id in open_ids:
+        if site_id is not None and await availability.has_room_at(site_id, standing.window, visit.now):
             visit.journey.choose_site(site_id)
             return see_other(url_for(request, "slot"))
         error = "choose_site" if site_id is None else "site_full"
+    choices = await availability.site_choices(visit.resident, standing.window, visit.now)
+    open_ids = {c.site.id for c in choices if c.first_free_day}
     chosen = visit.journey.site_id
     first = choices[0] if choices and choices[0].is_first_site else None
     if chosen not in open_ids:
