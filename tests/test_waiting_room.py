@@ -462,3 +462,31 @@ async def test_hostile_addresses_and_forms_get_the_waiting_page_not_an_error(ful
         if refresh:  # the same address, never another site's
             again = refresh["content"].split("url=", 1)[1]
             assert again.startswith("/") and not again.startswith("//")
+
+
+async def test_the_waiting_pages_are_valid_html(full_app, tmp_path):
+    """The Nu HTML checker (as test_a11y_html.py runs it) on the page for a GET, in English with
+    large text, and for a POST that keeps its form."""
+    import json
+    import shutil
+    import subprocess
+
+    from tests.realserver import ROOT
+
+    vnu = ROOT / "node_modules" / "vnu-jar" / "build" / "dist" / "vnu.jar"
+    if not vnu.exists() or not shutil.which("java"):
+        pytest.skip("vnu.jar (npm ci) and Java are needed: `make test` installs them")
+    client, _ = full_app
+    pages = [await client.get("/booking"),
+             await client.get("/booking", cookies={"lang": "en", "text": "large"}),
+             await client.post("/booking/site", data={"csrftoken": client.token, "site": "S01"})]
+    assert 'lang="en' in pages[1].text and "large" in pages[1].text
+    files = []
+    for n, response in enumerate(pages):
+        assert response.headers["x-waiting-room"] == "1"
+        files.append(tmp_path / f"waiting{n}.html")
+        files[-1].write_text(response.text, encoding="utf-8")
+    run = subprocess.run(["java", "-jar", str(vnu), "--errors-only", "--format", "json", *map(str, files)],
+                         capture_output=True, text=True, timeout=120)
+    messages = json.loads(run.stderr or run.stdout or '{"messages": []}')["messages"]
+    assert [m.get("message") for m in messages if m.get("type") == "error"] == []
