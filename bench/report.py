@@ -93,6 +93,12 @@ def summarise(args, concurrency: int, data, env: dict, j: dict, h: dict, healthz
                       "disconnect_retries": j["disconnect_retries"],
                       "client": versions("aiohttp", "uvloop")},
         "server": {"command": f"run.py serve --workers {args.workers}" + (" --send-sms" if args.send_sms else ""),
+                   # every server process's CPU during the journeys (/proc), per journey's worth
+                   # of answered steps: the figure that holds on a machine shared with other work
+                   "cpu_seconds": round(j.get("server_cpu_seconds", 0.0), 1),
+                   "cpu_share": round(j.get("server_cpu_seconds", 0.0) / elapsed, 2),
+                   "cpu_ms_per_journey": round(1000 * j.get("server_cpu_seconds", 0.0)
+                                               / max(answered / len(STEPS), 1), 1),
                    "env": args.server_env,
                    "workers": args.workers, "database": args.db, "redis": bool(args.redis_url),
                    **served_settings(env), "client_address": "127.0.0.1",

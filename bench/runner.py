@@ -152,9 +152,11 @@ def main(argv: list[str] | None = None) -> int:
             say(f"/healthz: {healthz_rate:,.0f} requests/s")
             say(f"journeys: {concurrency} residents at once for {args.duration:.0f}s "
                 f"(at most {args.journeys:,} journeys)")
+            cpu_before = server.cpu_seconds()
             j = run_phase(pool, server.base_url, "journey", concurrency=concurrency,
                           duration=args.duration, count=min(args.journeys, len(measured)),
                           residents=measured, think_time=args.think_time, ramp=args.ramp, **common)
+            j["server_cpu_seconds"] = server.cpu_seconds() - cpu_before
         server.stop()
         server = None
         check = run_check(env)

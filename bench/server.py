@@ -51,6 +51,24 @@ class Server:
                 time.sleep(0.1)
         raise RuntimeError(f"the server did not answer /healthz in {timeout:.0f}s: see {self.log.name}")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds used so far by every live process of the server's group
+        (the supervisor and its workers), from /proc: the figure that is comparable on a shared
+        machine. 0.0 where /proc is missing."""
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for entry in Path("/proc").iterdir() if Path("/proc/self/stat").exists() else ():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue  # gone meanwhile
+            fields = stat[stat.rindex(")") + 2:].split()  # after "pid (name) "
+            if int(fields[2]) == self.proc.pid:  # process group
+                total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / tick
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)

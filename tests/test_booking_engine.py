@@ -219,3 +219,52 @@ async def test_moving_with_a_hold_converts_it(db, district):
     await move(district, booking, other.id, window=window)
     rows = {s.id: (s.booked, s.held) for s in await Slot.all()}
     assert rows == {slot.id: (0, 0), other.id: (1, 0)}
+
+
+async def test_holds_and_bookings_arriving_together_each_count_alone(db, district):
+    """Many at once (on SQLite run several to a COMMIT, each in its own savepoint: unit.py):
+    a unit refused in the middle of a group is rolled back alone, the others are all kept."""
+    site = await make_site()
+    slot = await make_slot(site, dt.date(2021, 7, 2), capacity=5)
+    window = district.rules.window(FIRST)
+    people = [(await make_resident(site, first_dose=FIRST, name=f"张{i}明"))[0] for i in range(12)]
+    import asyncio
+
+    async def try_hold(person):
+        try:
+            return await hold(district, person, slot.id, window=window)
+        except Refused as refused:
+            return refused.reason
+
+    answers = await asyncio.gather(*(try_hold(p) for p in people))
+    held = [a for a in answers if isinstance(a, Hold)]
+    assert len(held) == 5 and answers.count(Refusal.FULL) == 7
+    assert await Hold.filter(slot_id=slot.id).count() == 5
+    assert (await Slot.get(id=slot.id)).held == 5
+    assert {h.resident_id for h in held} == {h.resident_id for h in await Hold.filter(slot_id=slot.id)}
+
+    holders = [p for p in people if p.id in {h.resident_id for h in held}]
+    results = await asyncio.gather(*(book(district, p, slot.id, window=window, request_key=f"k{p.id}")
+                                     for p in holders))
+    assert all(created for _, created in results)
+    assert len({b.code for b, _ in results}) == 5
+    slot = await Slot.get(id=slot.id)
+    assert (slot.booked, slot.held) == (5, 0)
+    assert await SmsMessage.filter(kind="confirm").count() == 5
+    for booking, _ in results:  # what each caller was told is what the database holds
+        stored = await Booking.get(id=booking.id)
+        assert (stored.code, stored.resident_id, stored.status) == (booking.code, booking.resident_id, "active")
+
+
+async def test_a_booking_that_breaks_a_constraint_is_refused_and_leaves_nothing(db, district):
+    """The database's IntegrityError (here the unique request key; sqlite3's own on SQLite) is
+    Tortoise's, which the engine answers as for a twin request: refused, nothing written."""
+    site, resident, slot, window = await _setup(district, capacity=3)
+    other, _ = await make_resident(site, first_dose=FIRST, name="李四明")
+    await book(district, resident, slot.id, window=window, request_key="same")
+    with pytest.raises(Refused):  # the request key is unique: the INSERT fails
+        await engine.book(other, slot.id, window=window, now=NOW, request_key="same",
+                          notice=service._notice(district, other, "confirm"))
+    assert (await Slot.get(id=slot.id)).booked == 1  # its place taken in the unit: rolled back
+    assert await Booking.filter(resident_id=other.id).count() == 0
+    assert await SmsMessage.filter(resident_id=other.id).count() == 0

@@ -3,7 +3,8 @@ so a change that adds queries to every page (the profile of issue 14: the link a
 loaded, eligibility assessed, free places summed over every site, on every request) fails here.
 
 Counted at Tortoise's client (every statement it sends, in a transaction or not; not the
-BEGIN/COMMIT around them) and at models/db/fast.py's SQLite reader, on SQLite and on PostgreSQL.
+BEGIN/COMMIT around them), at models/db/fast.py's SQLite reader and at the steps of
+models/db/unit.py's transactions, on SQLite and on PostgreSQL.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import datetime as dt
 import pytest
 from tortoise.backends.sqlite.client import SqliteClient, SqliteTransactionWrapper
 
-from models.db import fast
+from models.db import fast, unit
 from models.people.links import issue_link
 from tests.conftest import NOW, PG_URL
 from tests.factories import make_resident, make_site, make_slot
@@ -89,9 +90,29 @@ class _CountedReader:
         return self.reader.execute(sql, params)
 
 
+def _counted(work, statements: Statements):
+    """A unit of models/db/unit.py whose statements are counted as they are sent."""
+    answer = None
+    while True:
+        try:
+            step = work.send(answer)
+        except StopIteration as done:
+            return done.value
+        statements.sql.append(step.sql)
+        answer = yield step
+
+
 @contextlib.contextmanager
 def counting(monkeypatch):
     statements = Statements()
+    run = unit.run
+
+    async def counted_run(work, using_db=None):  # SQLite: sent on aiosqlite's thread, uncounted
+        if fast.is_sqlite(fast.db(using_db)):  # (PostgreSQL: through the client's counted methods)
+            work = _counted(work, statements)
+        return await run(work, using_db)
+
+    monkeypatch.setattr(unit, "run", counted_run)
     for cls in _client_classes():
         for name in METHODS:
             if name in cls.__dict__:

@@ -19,12 +19,13 @@ import datetime as dt
 from functools import lru_cache
 from typing import Awaitable, Callable
 
+from tortoise import timezone
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from ..clock import as_utc
-from ..db import fast
+from ..db import fast, unit
 from ..db.tables import Booking, Hold, Resident, Site, Slot
 from ..people.residents import active_booking
 from ..rules.eligibility import Refusal, Refused
@@ -34,6 +35,19 @@ from .codes import new_booking_code
 # Queues the SMS for a booking made, moved or cancelled: (booking, its new slot with site, or
 # None for a cancellation, the transaction's connection).
 Notice = Callable[[Booking, "Slot | None", object], Awaitable[object]]
+
+
+class RowsNotice:
+    """A Notice worked out before the transaction: `rows(booking, slot)` gives the rows it
+    writes ((table, {column: value}): the SMS, a new link), so a unit (models/db/unit.py) only
+    inserts them; called as a Notice, it inserts them through Tortoise."""
+
+    def __init__(self, rows: Callable[[Booking, "Slot | None"], list[tuple[type, dict]]]):
+        self.rows = rows
+
+    async def __call__(self, booking: Booking, slot: "Slot | None", conn) -> None:
+        for model, row in self.rows(booking, slot):
+            await model.create(using_db=conn, **row)
 
 
 async def lock_slots(conn, *slot_ids: int | None, holder: int | None = None) -> None:
@@ -151,25 +165,77 @@ async def hold(resident: Resident, slot_id: int, *, window: Window, now: dt.date
     """Keep a place on the slot for the resident for a few minutes (one hold per person)."""
     await bookable_slot(slot_id, window, now)
     until = as_utc(now) + dt.timedelta(minutes=minutes)
+    hold_id = await retrying(lambda: unit.run(_hold_work(resident.id, slot_id, as_utc(now), until)))
+    held = Hold(id=hold_id, slot_id=slot_id, resident_id=resident.id, expires_at=until)
+    held._saved_in_db = True
+    return held
 
-    async def transaction() -> Hold:
-        async with in_transaction() as conn:
-            await lock_slots(conn, slot_id, holder=resident.id)
-            await _sweep_slot(conn, slot_id, now)
-            mine = await _release_hold(conn, resident.id, except_slot=slot_id)
-            if mine:  # already holding this slot: keep it a little longer
-                await Hold.filter(id=mine.id).using_db(conn).update(expires_at=until)
-                mine.expires_at = until
-                return mine
-            taken = await Slot.filter(Slot.has_room(), id=slot_id).using_db(conn).update(
-                held=F("held") + 1
-            )
-            if taken != 1:
-                raise Refused(Refusal.FULL)
-            return await Hold.create(slot_id=slot_id, resident=resident, expires_at=until,
-                                     using_db=conn)
 
-    return await retrying(transaction)
+def _hold_work(resident_id: int, slot_id: int, now: dt.datetime, until: dt.datetime):
+    """hold()'s transaction (models/db/unit.py): the id of the resident's hold on the slot."""
+    sqlite = fast.is_sqlite(fast.db())
+    yield from _lock_slots_work(sqlite, slot_id, holder=resident_id)
+    yield from _sweep_work(slot_id, now)
+    mine = yield from _release_work(resident_id, except_slot=slot_id)
+    if mine:  # already holding this slot: keep it a little longer
+        yield unit.Count('UPDATE "hold" SET expires_at = ? WHERE id = ?', [until, mine])
+        return mine
+    taken = yield unit.Count(f'UPDATE "slot" SET held = held + 1 WHERE id = ? AND {HAS_ROOM}', [slot_id])
+    if taken != 1:
+        raise Refused(Refusal.FULL)
+    created = yield unit.insert(Hold, {"slot_id": slot_id, "resident_id": resident_id, "expires_at": until})
+    return created[0][0]
+
+
+# Slot.has_room() in SQL: the engine takes a place only with an UPDATE under it.
+HAS_ROOM = "held < capacity - booked"
+
+
+def _lock_slots_work(sqlite: bool, *slot_ids: int | None, holder: int | None = None):
+    """lock_slots() as statements of a unit: nothing on SQLite (BEGIN IMMEDIATE holds the
+    database); on PostgreSQL each slot row the transaction will change, lowest id first."""
+    if sqlite:
+        return
+    if holder is not None:
+        held = yield unit.Rows('SELECT slot_id FROM "hold" WHERE resident_id = ?', [holder])
+        slot_ids = (*slot_ids, *(row[0] for row in held))
+    for slot_id in sorted({i for i in slot_ids if i}):
+        yield unit.Rows('SELECT id FROM "slot" WHERE id = ? FOR UPDATE', [slot_id])
+
+
+def _sweep_work(slot_id: int, now: dt.datetime):
+    """Give back the places of this slot's expired holds (_sweep_slot as statements)."""
+    gone = yield unit.Count('DELETE FROM "hold" WHERE slot_id = ? AND expires_at <= ?', [slot_id, now])
+    if gone:
+        yield unit.Count('UPDATE "slot" SET held = held - ? WHERE id = ?', [gone, slot_id])
+
+
+def _release_work(resident_id: int, *, except_slot: int | None = None):
+    """_release_hold as statements: the id of the hold kept when it is on except_slot."""
+    found = yield unit.Rows('SELECT id, slot_id FROM "hold" WHERE resident_id = ?', [resident_id])
+    if not found:
+        return None
+    hold_id, held_slot = found[0]
+    if held_slot == except_slot:
+        return hold_id
+    if (yield unit.Count('DELETE FROM "hold" WHERE id = ?', [hold_id])):
+        yield unit.Count('UPDATE "slot" SET held = held - 1 WHERE id = ?', [held_slot])
+    return None
+
+
+def _take_place_work(resident_id: int, slot_id: int, now: dt.datetime):
+    """_take_place as statements: the resident's live hold on the slot becomes a booked place,
+    or a free place is taken (Refused FULL when there is none)."""
+    converted = yield unit.Count('DELETE FROM "hold" WHERE resident_id = ? AND slot_id = ? AND expires_at > ?',
+                                 [resident_id, slot_id, now])
+    if converted:
+        yield unit.Count('UPDATE "slot" SET held = held - 1, booked = booked + 1 WHERE id = ?', [slot_id])
+        return
+    yield from _release_work(resident_id)
+    yield from _sweep_work(slot_id, now)
+    taken = yield unit.Count(f'UPDATE "slot" SET booked = booked + 1 WHERE id = ? AND {HAS_ROOM}', [slot_id])
+    if taken != 1:
+        raise Refused(Refusal.FULL)
 
 
 async def live_hold(resident_id: int, now: dt.datetime) -> Hold | None:
@@ -189,7 +255,7 @@ async def sweep_expired_holds(now: dt.datetime) -> int:
 
 
 async def book(
-    resident: Resident, slot_id: int, *, window: Window, now: dt.datetime, notice: Notice,
+    resident: Resident, slot_id: int, *, window: Window, now: dt.datetime, notice: RowsNotice,
     request_key: str | None = None, channel: str = "sms",
 ) -> tuple[Booking, bool]:
     """Book the slot for the resident; return (booking, created). Repeats return the same booking."""
@@ -205,13 +271,11 @@ async def book(
         raise Refused(Refusal.BOOKED, current)
     slot = await bookable_slot(slot_id, window, now)
 
-    async def transaction() -> Booking:
-        async with in_transaction() as conn:
-            await lock_slots(conn, slot_id, holder=resident.id)
-            await _take_place(conn, resident.id, slot_id, now)
-            booking = await _create_booking(resident, slot, request_key, channel, conn)
-            await notice(booking, slot, conn)
-            return booking
+    def transaction():
+        booking = Booking(code=new_booking_code(), resident_id=resident.id, slot_id=slot_id,
+                          status=Booking.ACTIVE, request_key=request_key, channel=channel)
+        booking.slot = slot
+        return unit.run(_book_work(booking, as_utc(now), notice))
 
     try:
         booking = await retrying(transaction)
@@ -224,15 +288,28 @@ async def book(
     return booking, True
 
 
-async def _create_booking(resident, slot, request_key, channel, conn) -> Booking:
-    for _ in range(5):
-        code = new_booking_code()
-        if not await Booking.filter(code=code).using_db(conn).exists():
+def _book_work(booking: Booking, now: dt.datetime, notice: RowsNotice):
+    """book()'s transaction (models/db/unit.py): the place taken, the booking written (a new code
+    if its random one is taken: 5 tries), and the notice's rows (SMS, link) with it."""
+    notice_rows = notice.rows(booking, booking.slot)  # worked out before the write lock
+    sqlite = fast.is_sqlite(fast.db())
+    yield from _lock_slots_work(sqlite, booking.slot_id, holder=booking.resident_id)
+    yield from _take_place_work(booking.resident_id, booking.slot_id, now)
+    for _ in range(4):
+        if not (yield unit.Rows('SELECT 1 FROM "booking" WHERE code = ?', [booking.code])):
             break
-    return await Booking.create(
-        code=code, resident=resident, slot=slot, request_key=request_key,
-        channel=channel, using_db=conn,
-    )
+        booking.code = new_booking_code()
+        notice_rows = notice.rows(booking, booking.slot)  # (seldom) the SMS names the code
+    booking.created_at = booking.updated_at = timezone.now()
+    created = yield unit.insert(Booking, {
+        "code": booking.code, "resident_id": booking.resident_id, "slot_id": booking.slot_id,
+        "status": booking.status, "request_key": booking.request_key, "channel": booking.channel,
+        "created_at": booking.created_at, "updated_at": booking.updated_at})
+    booking.id = created[0][0]
+    booking._saved_in_db = True
+    for model, row in notice_rows:
+        yield unit.insert(model, row)
+    return booking
 
 
 async def move(booking: Booking, new_slot_id: int, *, window: Window, now: dt.datetime,

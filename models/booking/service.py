@@ -11,12 +11,12 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Callable
 
-from ..db.tables import Booking, Hold, Resident, Slot
+from ..db.tables import Booking, Hold, Link, Resident, Slot, SmsMessage
 from ..district import District
 from ..messaging import wording
-from ..messaging.outbox import queue
+from ..messaging.outbox import message_values, queue
 from ..messaging.sms import Sms
-from ..people.links import issue_link, link_url
+from ..people.links import issue_link, link_url, new_link
 from ..people.pii import mask_name
 from ..people.residents import active_booking, is_restricted
 from ..rules.eligibility import Refusal, Refused, needs_companion, refusal
@@ -125,28 +125,31 @@ async def keep_hold(district: District, standing: Standing, slot_id: int) -> Hol
 
 
 # Channels a person may reach without a personal link of their own.
-LINKLESS_CHANNELS = ("callcentre", "phone", "group")
+LINKLESS_CHANNELS = ("callcentre", "phone", "group", "family_doctor", "clinic_desk", "handoff")
 
 
-def _notice(district: District, resident: Resident, kind: str, channel: str = "sms") -> engine.Notice:
+def _notice(district: District, resident: Resident, kind: str, channel: str = "sms") -> engine.RowsNotice:
     """The SMS the engine queues inside the booking's transaction, worded by messaging.
 
     Booked or moved by the call centre, from a group list, or after the public phone-code way in:
     the person may never have had a link, so the SMS carries a new one (issued in the same
     transaction) to see, move or cancel the booking."""
 
-    async def notify(booking: Booking, slot: Slot | None, conn) -> None:
+    def rows(booking: Booking, slot: Slot | None) -> list[tuple[type, dict]]:
+        written: list[tuple[type, dict]] = []
         if kind != "cancel" and channel in LINKLESS_CHANNELS:
-            token = await issue_link(resident, now=district.clock.now(),
-                                     days_valid=district.link_days_valid, using_db=conn)
+            token, link = new_link(now=district.clock.now(), days_valid=district.link_days_valid)
+            written.append((Link, {**link, "resident_id": resident.id}))
             sms = wording.callcentre_booking_sms(resident, booking, slot, link_url(district.base_url, token),
                                                  moved=kind == "move")
-            await queue(district.vault, resident, sms, kind=kind, using_db=conn)
-            return
-        sms = (wording.cancel_sms(resident, booking) if kind == "cancel"
-               else wording.booking_sms(resident, booking, slot, moved=kind == "move"))
-        await queue(district.vault, resident, sms, kind=kind, using_db=conn)
+        else:
+            sms = (wording.cancel_sms(resident, booking) if kind == "cancel"
+                   else wording.booking_sms(resident, booking, slot, moved=kind == "move"))
+        written.append((SmsMessage, {**message_values(district.vault, resident, sms, kind=kind),
+                                     "resident_id": resident.id}))
+        return written
 
+    notify = engine.RowsNotice(rows)
     return notify
 
 

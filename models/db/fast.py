@@ -16,8 +16,9 @@ import re
 import sqlite3
 from functools import lru_cache
 
-from tortoise import connections
+from tortoise import connections, timezone
 from tortoise.backends.base.client import TransactionalDBClient
+from tortoise.fields.data import DatetimeField
 from tortoise.models import Model
 
 
@@ -92,10 +93,59 @@ def table(model: type[Model]) -> str:
 
 
 def load(model: type[Model], row: dict, alias: str):
-    """The model object of a row's `alias__…` columns; None when the row has none (outer join)."""
+    """The model object of a row's `alias__…` columns; None when the row has none (outer join).
+
+    As Tortoise's `_init_from_db` makes it, but for the time columns: Tortoise parses each with
+    iso8601 and moves it to its default zone (44 µs a value; a page's link, resident and site
+    carry about ten), where `datetime.fromisoformat` takes under 1 µs for the same value."""
     if row.get(f"{alias}__id") is None:
         return None
-    return model._init_from_db(**{c: row[f"{alias}__{c}"] for c in _columns(model)})
+    obj = model.__new__(model)
+    obj._partial = False
+    obj._saved_in_db = True
+    obj._custom_generated_pk = _custom_pk(model)
+    obj._await_when_save = {}
+    for column, attr, convert in _loaders(model):
+        value = row[f"{alias}__{column}"]
+        object.__setattr__(obj, attr, value if convert is None or value is None else convert(value))
+    return obj
+
+
+@lru_cache(maxsize=64)
+def _custom_pk(model: type[Model]) -> bool:
+    return model._meta.db_pk_column not in model._meta.generated_db_fields
+
+
+def _moment(value) -> dt.datetime:
+    """A time column's value as Tortoise gives it (aware, in its default zone: UTC)."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    zone = timezone.get_default_timezone()
+    if value.tzinfo is None:
+        return value.replace(tzinfo=zone)
+    if value.utcoffset() == _ZERO and getattr(zone, "key", None) == "UTC":
+        return value.replace(tzinfo=zone)
+    return value.astimezone(zone)
+
+
+_ZERO = dt.timedelta(0)
+_loaders_of: dict[type, tuple] = {}
+
+
+def _loaders(model: type[Model]) -> tuple[tuple[str, str, object], ...]:
+    """Per column: (column, attribute, converter or None), as `_init_from_db` converts them
+    (known once Tortoise is initialised: kept from then on)."""
+    kept = _loaders_of.get(model)
+    if kept:
+        return kept
+    meta = model._meta
+    loaders = [(key, attr, None) for key, attr, _ in meta.db_native_fields]
+    loaders += [(key, attr, field.field_type) for key, attr, field in meta.db_default_fields]
+    for key, attr, field in meta.db_complex_fields:
+        moment = isinstance(field, DatetimeField) and timezone.get_use_tz()
+        loaders.append((key, attr, _moment if moment else field.to_python_value))
+    _loaders_of[model] = tuple(loaders)
+    return _loaders_of[model]
 
 
 def attach(obj: Model, field: str, related: Model | None) -> None:
