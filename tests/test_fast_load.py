@@ -45,3 +45,9 @@ async def test_a_time_with_an_offset_or_none_is_read_as_tortoise_reads_it():
     assert shanghai == utc and shanghai.utcoffset() == dt.timedelta(0)
     naive = fast._moment("2021-06-05 10:00:00")
     assert naive == utc
+
+
+def test_a_date_is_read_as_tortoise_reads_it():
+    assert fast._day("2021-06-05") == dt.date(2021, 6, 5)
+    assert fast._day("2021-06-05 00:00:00") == dt.date(2021, 6, 5)
+    assert fast._day(dt.date(2021, 6, 5)) == dt.date(2021, 6, 5)

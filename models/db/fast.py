@@ -18,7 +18,7 @@ from functools import lru_cache
 
 from tortoise import connections, timezone
 from tortoise.backends.base.client import TransactionalDBClient
-from tortoise.fields.data import DatetimeField
+from tortoise.fields.data import DateField, DatetimeField
 from tortoise.models import Model
 
 
@@ -129,6 +129,16 @@ def _moment(value) -> dt.datetime:
 
 
 _ZERO = dt.timedelta(0)
+
+
+def _day(value) -> dt.date:
+    """A date column's value as Tortoise gives it (SQLite keeps ISO text: iso8601 again)."""
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:  # a date written with a time
+        return dt.datetime.fromisoformat(value).date()
 _loaders_of: dict[type, tuple] = {}
 
 
@@ -142,8 +152,12 @@ def _loaders(model: type[Model]) -> tuple[tuple[str, str, object], ...]:
     loaders = [(key, attr, None) for key, attr, _ in meta.db_native_fields]
     loaders += [(key, attr, field.field_type) for key, attr, field in meta.db_default_fields]
     for key, attr, field in meta.db_complex_fields:
-        moment = isinstance(field, DatetimeField) and timezone.get_use_tz()
-        loaders.append((key, attr, _moment if moment else field.to_python_value))
+        if isinstance(field, DatetimeField) and timezone.get_use_tz():
+            loaders.append((key, attr, _moment))
+        elif type(field) is DateField:
+            loaders.append((key, attr, _day))
+        else:
+            loaders.append((key, attr, field.to_python_value))
     _loaders_of[model] = tuple(loaders)
     return _loaders_of[model]
 
