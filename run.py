@@ -293,7 +293,8 @@ async def cmd_create_user(settings: Settings, district: District, args) -> int:
         await audit_cli("create_user", f"refused: {exc}")
         return fail(str(exc))
     scope = f" for site {args.site}" if user.role == "site" else (
-        f" for {user.subdistrict}" if user.role == "subdistrict" else "")
+        f" for {user.subdistrict}" if user.subdistrict else (
+            " for the whole district" if user.role == "clinic" else ""))
     await audit_cli("create_user", f"{user.role} {user.username}{scope}")
     print(f"created {user.role} account {user.username}{scope}")
     return OK
@@ -478,10 +479,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--move-to-day", type=date_arg, metavar="DATE")
     p.add_argument("--dry-run", action="store_true", help="only show what it would touch")
     p = sub.add_parser("create-user", help="create a staff account; the password is read from stdin")
-    p.add_argument("--role", required=True, choices=["callcentre", "site", "subdistrict", "admin"])
+    p.add_argument("--role", required=True, choices=["callcentre", "site", "subdistrict", "admin", "clinic"])
     p.add_argument("--username", required=True)
     p.add_argument("--site", metavar="CODE", help="for role site")
-    p.add_argument("--subdistrict", metavar="NAME", help="for role subdistrict")
+    p.add_argument("--subdistrict", metavar="NAME", help="for role subdistrict; for role clinic, optional "
+                   "(bound to that sub-district; without it, the whole district)")
     return parser
 
 

@@ -209,6 +209,8 @@ def test_resident_pages_at_360px(world, browser, served, variant):
 
     walk.goto("/")
     walk.axe("start")
+    walk.goto("/guide")
+    walk.axe("second-dose guide")
     walk.goto("/b/NoSuchLinkNoSuchLink00", status=404)
     walk.axe("link invalid")
 
@@ -379,7 +381,8 @@ def test_admin_pages_at_1280px(world, browser, served):
     admin.axe("check-in: unknown site (404)")
     for path, name in (("/admin/reports", "reports: per sub-district"),  # SVG charts beside tables
                        ("/admin/reports/sites", "reports: per site per day"),
-                       ("/admin/reports/completion", "reports: completion rate")):
+                       ("/admin/reports/completion", "reports: completion rate"),
+                       ("/admin/reports/channels", "reports: per channel")):
         admin.goto(path)
         admin.axe(name)
     admin.goto("/admin/reports/sites?from_day=2021-13-01&site=x", status=422)

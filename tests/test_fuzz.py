@@ -88,7 +88,8 @@ async def world(db, settings, clock):
                       "id_number": number, "username": "boss", "password": PASSWORD,
                       "next": "/", "resident": resident.id, "before": 10, "action": "login",
                       "key": "k", "moved": "1", "lang": "en", "token": "x",
-                      "from_day": "2021-06-26", "to_day": "2021-07-02", "subdistrict": "五山街"}}
+                      "from_day": "2021-06-26", "to_day": "2021-07-02", "subdistrict": "五山街",
+                      "channel": "callcentre"}}
 
 
 async def _browser(app):
@@ -116,7 +117,8 @@ def who_fuzzes(path: str) -> str:
     if path.startswith(("/staff/calls", "/admin", "/group")):
         return "admin"
     if path in ("/", "/healthz", "/lang/{lang}", "/text-size", "/b/{token}", "/staff",
-                "/staff/login", "/staff/logout", "/find", "/poster") or path.startswith("/entry"):
+                "/staff/login", "/staff/logout", "/find", "/poster", "/api/handoff",
+                "/h/{token}", "/guide", "/wechat") or path.startswith("/entry"):
         return "public"
     raise AssertionError(f"the fuzz test does not know who may use {path}: add it to who_fuzzes()")
 
@@ -135,6 +137,10 @@ async def test_no_route_answers_hostile_input_with_a_server_error(world, client)
     from web.app import ROUTES
 
     app = client.app
+    # The hand-off on (HANDOFF_PARTNERS): its handlers read the settings at each request.
+    app.state.settings = app.state.settings.with_(handoff_partners=(("fuzz", "fuzz-secret-0123456789"),))
+    # The official account's callback on (WECHAT_TOKEN), plain mode: unsigned, everything is a 403.
+    app.state.settings = app.state.settings.with_(wechat_token="fuzz-wechat-token")
     browsers = await sessions(app, world)
     tokens = {name: csrf(await get_page(b, "/" if name == "public" else {
         "resident": "/booking/site", "admin": "/admin", "site": "/staff/site"}[name]))

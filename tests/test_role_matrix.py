@@ -25,14 +25,16 @@ from web.app import ROUTES
 
 # Who may use what, written out independently of the code's own constants.
 ALLOWED = {
-    "/staff/calls": {"callcentre", "subdistrict", "admin"},
+    "/staff/calls": {"callcentre", "subdistrict", "admin", "clinic"},
     "/staff/site": {"site", "admin"},
     "/group": {"subdistrict", "admin"},
     "/admin": {"admin"},
 }
 OPEN = {"/staff", "/staff/login", "/staff/logout"}  # the sign-in page and its actions
-ROLES = ["callcentre", "site", "subdistrict", "admin"]
-AREA_ROLES = {"subdistrict", "site"}  # see only their own area; the others the whole district
+ROLES = ["callcentre", "site", "subdistrict", "admin", "clinic"]
+# See only their own area (a clinic account bound to a sub-district: the world's "clinic1");
+# the others the whole district (a clinic account bound to none too: tests/test_clinic.py).
+AREA_ROLES = {"subdistrict", "site", "clinic"}
 
 
 def staff_routes():
@@ -54,7 +56,8 @@ def test_the_matrix_covers_every_staff_route():
 
 async def _signed_in(client, role):
     await make_site("TH01")
-    kw = {"site_code": "TH01"} if role == "site" else {"subdistrict": "五山街"} if role == "subdistrict" else {}
+    kw = ({"site_code": "TH01"} if role == "site"
+          else {"subdistrict": "五山街"} if role in ("subdistrict", "clinic") else {})
     await make_staff(role, f"{role}-user", **kw)
     await sign_in(client, f"{role}-user")
 
@@ -122,6 +125,7 @@ class Scoped:
     ok: int
     names_resident: bool = True
     wide: int | None = None
+    roles: frozenset[str] | None = None  # the area roles the case is for (None: every one)
 
 
 @dataclass(frozen=True)
@@ -150,7 +154,12 @@ SCOPE = {
     ("GET", "/staff/calls/book"): [Scoped(lambda p: {"r": p.r}, 200)],
     ("POST", "/staff/calls/hold"): [Scoped(lambda p: {"r": p.r, "slot": p.slot}, 303)],
     ("GET", "/staff/calls/check"): [Scoped(lambda p: {"r": p.r, "slot": p.slot}, 200)],
-    ("POST", "/staff/calls/confirm"): [Scoped(lambda p: {"r": p.r, "slot": p.slot, "key": "k1"}, 303)],
+    ("POST", "/staff/calls/confirm"): [
+        Scoped(lambda p: {"r": p.r, "slot": p.slot, "key": "k1"}, 303, roles=frozenset({"subdistrict"})),
+        # A clinic account says how the booking was made; the call centre and admins may not.
+        Scoped(lambda p: {"r": p.r, "slot": p.slot, "key": "k1", "channel": "family_doctor"}, 303,
+               wide=422, roles=frozenset({"clinic"})),
+    ],
     ("GET", "/staff/calls/done"): [Scoped(lambda p: {"b": p.b}, 200)],
     ("GET", "/staff/calls/cancel"): [Scoped(lambda p: {"r": p.r}, 200)],
     ("POST", "/staff/calls/cancel"): [Scoped(lambda p: {"r": p.r, "b": p.b}, 303)],
@@ -202,7 +211,8 @@ def test_every_route_an_area_role_reaches_is_scoped():
 
 FIRST = dt.date(2021, 6, 5)
 DAY = dt.date(2021, 7, 2)  # the day everyone is booked for: the site console works on it
-WHO = {"subdistrict": "wushan1", "site": "door1", "callcentre": "agent1", "admin": "boss1"}
+WHO = {"subdistrict": "wushan1", "site": "door1", "callcentre": "agent1", "admin": "boss1",
+       "clinic": "clinic1"}
 
 
 @pytest.fixture
@@ -216,6 +226,7 @@ async def world(db, district):
     owners = {"S01": await make_staff("subdistrict", "wushan1", subdistrict="五山街"),
               "S02": await make_staff("subdistrict", "longdong1", subdistrict="龙洞街")}
     await make_staff("site", "door1", site_code="S01")
+    await make_staff("clinic", "clinic1", subdistrict="五山街")
     await make_staff("callcentre", "agent1")
     await make_staff("admin", "boss1")
     return dict(sites={"S01": here, "S02": there}, slots=slots, owners=owners)
@@ -281,9 +292,11 @@ async def test_outside_its_area_every_route_refuses_and_audits_inside_it_works(
             if isinstance(entry, Filtered):
                 await _filtered(client, role, [others[w] for w in wide], district, world, method, path, entry)
             for case in entry if isinstance(entry, list) else []:
+                if case.roles is not None and role not in case.roles:
+                    continue
                 await _refused(client, role, [others[w] for w in wide], district, world, method, path, case)
                 tried += 1
-    assert tried >= {"subdistrict": 20, "site": 6}[role]
+    assert tried >= {"subdistrict": 20, "site": 6, "clinic": 11}[role]
 
 
 async def _refused(client, role, others, district, world, method, path, case: Scoped):

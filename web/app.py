@@ -20,7 +20,8 @@ from models.district import District
 from starlette.exceptions import HTTPException
 
 from . import errors, templating
-from .routes import admin, callcentre, entry, group, public, resident, site, staff
+from .routes import (admin, api, callcentre, entry, group, guide, public, resident, site, staff,
+                     wechat)
 from .security import BodyGuard, RateLimits, SecurityHeaders, csrf
 from models.messaging.delivery import GatewayRate, run_sender
 from models.messaging.gateways import get_backend
@@ -79,6 +80,10 @@ ROUTES = [
     Route("/entry/leave", entry.entry_leave, methods=["POST"], name="entry_leave"),
     Route("/find", entry.find_booking, methods=["GET", "POST"], name="find_booking"),
     Route("/poster", entry.poster_page, name="poster"),
+    Route("/guide", guide.guide_page, name="guide"),
+    Route("/wechat", wechat.wechat_callback, methods=["GET", "POST"], name="wechat"),
+    Route("/api/handoff", api.api_handoff, methods=["POST"], name="api_handoff"),
+    Route("/h/{token}", api.open_handoff, name="open_handoff"),
     Route("/staff", staff.staff_home, name="staff"),
     Route("/staff/login", staff.staff_login, methods=["POST"], name="staff_login"),
     Route("/staff/logout", staff.staff_logout, methods=["POST"], name="staff_logout"),
@@ -90,8 +95,14 @@ ROUTES = [
 ]
 
 
+# POSTs from other servers (WeChat, the city platform), each checked by its own signature: no
+# browser, no cookie, so no CSRF token either.
+SIGNED_BY_CALLER = frozenset({"/wechat", "/api/handoff"})
+
+
 def post_paths(routes) -> set[str]:
-    return {r.path for r in routes if isinstance(r, Route) and "POST" in (r.methods or ())}
+    return {r.path for r in routes if isinstance(r, Route) and "POST" in (r.methods or ())
+            and r.path not in SIGNED_BY_CALLER}
 
 
 def create_app(settings: Settings | None = None, *, manage_db: bool = True,
@@ -130,9 +141,9 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True,
         exception_handlers={HTTPException: errors.http_error, 500: errors.server_error},
         middleware=[
             Middleware(SecurityHeaders, https=settings.https),
-            Middleware(BodyGuard, refuse=errors.refuse, uploads=admin.UPLOADS),
+            Middleware(BodyGuard, refuse=errors.refuse, uploads=admin.UPLOADS, signed=SIGNED_BY_CALLER),
             Middleware(csrf, secret=settings.secret_key, post_paths=post_paths(ROUTES),
-                       https=settings.https, refuse=errors.refuse),
+                       skip=SIGNED_BY_CALLER, https=settings.https, refuse=errors.refuse),
             Middleware(GZipMiddleware, minimum_size=500, compresslevel=5),  # 9: 2x the CPU, 1% smaller
             # Below CSRF and the body guard (refused requests never queue), above the work.
             Middleware(WaitingRoom, active=settings.waiting_room_active,

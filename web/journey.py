@@ -98,6 +98,18 @@ class Journey:
     def mark_verified(self) -> None:
         self._s["verified"] = self.link_id
 
+    def handed_off(self) -> None:
+        """This journey came from the city platform's one-time address (web/routes/api.py)."""
+        self._s["via"] = "handoff"
+
+    @property
+    def channel(self) -> str:
+        """The channel a booking made in this journey is recorded with: "handoff" from the city
+        platform, "phone" after a phone code, else "sms" (the personal link)."""
+        if self._s.get("via") == "handoff":
+            return "handoff"
+        return "phone" if self.phone_login is not None else "sms"
+
     def choose_site(self, site_id: int) -> None:
         self._s["site"] = site_id
         self._s.pop("day", None)

@@ -24,16 +24,16 @@ CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
-_TOKEN_IN_PATH = re.compile(r"^/b/[^/]+")
+_TOKEN_IN_PATH = re.compile(r"^/([bh])/[^/]+")  # a personal link, a hand-off's one-time address
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_FORM_BYTES = 64 * 1024  # our largest form is a few hundred bytes
 BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 def redact_path(path: str) -> str:
-    """For the log: hide the token of a personal link (/b/abc… -> /b/…) and escape control
-    characters, so a path can never forge a log line."""
-    path = _TOKEN_IN_PATH.sub("/b/…", path)
+    """For the log: hide the token of a personal link (/b/abc… -> /b/…) or a one-time address
+    (/h/…) and escape control characters, so a path can never forge a log line."""
+    path = _TOKEN_IN_PATH.sub(r"/\1/…", path)
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", path)
 
 
@@ -111,10 +111,14 @@ class BodyGuard:
     it streams through unread, so a large file never sits in memory.
     """
 
-    def __init__(self, app, *, refuse, uploads: dict[str, int] | None = None):
+    def __init__(self, app, *, refuse, uploads: dict[str, int] | None = None,
+                 signed: frozenset[str] = frozenset()):
         self.app = app
         self.refuse = refuse  # async (scope, send, status, kind) -> None
         self.uploads = uploads or {}
+        # Paths other servers call (WeChat's XML, the city platform's JSON): the body is read and
+        # its size checked as above, its format is the handler's to check, with the signature.
+        self.signed = signed
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
@@ -141,7 +145,9 @@ class BodyGuard:
                 return await self.refuse(scope, send, 413, "too_large")
         kind, params = _content_type(scope)
         problem = None
-        if kind == "application/x-www-form-urlencoded":
+        if scope["path"] in self.signed:
+            pass
+        elif kind == "application/x-www-form-urlencoded":
             try:
                 parse_qsl(body.decode("utf-8"), strict_parsing=False)
             except UnicodeDecodeError:
@@ -165,8 +171,10 @@ class BodyGuard:
         return await self.app(scope, replay, send)
 
 
-def csrf(app, *, secret: str, post_paths: set[str], https: bool, refuse):
-    """asgi-csrf; every POST path is protected even when no cookie came with it."""
+def csrf(app, *, secret: str, post_paths: set[str], https: bool, refuse,
+         skip: frozenset[str] = frozenset()):
+    """asgi-csrf; every POST path is protected even when no cookie came with it, except the
+    paths in `skip`, which other servers call with a signature of their own."""
 
     async def send_csrf_failed(scope, send, message_id=None):
         await refuse(scope, send, 403, "expired")
@@ -174,6 +182,7 @@ def csrf(app, *, secret: str, post_paths: set[str], https: bool, refuse):
     return asgi_csrf(
         app, signing_secret=secret, always_protect=post_paths, cookie_secure=https,
         cookie_samesite="Lax", send_csrf_failed=send_csrf_failed,
+        skip_if_scope=(lambda scope: scope.get("path") in skip) if skip else None,
     )
 
 

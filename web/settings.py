@@ -10,6 +10,8 @@ from pathlib import Path
 from models.clock import SystemClock
 from models.district import District
 from models.messaging.config import SmsConfig, parse_template_codes
+from models.messaging.wechat import check_settings as check_wechat_settings
+from models.people.handoff import parse_partners
 from models.people.pii import Vault
 from models.rules.interval import RULES_FILE, RuleBook
 
@@ -64,6 +66,10 @@ class Settings:
     sms_rate_per_second: int = 50
     sms_max_attempts: int = 10
     sms_in_server: bool = False  # the server process also runs the SMS sender (`make run`)
+    # The official account's callback (/wechat, models/messaging/wechat.py): off while no token.
+    wechat_token: str = field(default="", repr=False)
+    wechat_app_id: str = ""
+    wechat_aes_key: str = field(default="", repr=False)  # EncodingAESKey: safe mode when set
     redis_url: str = ""  # shared rate-limit counters for several workers or hosts
     redis_prefix: str = "booking"  # keys of this service (a district) in a shared Redis
     vaccine_rules_file: str = str(RULES_FILE)
@@ -82,6 +88,11 @@ class Settings:
     # (each may cost an SMS, so every one counts), and wrong codes or bookings not found.
     rate_limit_sms_code: str = "20/hour"
     rate_limit_entry: str = "30 per 15 minutes"
+    # The city platform's hand-off (models/people/handoff.py): signed calls per partner, and
+    # refused signatures per address.
+    rate_limit_handoff: str = "600/minute"
+    # Partners of the hand-off API and their shared secrets ((name, secret), …); none: it is off.
+    handoff_partners: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     # Proxies whose X-Forwarded-For is believed (addresses or networks); none by default.
     trusted_proxies: tuple[str, ...] = ()
     # The waiting room (web/waiting_room.py), per server process: resident requests in flight
@@ -132,6 +143,9 @@ def load_settings(**overrides) -> Settings:
         sms_rate_per_second=_number(env, "SMS_RATE_PER_SECOND", Settings.sms_rate_per_second),
         sms_max_attempts=_number(env, "SMS_MAX_ATTEMPTS", Settings.sms_max_attempts),
         sms_in_server=env.get("SMS_IN_SERVER", "") in ("1", "true", "yes"),
+        wechat_token=env.get("WECHAT_TOKEN", "").strip(),
+        wechat_app_id=env.get("WECHAT_APP_ID", "").strip(),
+        wechat_aes_key=env.get("WECHAT_AES_KEY", "").strip(),
         redis_url=env.get("REDIS_URL", ""),
         redis_prefix=env.get("REDIS_PREFIX", Settings.redis_prefix),
         vaccine_rules_file=env.get("VACCINE_RULES_FILE", Settings.vaccine_rules_file),
@@ -142,6 +156,8 @@ def load_settings(**overrides) -> Settings:
         rate_limit_login_guess=env.get("RATE_LIMIT_LOGIN_GUESS", Settings.rate_limit_login_guess),
         rate_limit_sms_code=env.get("RATE_LIMIT_SMS_CODE", Settings.rate_limit_sms_code),
         rate_limit_entry=env.get("RATE_LIMIT_ENTRY", Settings.rate_limit_entry),
+        rate_limit_handoff=env.get("RATE_LIMIT_HANDOFF", Settings.rate_limit_handoff),
+        handoff_partners=parse_partners(env.get("HANDOFF_PARTNERS", "")),
         trusted_proxies=tuple(p.strip() for p in env.get("TRUSTED_PROXIES", "").split(",")
                               if p.strip()),
         waiting_room_active=_number(env, "WAITING_ROOM_ACTIVE", Settings.waiting_room_active,
@@ -157,6 +173,7 @@ def load_settings(**overrides) -> Settings:
             ipaddress.ip_network(proxy, strict=False)
         except ValueError:
             raise ValueError(f"TRUSTED_PROXIES: {proxy!r} is not an address or network") from None
+    check_wechat_settings(values["wechat_token"], values["wechat_app_id"], values["wechat_aes_key"])
     if not values["secret_key"]:
         values["secret_key"] = _secret_key(DATA_DIR)
     return Settings(**values)
@@ -198,4 +215,5 @@ def rate_limit_rules(settings: Settings) -> dict[str, str]:
         "login_guess": settings.rate_limit_login_guess,
         "sms_code": settings.rate_limit_sms_code,
         "entry": settings.rate_limit_entry,
+        "handoff": settings.rate_limit_handoff,
     }

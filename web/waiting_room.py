@@ -26,7 +26,7 @@ from starlette.requests import Request, cookie_parser
 
 from .templating import render
 
-RESIDENT_PREFIXES = ("/b/", "/booking", "/entry", "/find", "/lang/", "/text-size", "/poster")
+RESIDENT_PREFIXES = ("/b/", "/h/", "/booking", "/entry", "/find", "/lang/", "/text-size", "/poster")
 COOKIE = "queue"
 COOKIE_MAX_AGE = 20 * 60  # since the last waiting page: a journey's length; a stale one is new
 POST, JOURNEY, QUEUED, NEW = 0, 1, 2, 3  # classes of place in line, best first

@@ -260,7 +260,9 @@ class LoginCode(Model):
 class StaffUser(Model):
     """A staff account: site staff are tied to one site, sub-district staff to one sub-district."""
 
-    ROLES = ("callcentre", "site", "subdistrict", "admin")
+    # A clinic account (family doctors, a community health centre) is tied to one sub-district
+    # or to none (the whole district).
+    ROLES = ("callcentre", "site", "subdistrict", "admin", "clinic")
 
     id = fields.IntField(primary_key=True)
     username = fields.CharField(max_length=40, unique=True)
@@ -356,3 +358,34 @@ class GroupMember(Model):
     class Meta:
         table = "group_member"
         unique_together = (("group", "row"),)
+
+
+class HandoffTicket(Model):
+    """A one-time address (/h/…) made for a partner's signed hand-off (models/people/handoff.py):
+    only the hash of its token is kept; it lives minutes and opens one journey, once."""
+
+    id = fields.IntField(primary_key=True)
+    token_hash = fields.CharField(max_length=64, unique=True)
+    partner = fields.CharField(max_length=20)
+    resident = fields.ForeignKeyField("models.Resident", related_name="handoffs")
+    lang = fields.CharField(max_length=2, default="")  # the language the partner asked for
+    created_at = fields.DatetimeField()
+    expires_at = fields.DatetimeField()
+    used_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "handoff_ticket"
+
+
+class HandoffNonce(Model):
+    """A nonce a partner signed a request with, kept while its timestamp could still be accepted:
+    the same nonce again is a replay."""
+
+    id = fields.IntField(primary_key=True)
+    partner = fields.CharField(max_length=20)
+    nonce = fields.CharField(max_length=64)
+    seen_at = fields.DatetimeField(db_index=True)
+
+    class Meta:
+        table = "handoff_nonce"
+        unique_together = (("partner", "nonce"),)

@@ -45,6 +45,7 @@ STAFF = [
     ("callcentre", "callcentre", "demo-callcentre-2021", None, None),
     ("site", "site-th01", "demo-site-2021", "TH01", None),
     ("subdistrict", "wushan", "demo-subdistrict-2021", None, "五山街"),
+    ("clinic", "clinic-wushan", "demo-clinic-2021", None, "五山街"),  # family doctors of 五山街
 ]
 
 VACCINES = ["北京生物", "武汉生物", "科兴"]

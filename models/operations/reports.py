@@ -1,5 +1,5 @@
-"""The campaign in figures (/admin/reports): per site per day, per sub-district, and the second-dose
-completion rate over time, with the district's totals.
+"""The campaign in figures (/admin/reports): per site per day, per sub-district, the second-dose
+completion rate over time, with the district's totals, and bookings by channel.
 
 Everything is counted in the database (GROUP BY over indexes, migration 0008), never by loading
 rows. Two kinds of figures:
@@ -25,6 +25,9 @@ Definitions (docs/reports.md):
   /admin/overdue).
 - completion rate on a day: residents whose second dose was given by the end of that day, divided
   by residents whose first dose was given by then.
+- by channel: bookings still to come (active) and checked in, by how they were made
+  (Booking.channel: sms, phone, callcentre, family_doctor, clinic_desk, group, handoff), counted
+  in the database on every request like the per-site table.
 """
 from __future__ import annotations
 
@@ -499,3 +502,79 @@ def completion_values(report: CompletionReport):
     yield COMPLETION_COLUMNS
     for d in report.days:
         yield (d.day.isoformat(), d.first_doses, d.second_doses, d.second_doses_so_far, _percent(d.rate))
+
+
+# ---- bookings by channel: how people came to book
+
+
+# The table's order: the resident's own ways in, the call centre, family doctors and community
+# health centres, group lists, the city platform's hand-off; a channel not named here (the demo's)
+# comes after them, by name. Every one named has a row, even at 0.
+CHANNELS = ("sms", "phone", "callcentre", "family_doctor", "clinic_desk", "group", "handoff")
+
+
+@dataclass(frozen=True)
+class ChannelRow:
+    """Bookings made through one channel (the totals: channel ""), not cancelled: still to come
+    (active) and checked in (done)."""
+
+    channel: str
+    active: int = 0
+    checked_in: int = 0
+
+
+@dataclass(frozen=True)
+class ChannelReport:
+    filters: Filters
+    rows: list[ChannelRow]
+    totals: ChannelRow
+
+    def share(self, row: ChannelRow) -> float | None:
+        """The row's part of the active bookings."""
+        return row.active / self.totals.active if self.totals.active else None
+
+
+# One GROUP BY over the bookings not cancelled; the window (its day, its site) and the person
+# (where they live) are joined only when a filter needs them.
+CHANNELS_SQL = """
+SELECT b.channel AS channel, b.status AS status, COUNT(*) AS bookings
+FROM booking b{joins}
+WHERE b.status IN ('active', 'done'){where}
+GROUP BY b.channel, b.status
+"""
+
+
+async def by_channel(district: District, asked: Asked) -> ChannelReport:
+    """Active (and checked-in) bookings per channel; the date range, when given, picks bookings by
+    the day of their window, the site by where it is, the sub-district by where the person lives."""
+    filters = await _resolve(asked, default_days=None, max_days=None, today=district.clock.today(),
+                             with_site=True)
+    joins, where, params = "", "", []
+    if filters.from_day or filters.to_day or filters.site:
+        joins += " JOIN slot s ON s.id = b.slot_id"
+        if filters.from_day:
+            where, params = where + " AND s.day >= ?", params + [filters.from_day]
+        if filters.to_day:
+            where, params = where + " AND s.day <= ?", params + [filters.to_day]
+        if filters.site:
+            where, params = where + " AND s.site_id = ?", params + [filters.site.id]
+    if filters.subdistrict:
+        joins += " JOIN resident r ON r.id = b.resident_id"
+        where, params = where + " AND r.subdistrict = ?", params + [filters.subdistrict]
+    counts: dict[str, list[int]] = {c: [0, 0] for c in CHANNELS}
+    for r in await _rows(CHANNELS_SQL.format(joins=joins, where=where), params):
+        row = counts.setdefault(r["channel"], [0, 0])
+        row[0 if r["status"] == "active" else 1] += int(r["bookings"])
+    names = list(CHANNELS) + sorted(set(counts) - set(CHANNELS))
+    rows = [ChannelRow(name, *counts[name]) for name in names]
+    totals = ChannelRow("", sum(r.active for r in rows), sum(r.checked_in for r in rows))
+    return ChannelReport(filters, rows, totals)
+
+
+CHANNEL_COLUMNS = ("channel", "active", "checked_in", "active_share_percent")
+
+
+def channel_values(report: ChannelReport):
+    yield CHANNEL_COLUMNS
+    for r in [*report.rows, report.totals]:
+        yield (r.channel or "total", r.active, r.checked_in, _percent(report.share(r)))

@@ -56,6 +56,11 @@ async def create_user(
         if not area:
             raise StaffError("role 'subdistrict' needs --subdistrict, one of Tianhe's 21 sub-districts",
                              "subdistrict")
+    if role == "clinic" and (subdistrict or "").strip():  # bound to one; none given: the whole district
+        area = normalise_subdistrict(subdistrict) or ""
+        if not area:
+            raise StaffError("--subdistrict for role 'clinic' must be one of Tianhe's 21 sub-districts "
+                             "(or left out: the whole district)", "subdistrict")
     password_hash = hash_password(password)
     if await StaffUser.exists(username=username):
         raise StaffError(f"username {username} is already taken", "username_taken")

@@ -6,6 +6,9 @@ search finds nobody else, and any page or action for someone else by row id is a
 audited as `out_of_area` (web/scoping.py); the call centre and admins serve the whole district.
 Every POST path is fixed (ids in hidden fields) so the CSRF middleware protects each one.
 Booking, moving and cancelling go through the same booking service as the resident's link.
+A clinic account (family doctors, community health centres) says on the check page how each
+booking was made, by phone (family_doctor) or at the desk (clinic_desk); every other account's
+bookings are the call centre's. A channel the account may not use is refused (422), never stored.
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ from models.rules.eligibility import Refusal, Refused
 from models.staff.scope import OutsideArea
 from ..http import district, parse_day, parse_id, parse_text, see_other, url_for
 from ..scoping import area_of, refuse_outside
-from ..staff_auth import CALLS, current_staff, record, staff_only
+from ..staff_auth import CALLS, booking_channels, current_staff, record, staff_only
 from ..templating import render
 
 
@@ -179,12 +182,29 @@ async def calls_check(request: Request):
     slot = await service.chosen_slot(card, parse_id(q.get("slot")))
     if slot is None:
         return see_other(url_for(request, "calls_book", r=card.resident.id))
+    return await _check_page(request, card, slot, secrets.token_urlsafe(16))
+
+
+async def _check_page(request: Request, card: Standing, slot, key: str, *, error: str = "",
+                      status: int = 200):
+    """The read-back page; a clinic account also chooses the booking's channel there."""
     held = await service.current_hold(card, slot.id)
+    channels = booking_channels(await current_staff(request))
     return await _page(request, "check.html", {
-        "card": card, "slot": slot, "key": secrets.token_urlsafe(16),
-        "held_until": held.expires_at if held else None,
+        "card": card, "slot": slot, "key": key, "held_until": held.expires_at if held else None,
         "late": card.is_late(slot.day), "companion": card.needs_companion(slot.day),
-    })
+        "channels": channels if len(channels) > 1 else (), "error": error,
+    }, status=status)
+
+
+async def _channel(request: Request, form) -> str | None:
+    """The channel posted with a confirmation, if this account may record bookings under it
+    (an account with only one may leave it out); else None."""
+    allowed = booking_channels(await current_staff(request))
+    posted = parse_text(form.get("channel"), 20)
+    if not posted and len(allowed) == 1:
+        return allowed[0]
+    return posted if posted in allowed else None
 
 
 @staff_only(*CALLS)
@@ -195,9 +215,18 @@ async def calls_confirm(request: Request):
     if not isinstance(card, Standing):
         return card
     slot_id = parse_id(form.get("slot")) or 0
+    channel = await _channel(request, form)
+    if channel is None:  # not chosen, or not one this account may use: ask again, store nothing
+        slot = await service.chosen_slot(card, slot_id) if card.can_choose else None
+        if slot is None:
+            return _to_card(request, card.resident.id)
+        key = parse_text(form.get("key"), 64) or secrets.token_urlsafe(16)
+        posted = parse_text(form.get("channel"), 20)
+        return await _check_page(request, card, slot, key, status=422,
+                                 error="channel_wrong" if posted else "channel_missing")
     try:
         # The check page the agent confirmed read this very window back to the caller.
-        placed = await service.confirm(district(request), card, slot_id, channel="callcentre",
+        placed = await service.confirm(district(request), card, slot_id, channel=channel,
                                        request_key=parse_text(form.get("key"), 64) or None,
                                        chosen=slot_id)
     except Refused as exc:
@@ -210,7 +239,8 @@ async def calls_confirm(request: Request):
     if placed.changed:
         slot = await availability.slot_with_site(booking.slot_id)
         await record(request, placed.kind, resident=card.resident,
-                     detail=f"{format_code(booking.code)} {slot.site.code} {slot.day} {slot.start}")
+                     detail=f"{format_code(booking.code)} {slot.site.code} {slot.day} {slot.start}"
+                            + (f" via {channel}" if channel != "callcentre" else ""))
     moved = {"moved": 1} if placed.kind == "move" else {}
     return see_other(url_for(request, "calls_done", b=booking.id, **moved))
 

@@ -262,7 +262,7 @@ async def booking_confirm(request: Request):
     try:
         await service.confirm(district(request), visit.standing, parse_id(form.get("slot")) or 0,
                               request_key=parse_text(form.get("key"), 64) or None,
-                              channel="phone" if visit.journey.phone_login is not None else "sms",
+                              channel=visit.journey.channel,
                               chosen=visit.journey.slot_id)
     except Refused as exc:
         if exc.reason in (Refusal.BOOKED, Refusal.NOT_CHOSEN):  # their booking, or start again

@@ -29,7 +29,7 @@ def _scope(user: StaffUser) -> str:
     """Where the account works, for the audit trail."""
     if user.role == "site" and user.site:
         return f" site={user.site.code}"
-    if user.role == "subdistrict":
+    if user.role in ("subdistrict", "clinic") and user.subdistrict:
         return f" subdistrict={user.subdistrict}"
     return ""
 
@@ -85,7 +85,7 @@ async def admin_account_create(request: Request):
         user = await accounts.create_user(
             role=values["role"], username=values["username"], password=password,
             site_code=values["site"] if values["role"] == "site" else None,
-            subdistrict=values["subdistrict"] if values["role"] == "subdistrict" else None)
+            subdistrict=values["subdistrict"] if values["role"] in ("subdistrict", "clinic") else None)
     except StaffError as exc:
         return await _list_page(request, values=values, error=exc.reason or "invalid", status=422)
     await record(request, "create_account", detail=f"{user.role} {user.username}{_scope(user)}")

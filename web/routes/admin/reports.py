@@ -1,5 +1,6 @@
 """Reports (/admin/reports): per sub-district with the district's totals, per site per day, and
-the second-dose completion rate over time; each with a small SVG chart and a CSV download.
+the second-dose completion rate over time, each with a small SVG chart; bookings by channel;
+each with a CSV download.
 
 The filters come as query parameters (from_day, to_day, site, subdistrict; page for the per-site
 table), read here and checked in models/operations/reports.py: anything that cannot be used is
@@ -123,6 +124,18 @@ async def admin_reports_completion(request: Request):
         "points": [(f"{d.day:%m-%d}", d.rate) for d in report.days]})
 
 
+@staff_only(*ADMIN)
+async def admin_reports_channels(request: Request):
+    """GET /admin/reports/channels?from_day=&to_day=&site=&subdistrict=: active bookings per channel."""
+    asked, typed = _asked(request)
+    try:
+        report = await reports.by_channel(district(request), asked)
+    except reports.FilterError as exc:
+        return await _refused(request, "reports_channels.html", typed, exc)
+    return await _page(request, "reports_channels.html",
+                       {"report": report, "typed": _values(report.filters, typed)})
+
+
 # ---- CSV: UTF-8 with a BOM (Excel opens it as UTF-8), streamed a row at a time
 
 
@@ -186,6 +199,19 @@ async def admin_reports_completion_csv(request: Request):
     return _csv(reports.completion_values(report), f"report-completion-{f.from_day}-{f.to_day}.csv")
 
 
+@staff_only(*ADMIN)
+async def admin_reports_channels_csv(request: Request):
+    """GET /admin/reports/channels.csv with the page's filters."""
+    asked, typed = _asked(request)
+    try:
+        report = await reports.by_channel(district(request), asked)
+    except reports.FilterError as exc:
+        return await _refused(request, "reports_channels.html", typed, exc)
+    await record(request, "export_report", detail=f"channels {_span(report.filters)}")
+    today = district(request).clock.today().isoformat()
+    return _csv(reports.channel_values(report), f"report-channels-{today}.csv")
+
+
 ROUTES = [
     Route("/admin/reports", admin_reports, name="admin_reports"),
     Route("/admin/reports/subdistricts.csv", admin_reports_csv, name="admin_reports_csv"),
@@ -194,4 +220,6 @@ ROUTES = [
     Route("/admin/reports/completion", admin_reports_completion, name="admin_reports_completion"),
     Route("/admin/reports/completion.csv", admin_reports_completion_csv,
           name="admin_reports_completion_csv"),
+    Route("/admin/reports/channels", admin_reports_channels, name="admin_reports_channels"),
+    Route("/admin/reports/channels.csv", admin_reports_channels_csv, name="admin_reports_channels_csv"),
 ]

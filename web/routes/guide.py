@@ -1,0 +1,14 @@
+"""The second-dose guide (/guide): who may book, when, where, how by each channel, the day itself."""
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from models.rules import guide as guide_facts
+
+from ..http import district
+from ..templating import render
+
+
+async def guide_page(request: Request):
+    facts = await guide_facts.guide(district(request).rules)
+    return render(request, "pages/public/guide.html", {"guide": facts})
