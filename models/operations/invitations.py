@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Callable
@@ -203,15 +204,25 @@ async def invite(district: District, *, as_of: dt.date, limit: int | None = None
     check_base_url(district.base_url)
     count = 0
     page: list[Resident] = []
+    pending: asyncio.Future | None = None  # the page being written
 
-    def written(invited: int) -> None:
-        nonlocal count
-        if progress:
-            for done in range(count + 1, count + invited + 1):
-                progress(done)
-        count += invited
+    async def written() -> None:
+        nonlocal pending, count
+        if pending is not None:
+            task, pending = pending, None
+            invited = await task
+            if progress:
+                for done in range(count + 1, count + invited + 1):
+                    progress(done)
+            count += invited
 
-    async with bulk.WriteBehind(written) as behind:  # one page written while the next is made
+    async def one_page() -> None:
+        nonlocal pending
+        write = await _prepare_page(district, page, as_of)
+        await written()
+        pending = asyncio.ensure_future(write())
+
+    try:
         async for resident in eligible(district.rules, as_of, limit, scope):
             if dry_run:
                 count += 1
@@ -220,10 +231,18 @@ async def invite(district: District, *, as_of: dt.date, limit: int | None = None
                 continue
             page.append(resident)
             if len(page) == BATCH:
-                await behind.add(await _prepare_page(district, page, as_of))
+                await one_page()
                 page = []
         if page:
-            await behind.add(await _prepare_page(district, page, as_of))
+            await one_page()
+        await written()
+    except BaseException as exc:
+        if pending is not None:  # the page being written ends first (or stops with us)
+            if isinstance(exc, asyncio.CancelledError):
+                pending.cancel()
+            with contextlib.suppress(BaseException):
+                await written()
+        raise
     return InviteResult(count, dry_run)
 
 
