@@ -81,6 +81,9 @@ async def test_changing_a_rule_changes_the_guide(db, settings, clock, tmp_path):
     changed = settings.with_(vaccine_rules_file=str(rules_file), booking_lead_days=3)
     async with await _app_client(changed, clock) as other:
         words = text(await get_page(other, "/guide"))
+        start = text(await get_page(other, "/"))
+    assert "已满28天仍未接种第二剂" in start and "第一剂后42天内完成" in start  # the start page too
+    assert "满21天" not in start and "56天" not in start
     assert "第一剂后满28天可以接种第二剂，请在第42天内尽早完成；超过42天仍可接种" in words
     assert "第一剂后第25天起可以预约（可约第28天及以后的日期）" in words
     assert "智飞：第一剂后满30天，90天内完成" in words

@@ -4,7 +4,7 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from .. import i18n
-from ..http import parse_text, see_other
+from ..http import district, parse_text, see_other
 from ..templating import LARGE_COOKIE, render
 
 YEAR = 365 * 24 * 3600
@@ -23,7 +23,8 @@ def _remember(response, request: Request, name: str, value: str) -> None:
 
 
 async def start_page(request: Request):
-    return render(request, "pages/public/start.html")
+    # The interval in the words, from the rule book the booking uses (as the guide takes it).
+    return render(request, "pages/public/start.html", {"rules": district(request).rules.default})
 
 
 async def set_language(request: Request):
