@@ -23,6 +23,7 @@ this generator and this server stack can do at most, to compare the journey with
 from __future__ import annotations
 
 import asyncio
+import errno
 import random
 import re
 import resource
@@ -41,6 +42,7 @@ CODE = re.compile(r'class="code">([A-Z0-9-]+)<')
 REFRESH = re.compile(r'http-equiv="refresh" content="(\d+)')
 STEPS = ("link", "id_page", "id_check", "site_page", "site_keep", "window_page", "window_choose",
          "check_page", "confirm", "booking_page")
+RESET = (errno.ECONNRESET, errno.EPIPE)
 MAX_WINDOW_TRIES = 5
 MAX_WAIT_PER_JOURNEY = 300.0  # seconds in the waiting room before a journey counts as failed
 
@@ -132,10 +134,11 @@ class Resident:
                         retry_after = r.headers.get("Retry-After", "")
                         self._keep_cookies(r)
                     break
-                except gen.disconnected:
-                    # A kept-alive connection closed by the server as it was reused: browsers send
-                    # the request again on a new one, and so do we, once.
-                    if attempt == 2:
+                except gen.disconnected as exc:
+                    # A kept-alive connection closed by the server as it was reused (the server's
+                    # close, or a reset/broken pipe as we wrote on it): browsers send the request
+                    # again on a new one, and so do we, once. A refused connection is not that.
+                    if attempt == 2 or getattr(exc, "errno", None) not in (None, *RESET):
                         raise
                     gen.tally.disconnect_retries += 1
             elapsed = (time.perf_counter() - started) * 1000
@@ -256,7 +259,7 @@ class Generator:
             except asyncio.TimeoutError:
                 self.tally.errors["timeout"] += 1
             except Exception as exc:  # a broken connection, a refused one: counted by kind
-                self.tally.errors[f"exception {type(exc).__name__}"] += 1
+                self.tally.errors[f"exception {type(exc).__name__}: {str(exc)[:80]}"] += 1
             else:
                 self.tally.journeys_completed += 1
                 self.tally.journey_ms.append((time.perf_counter() - began) * 1000)
@@ -289,7 +292,7 @@ async def _run(plan: Plan) -> dict:
     timeout = aiohttp.ClientTimeout(total=plan.timeout)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout,
                                      cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=True) as session:
-        gen = Generator(plan, session, (aiohttp.ServerDisconnectedError,))
+        gen = Generator(plan, session, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError))
         delay = plan.start_at - time.time()
         if delay > 0:
             await asyncio.sleep(delay)
