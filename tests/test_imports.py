@@ -102,6 +102,72 @@ async def test_a_changed_phone_updates_the_record(db, tmp_path):
     assert VAULT.decrypt(resident.phone_cipher) == "13900001111"
 
 
+async def _imported() -> list[tuple]:
+    """Every record as the import left it, its ciphers decrypted (each encryption differs)."""
+    return [(r.name, VAULT.decrypt(r.id_cipher), r.id_hash, r.id_masked, r.birth_date,
+             VAULT.decrypt(r.phone_cipher), r.phone_hash, r.phone_masked, r.first_dose_date,
+             r.first_site_id, r.vaccine, r.subdistrict, r.invited_at, r.lang)
+            for r in await Resident.all().order_by("id_hash")]
+
+
+async def test_the_command_lines_worker_process_imports_exactly_what_the_server_does(
+        db, tmp_path, monkeypatch):
+    """import_first_doses(command_line=True) checks, hashes and encrypts in a worker process, in
+    other batches: the same records, the same refused lines and reasons, the same counts, and a
+    re-import (which the workers stop encrypting ahead for) changes nothing but a changed phone."""
+    from models.db.tables import ImportReject
+    from models.operations import imports
+
+    monkeypatch.setattr(imports, "BATCH", 7)  # batches end mid-file: repeats cross them
+    monkeypatch.setattr(imports, "COMMAND_LINE_BATCH", 5)
+    await make_site("TH01")
+    await make_site("TH02", subdistrict="员村街")
+    numbers = ids(30)
+    lines = [HEADER]
+    for n, number in enumerate(numbers):
+        site = ("TH01", "TH02", "X9")[n % 3] if n % 7 else "TH01"
+        day = "2021-02-30" if n == 11 else f"2021-06-{1 + n % 28:02d}"
+        phone = "02012345678" if n == 13 else f"1381234{n:04d}"
+        shown = number if n % 5 else f"{number[:6]} {number[6:]}".translate(
+            str.maketrans("0123456789", "０１２３４５６７８９"))
+        lines.append(f"人{n},{bad_check(number) if n == 17 else shown},{phone},{day},{site},"
+                     f"{'科兴' if n % 2 else ''},{'' if n % 4 else '五山街'}")
+        if n in (3, 20):
+            lines.append("")
+        if n in (4, 12, 25):  # again, later in the file (on a line in another batch)
+            lines.append(f"又{n},{number},13900000000,2021-06-01,TH02,,")
+    path = write(tmp_path, "\n".join(lines) + "\n", bom=True)
+
+    async def one_way(**how) -> tuple:
+        runs = []
+        result = await import_first_doses(VAULT, path, today=TODAY, on_reject=runs.append, **how)
+        refused = [(e.line, e.reason) for e in result.errors]
+        assert [(e.line, e.reason) for e in runs] == refused  # on_reject: each, in line order
+        stored = sorted((r.line, r.reason) for r in await ImportReject.filter(run_id=result.run_id))
+        assert stored == refused
+        return (result.created, result.updated, result.unchanged, result.rejected, result.rows,
+                result.total), refused, await _imported()
+
+    in_server = await one_way()
+    assert in_server[0] == (20, 0, 0, 13, 33, 33) and in_server[1]
+    assert any("appears again (first on line" in reason for _, reason in in_server[1])
+    again = await one_way()
+    await Resident.all().delete()
+    await ImportReject.all().delete()
+    command_line = await one_way(command_line=True)
+    assert command_line == in_server
+    # Re-imported on the command line: nothing changes (the workers soon stop encrypting ahead).
+    assert await one_way(command_line=True) == again
+    assert again[0] == (0, 0, 20, 13, 33, 33)
+    # One phone changed: one record updated, its new number encrypted as the server does.
+    changed = path.read_text(encoding="utf-8-sig").replace("13812340001,", "13812349999,")
+    path.write_text(changed, encoding="utf-8")
+    (counts, _, records) = await one_way(command_line=True)
+    assert counts == (0, 1, 19, 13, 33, 33)
+    assert sorted(r[5] for r in records) == sorted(
+        "13812349999" if r[5] == "13812340001" else r[5] for r in command_line[2])
+
+
 async def test_a_missing_column_refuses_the_whole_file(db, tmp_path):
     await make_site("TH01")
     (a,) = ids(1)

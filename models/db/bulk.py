@@ -1,4 +1,5 @@
-"""Many rows into one table in one statement (executemany), without a Model object per row.
+"""Many rows into one table in one statement (executemany), without a Model object per row;
+and WriteBehind, which writes one batch while the next is worked out.
 
 The imports and the invitation batches write hundreds of thousands of rows: building a Tortoise
 Model for each (its __init__, its field checks, to_db_value per column) cost more than the
@@ -7,8 +8,10 @@ is Tortoise's own for the model (same columns, same placeholders on SQLite and P
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
-from typing import Iterable
+from typing import Awaitable, Callable, Iterable
 
 from tortoise import timezone
 from tortoise.fields.data import DatetimeField
@@ -40,6 +43,9 @@ class Rows:
             else:  # a required column without a default (None) is given by the caller
                 default = field.default() if callable(field.default) else field.default
                 default = field.to_db_value(default, model) if default is not None else None
+            if isinstance(default, dt.datetime) and conn.capabilities.dialect == "sqlite":
+                # What the sqlite3 adapter Tortoise registers would make of it, once, not a row.
+                default = default.isoformat(" ")
             self.defaults.append((column, default))
 
     def values(self, row: dict) -> list:
@@ -51,3 +57,44 @@ class Rows:
         if values:
             await self.conn.execute_many(self.sql, values)
         return len(values)
+
+
+class WriteBehind:
+    """Write one batch while the next is worked out: the database's work overlaps Python's.
+
+    `await add(write)` waits for the batch before it to be written, then starts write() (an
+    async callable); its answer goes to on_written(answer) once it is done. So batches are
+    written one after another, in order, each after the one before it is done, and at most one
+    is being written. Used as `async with WriteBehind(on_written) as behind:`: leaving the block
+    waits for the last write; leaving it by an exception lets the write under way end first
+    (or, when the task is cancelled, cancels it too) and then raises. The imports
+    (models/operations/imports.py) and the invitation batches (invitations.py) both work so."""
+
+    def __init__(self, on_written: Callable[[object], None] | None = None):
+        self.on_written = on_written
+        self.pending: asyncio.Future | None = None
+
+    async def add(self, write: Callable[[], Awaitable[object]]) -> None:
+        await self.wait()
+        self.pending = asyncio.ensure_future(write())
+
+    async def wait(self) -> None:
+        """Wait for the write under way, if any, and hand its answer to on_written."""
+        if self.pending is not None:
+            task, self.pending = self.pending, None
+            answer = await task
+            if self.on_written is not None:
+                self.on_written(answer)
+
+    async def __aenter__(self) -> "WriteBehind":
+        return self
+
+    async def __aexit__(self, kind, exc, tb) -> None:
+        if exc is None:
+            await self.wait()
+            return
+        if self.pending is not None:  # the write under way ends first (or stops with us)
+            if isinstance(exc, asyncio.CancelledError):
+                self.pending.cancel()
+            with contextlib.suppress(BaseException):
+                await self.wait()

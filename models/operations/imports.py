@@ -14,25 +14,34 @@ Memory: two batches of rows (one written while the next is checked), the first K
 refusals, SQLite's page cache (SQLITE_CACHE_KB while the import runs), and, to find an ID number
 repeated in the file, 64 bits of each row's keyed hash with its line number (about 24 bytes a
 row: 24 MB for a million rows); never an ID number itself.
+
+The command line's import (import_first_doses(command_line=True), run.py) has the rows checked,
+hashed and encrypted by COMMAND_LINE_WORKERS worker processes while this process reads the file
+and writes (both cores work): batches of COMMAND_LINE_BATCH, at most one being checked per
+worker, one being worked out and one being written; a larger page cache (COMMAND_LINE_CACHE_KB);
+commits that do not wait for the disk. The console's import (in the server) does it all in the
+server's process. Both write the same records and refuse the same lines for the same reasons.
 """
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import csv
 import datetime as dt
 import io
 import logging
+import multiprocessing
 import os
 import re
 import shutil
 import tempfile
 import unicodedata
 from array import array
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AsyncIterator, BinaryIO, Callable, Iterator
+from typing import AsyncIterator, BinaryIO, Callable, Iterator, NamedTuple
 
 from tortoise import connections
 from tortoise.exceptions import BaseORMException
@@ -51,11 +60,15 @@ SITE_COLUMNS = ("code", "name", "subdistrict", "address")  # `phone` may be left
 DOSE_COLUMNS = ("name", "id_number", "phone", "first_dose_date", "site_code")  # + vaccine, subdistrict
 
 BATCH = 5000  # rows checked and written together, in one transaction; the run's counts move by this
+COMMAND_LINE_BATCH = 10_000  # the same for the command line's import (import_first_doses(command_line=True))
+COMMAND_LINE_WORKERS = 2  # processes that check, hash and encrypt the command line's rows
 KEPT_ERRORS = 1000  # refusals kept in ImportResult.errors (all of them go to ImportReject and on_reject)
 MAX_LINE = 100_000  # characters on one physical line: a real row has about 100
 IN_CLAUSE = 500  # ids in one `IN (…)` look-up
 YIELD_EVERY = 100  # rows checked between two chances for the event loop to serve other requests
-SQLITE_CACHE_KB = 65536  # SQLite's page cache while an import runs (_sqlite_cache)
+SQLITE_CACHE_KB = 65536  # SQLite's page cache while an import runs (_sqlite_settings)
+# The same for the command line's import: a million records' two hash indexes (some 150 MB) fit.
+COMMAND_LINE_CACHE_KB = 262144
 
 # Inactivated vaccines were first given in China in mid-2020: an earlier date is a typo.
 EARLIEST_FIRST_DOSE = dt.date(2020, 1, 1)
@@ -167,12 +180,15 @@ def _lines(text: io.TextIOWrapper, name: str) -> Iterator[str]:
         yield line
 
 
-def read_csv(binary: BinaryIO, name: str, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
+def read_csv(binary: BinaryIO, name: str, required: tuple[str, ...], *,
+             header_to: list | None = None) -> Iterator[tuple[int, dict[str, str]]]:
     """The rows of a CSV file as (line number, {column: cell}), read a line at a time.
 
     UTF-8 with or without a BOM; blank lines skipped; the first other row is the header (names in
     any case); cells trimmed. Raises ImportFileError when the file cannot be read as such: at its
     start for a missing column, at the end for an empty file, where it is met for a bad byte.
+    With header_to (a list), the rows are (line number, [cells]) instead, the header's names
+    appended to header_to before the first: row_dict(header, cells) makes the same dict.
     """
     text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
     try:
@@ -200,12 +216,18 @@ def read_csv(binary: BinaryIO, name: str, required: tuple[str, ...]) -> Iterator
                     raise ImportFileError(f"{name}: missing column(s) {', '.join(missing)}; "
                                           f"the header must name {', '.join(required)}",
                                           "missing_columns", ", ".join(missing))
+                if header_to is not None:
+                    header_to.extend(header)
                 continue
-            yield line, {col: (cells[i] if i < len(cells) else "") for i, col in enumerate(header)}
+            yield line, (cells if header_to is not None else row_dict(header, cells))
         if header is None:
             raise ImportFileError(f"{name}: the file is empty (no header row)", "empty")
     finally:
         text.detach()  # the binary file stays open: its owner closes it
+
+
+def row_dict(header: list[str], cells: list[str]) -> dict[str, str]:
+    return {col: (cells[i] if i < len(cells) else "") for i, col in enumerate(header)}
 
 
 async def _count_rows(binary: BinaryIO, name: str, required: tuple[str, ...]) -> int:
@@ -334,63 +356,76 @@ def run_failure(run: ImportRun) -> tuple[str, str]:
 
 async def _run_import(kind: str, source, required: tuple[str, ...], prepare, *,
                       run: ImportRun | None, user: StaffUser | None,
-                      on_progress: Progress | None, on_reject: Reject | None) -> ImportResult:
+                      on_progress: Progress | None, on_reject: Reject | None,
+                      batch_rows: int | None = None, start=None, ahead: int = 0,
+                      command_line: bool = False) -> ImportResult:
     """Open, check, import batch by batch, and finish the run: done or failed.
 
-    prepare(run_id, batch, result) works a batch out and returns write(), which writes it with
-    the run's counts and returns its refusals. One batch is written while the next is worked
-    out (the database's work overlaps Python's); batches are written one after the other, in
-    order, each after the one before it is done."""
-    async with _sqlite_cache():
+    Each batch of batch_rows rows (BATCH unless told) is first handed to start(header, batch)
+    (the worker process's check, begun in the background, of rows as (line, cells), which
+    row_dict(header, cells) makes dicts of; without start, the batch as it is), then,
+    once `ahead` more have been started, to prepare(run_id, started, result), which works the
+    batch out and returns write(), which writes it with the run's counts and returns its
+    refusals. One batch is written while the next is worked out (bulk.WriteBehind: the
+    database's work overlaps Python's); batches are written one after the other, in order, each
+    after the one before it is done."""
+    async with _sqlite_settings(command_line):
         return await _import_batches(kind, source, required, prepare, run=run, user=user,
-                                     on_progress=on_progress, on_reject=on_reject)
+                                     on_progress=on_progress, on_reject=on_reject,
+                                     batch_rows=batch_rows, start=start, ahead=ahead)
 
 
 @contextlib.asynccontextmanager
-async def _sqlite_cache():
-    """On SQLite, a larger page cache for the connection while an import runs (restored after):
-    new records go into three indexes at random places (the ID hash, the phone hash, the
-    reports'), and past a few hundred thousand records the default 2 MB cache reads most of
-    their pages again for every batch. Memory: at most SQLITE_CACHE_KB, whatever the file's size."""
+async def _sqlite_settings(command_line: bool):
+    """On SQLite, while an import runs (restored after):
+    - a larger page cache for the connection: new records go into three indexes at random
+      places (the ID hash, the phone hash, the reports'), and past a few hundred thousand
+      records the default 2 MB cache reads most of their pages again for every batch. Memory:
+      at most SQLITE_CACHE_KB (COMMAND_LINE_CACHE_KB on the command line, where the server's
+      processes are not sharing the machine's memory), whatever the file's size;
+    - for the command line only, `synchronous = NORMAL`: in WAL mode a commit no longer waits
+      for the disk; a power cut may lose the last batches, never the database's consistency,
+      and importing the file again finishes the run (a row already written is unchanged)."""
     conn = connections.get("default")
-    if conn.capabilities.dialect != "sqlite" or not SQLITE_CACHE_KB:
+    if conn.capabilities.dialect != "sqlite":
         yield
         return
-    _, rows = await conn.execute_query("PRAGMA cache_size")
-    before = int(rows[0][0])
-    if before >= 0 or -before >= SQLITE_CACHE_KB:  # set in pages, or as large already: leave it
-        yield
-        return
-    await conn.execute_script(f"PRAGMA cache_size = -{int(SQLITE_CACHE_KB)}")
+    restore: list[str] = []
     try:
+        _, rows = await conn.execute_query("PRAGMA cache_size")
+        before = int(rows[0][0])
+        # Set in pages, or as large already: leave it.
+        cache_kb = COMMAND_LINE_CACHE_KB if command_line else SQLITE_CACHE_KB
+        if cache_kb and before < 0 and -before < cache_kb:
+            await conn.execute_script(f"PRAGMA cache_size = -{int(cache_kb)}")
+            restore.append(f"PRAGMA cache_size = {before}")
+        if command_line:
+            _, rows = await conn.execute_query("PRAGMA synchronous")
+            before = int(rows[0][0])
+            if before > 1:  # FULL (2) or EXTRA (3)
+                await conn.execute_script("PRAGMA synchronous = NORMAL")
+                restore.append(f"PRAGMA synchronous = {before}")
         yield
     finally:
-        with contextlib.suppress(Exception):
-            await conn.execute_script(f"PRAGMA cache_size = {before}")
+        for statement in restore:
+            with contextlib.suppress(Exception):
+                await conn.execute_script(statement)
 
 
 async def _import_batches(kind: str, source, required: tuple[str, ...], prepare, *,
                           run: ImportRun | None, user: StaffUser | None,
-                          on_progress: Progress | None, on_reject: Reject | None) -> ImportResult:
+                          on_progress: Progress | None, on_reject: Reject | None,
+                          batch_rows: int | None, start, ahead: int) -> ImportResult:
     result = ImportResult()
-    pending: asyncio.Future | None = None  # the batch being written
+    size = batch_rows or BATCH
+    started: deque = deque()  # batches begun (start()) and not yet worked out: at most ahead + 1
 
-    async def written() -> None:
-        nonlocal pending
-        if pending is not None:
-            task, pending = pending, None
-            rejects = await task
-            if on_reject:
-                for error in rejects:
-                    on_reject(error)
-            if on_progress:
-                on_progress(result)
-
-    async def one_batch(batch) -> None:
-        nonlocal pending
-        write = await prepare(run.id, batch, result)
-        await written()
-        pending = asyncio.ensure_future(write())
+    def written(rejects: list[RowError]) -> None:
+        if on_reject:
+            for error in rejects:
+                on_reject(error)
+        if on_progress:
+            on_progress(result)
 
     try:
         with _opened(source) as (binary, name):
@@ -400,26 +435,30 @@ async def _import_batches(kind: str, source, required: tuple[str, ...], prepare,
             result.total = await _count_rows(binary, name, required)
             if on_progress:
                 on_progress(result)
-            batch: list[tuple[int, dict[str, str]]] = []
-            rows = read_csv(binary, name, required)
+            header: list[str] = []  # for start(): the rows go to it as lists of cells
+            rows = read_csv(binary, name, required, header_to=header if start else None)
             try:
-                for item in rows:
-                    batch.append(item)
-                    if len(batch) == BATCH:
+                async with bulk.WriteBehind(written) as behind:
+                    async def one_batch(batch) -> None:
+                        started.append(start(header, batch) if start else batch)
+                        while len(started) > ahead:
+                            await behind.add(await prepare(run.id, started.popleft(), result))
+
+                    batch: list[tuple[int, dict[str, str]]] = []
+                    for item in rows:
+                        batch.append(item)
+                        if len(batch) >= size:
+                            await one_batch(batch)
+                            batch = []
+                    if batch:
                         await one_batch(batch)
-                        batch = []
-                if batch:
-                    await one_batch(batch)
-                await written()
-            except BaseException as exc:
-                if pending is not None:  # the batch being written ends first (or stops with us)
-                    if isinstance(exc, asyncio.CancelledError):
-                        pending.cancel()
-                    with contextlib.suppress(BaseException):
-                        await written()
-                raise
+                    while started:
+                        await behind.add(await prepare(run.id, started.popleft(), result))
             finally:
                 rows.close()
+                for begun in started:  # stopped early: checks not yet begun need not be
+                    if isinstance(begun, (asyncio.Future, concurrent.futures.Future)):
+                        begun.cancel()
     except ImportFileError as exc:
         if result.rows:  # only if the file changed between the two passes
             exc = ImportFileError(f"{exc}; stopped after {result.rows} rows, which were "
@@ -518,53 +557,82 @@ async def _upsert_site(values: dict[str, str]) -> str:
 async def import_first_doses(vault: pii.Vault, source, *, today: dt.date,
                              run: ImportRun | None = None, user: StaffUser | None = None,
                              on_progress: Progress | None = None,
-                             on_reject: Reject | None = None) -> ImportResult:
+                             on_reject: Reject | None = None, command_line: bool = False,
+                             workers: int | None = None) -> ImportResult:
     """Create or update first-dose records from a CSV file (a path or a binary file object);
     re-importing the same file changes nothing. Streams: see the module's docstring.
 
     The run (ImportRun) is `run` or a new one; its counts move after each batch. on_progress(result)
     is called after the check pass (result.total known) and each batch; on_reject(error) for each
     refused row, in line order. A whole-file problem raises ImportFileError, nothing written.
-    """
-    sites = {site.code: site for site in await Site.all()}
-    seen: _SeenIds | None = None
 
-    async def prepare(run_id: int, batch, result: ImportResult):
-        """Check the batch's rows, look up who is already there, encrypt what is new; return
-        the write of the batch."""
-        nonlocal seen
+    command_line: the operator's import (run.py), the only thing running: its rows are checked,
+    hashed and encrypted in COMMAND_LINE_WORKERS other processes while this one writes (both
+    cores work), COMMAND_LINE_BATCH rows a transaction, and commits do not wait for the disk
+    (_sqlite_settings; on PostgreSQL, synchronous_commit off for the import's transactions).
+    Otherwise (the console's import, inside the server) all of it happens in this process, in
+    batches of BATCH, letting the event loop serve other requests every YIELD_EVERY rows.
+    `workers` overrides the number of worker processes (0: none). The same rows are written and
+    the same rows refused, for the same reasons, either way.
+    """
+    sites = {site.code: _SiteRef(site.id, site.subdistrict) for site in await Site.all()}
+    checker = _Checker(vault, sites, today)
+    if workers is None:
+        workers = COMMAND_LINE_WORKERS if command_line else 0
+    seen: _SeenIds | None = None
+    encrypt_ahead = True  # whether the workers encrypt every good row (most rows are new)
+    pool: concurrent.futures.ProcessPoolExecutor | None = None
+    first_import = False  # no residents when the import began (_nobody_yet)
+
+    def start(header: list[str], batch):
+        """Begin checking a batch in a worker process."""
+        return pool.submit(_check_in_worker, header, batch, encrypt_ahead)
+
+    async def prepare(run_id: int, started, result: ImportResult):
+        """Check the batch's rows (or take the worker's answers), find the repeated ID numbers,
+        look up who is already there, encrypt what is new; return the write of the batch."""
+        nonlocal seen, encrypt_ahead, first_import
         if seen is None:
             seen = _SeenIds(result.total)
+            first_import = await _nobody_yet()
+        if pool is not None:
+            checked = await asyncio.wrap_future(started)
+        else:
+            checked = []
+            for i in range(0, len(started), YIELD_EVERY):
+                if i:
+                    await asyncio.sleep(0)  # a batch is some seconds of work: let the server answer others
+                checked += checker.rows(started[i:i + YIELD_EVERY], encrypt=False)
         rejects: list[RowError] = []
-        good: list[tuple[int, dict, str]] = []
-        for n, (line, row) in enumerate(batch, 1):
-            if n % YIELD_EVERY == 0:
-                await asyncio.sleep(0)  # a batch is some seconds of work: let the server answer others
-            reasons, values = _check_first_dose(row, sites, today)
-            id_hash = ""
-            if number := values.get("id_number"):
-                id_hash = vault.keyed_hash(number)
+        good: list[tuple] = []
+        for line, reasons, id_hash, number, phone, fields in checked:
+            if id_hash:
                 first = seen.first_line(id_hash, line)
                 if first is not None:
-                    reasons.append(f"id_number {pii.mask_id(number)} appears again (first on line {first})")
+                    reasons.append(f"id_number {pii.mask_id(number)} appears again "
+                                   f"(first on line {first})")
             if reasons:
                 rejects.append(RowError(line, "; ".join(reasons)))
             else:
-                good.append((line, values, id_hash))
-        counts, new, changes = await _prepare_residents(vault, good)
-        rows = len(batch)
+                good.append((line, id_hash, number, phone, fields))
+        counts, new, changes = await _prepare_residents(vault, good, look_up=not first_import)
+        if good:  # a file of people already there (a re-import): the workers need not encrypt
+            encrypt_ahead = 2 * counts["created"] >= len(good)
+        rows = len(checked)
 
         async def write() -> list[RowError]:
             nonlocal counts
             try:
-                await _write_residents(run_id, new, changes, result, counts, rows, rejects)
+                await _write_residents(run_id, new, changes, result, counts, rows, rejects,
+                                       command_line=command_line)
             except BaseORMException:
                 # Someone else wrote one of these people meanwhile (or the database refused a
                 # value): the batch again, row by row, so that one row blocks nobody.
                 counts = Counter()
-                for line, values, _ in good:
+                for line, _, number, phone, fields in good:
                     try:
-                        counts[(await upsert_resident(vault, **_upsert_values(values)))[1]] += 1
+                        _, outcome = await upsert_resident(vault, **_upsert_values(number, phone, fields))
+                        counts[outcome] += 1
                     except BaseORMException:
                         rejects.append(RowError(line, "the database refused this row"))
                 rejects.sort(key=lambda e: e.line)
@@ -574,8 +642,77 @@ async def import_first_doses(vault: pii.Vault, source, *, today: dt.date,
 
         return write
 
-    return await _run_import(FIRST_DOSES, source, DOSE_COLUMNS, prepare, run=run, user=user,
-                             on_progress=on_progress, on_reject=on_reject)
+    async def run_it() -> ImportResult:
+        return await _run_import(
+            FIRST_DOSES, source, DOSE_COLUMNS, prepare, run=run, user=user,
+            on_progress=on_progress, on_reject=on_reject,
+            batch_rows=COMMAND_LINE_BATCH if command_line else None,
+            start=start if pool is not None else None, ahead=workers if pool is not None else 0,
+            command_line=command_line)
+
+    if not workers:
+        return await run_it()
+    pool = concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_worker, initargs=(checker,))
+    try:
+        return await run_it()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _SiteRef(NamedTuple):
+    """What a first-dose row needs of its site (upsert_resident reads the same two)."""
+    id: int
+    subdistrict: str
+
+
+@dataclass(frozen=True)
+class _Checker:
+    """What checking a first-dose row needs; handed once to each worker process (pickled: the
+    Vault as its derived keys, pii.Vault.__reduce__)."""
+    vault: pii.Vault
+    sites: dict[str, _SiteRef]
+    today: dt.date
+
+    def rows(self, batch: list[tuple[int, dict[str, str]]], encrypt: bool) -> list[tuple]:
+        """Each row checked, as (line, reasons, ID hash or "", ID number, phone, fields): the
+        reasons it is refused (the repeated-ID one is added by the caller, who sees the whole
+        file), the normalised ID number and phone, and for a row without reasons the record's
+        FIELDS as upsert_resident() writes them (the two ciphers only when `encrypt`, else None:
+        a record already there needs none). Tuples, not dicts: a worker's answers cross a pipe."""
+        vault = self.vault
+        out = []
+        for line, row in batch:
+            reasons, values = _check_first_dose(row, self.sites, self.today)
+            number = values.get("id_number")
+            phone = values.get("phone")
+            id_hash = vault.keyed_hash(number) if number else ""
+            fields = None
+            if not reasons:
+                site: _SiteRef = values["site"]
+                fields = (
+                    values["name"].strip(), vault.keyed_hash(phone), pii.mask_phone(phone),
+                    values["first_dose_date"], site.id, values["vaccine"].strip(),
+                    (values["subdistrict"] or site.subdistrict).strip(),
+                    pii.mask_id(number), values["birth_date"],
+                    vault.encrypt(number) if encrypt else None,
+                    vault.encrypt(phone) if encrypt else None)
+            out.append((line, reasons, id_hash, number, phone, fields))
+        return out
+
+
+_WORKER_CHECKER: _Checker | None = None  # in a worker process: set once when it starts
+
+
+def _start_worker(checker: _Checker) -> None:
+    global _WORKER_CHECKER
+    _WORKER_CHECKER = checker
+
+
+def _check_in_worker(header: list[str], batch: list[tuple[int, list[str]]],
+                     encrypt: bool) -> list[tuple]:
+    return _WORKER_CHECKER.rows([(line, row_dict(header, cells)) for line, cells in batch], encrypt)
 
 
 # What upsert_resident() compares on an existing record (and writes when one differs).
@@ -583,18 +720,8 @@ COMPARED = ("name", "phone_hash", "phone_masked", "first_dose_date", "first_site
             "subdistrict")
 
 
-def _resident_fields(vault: pii.Vault, values: dict) -> dict:
-    """What upsert_resident() compares and writes for an existing record, for a batch."""
-    site: Site = values["site"]
-    return dict(
-        name=values["name"].strip(),
-        phone_hash=vault.keyed_hash(values["phone"]),
-        phone_masked=pii.mask_phone(values["phone"]),
-        first_dose_date=values["first_dose_date"],
-        first_site_id=site.id,
-        vaccine=values["vaccine"].strip(),
-        subdistrict=(values["subdistrict"] or site.subdistrict).strip(),
-    )
+# A checked row's record, as _Checker.rows() gives it: COMPARED first, then what a new one adds.
+FIELDS = COMPARED + ("id_masked", "birth_date", "id_cipher", "phone_cipher")
 
 
 async def _residents_by_hash(hashes: list[str]) -> dict[str, dict]:
@@ -608,32 +735,40 @@ async def _residents_by_hash(hashes: list[str]) -> dict[str, dict]:
     return found
 
 
-async def _prepare_residents(vault: pii.Vault, good: list[tuple[int, dict, str]]):
-    """What a batch's good rows change, as upsert_resident() would: (counts of created, updated,
-    unchanged; new records as rows; (id, changed columns) of the others), worked out before the
-    batch's transaction (hashes, encryption, comparing), which then only writes."""
-    existing = await _residents_by_hash([id_hash for _, _, id_hash in good])
+async def _nobody_yet() -> bool:
+    """Whether there are no residents at all (a district's first import): then a batch need not
+    look anyone up. Someone writing one of its people meanwhile makes its INSERT fail, and the
+    batch is done again row by row (import_first_doses), as when a look-up missed them."""
+    return not await Resident.exists()
+
+
+async def _prepare_residents(vault: pii.Vault, good: list[tuple], *, look_up: bool = True):
+    """What a batch's good rows (line, ID hash, ID number, phone, FIELDS) change, as
+    upsert_resident() would: (counts of created, updated, unchanged; new records as rows; (id,
+    changed columns) of the others), worked out before the batch's transaction (comparing, and
+    encrypting what the check left to do), which then only writes."""
+    existing = await _residents_by_hash([id_hash for _, id_hash, _, _, _ in good]) if look_up else {}
     counts: Counter = Counter()
     new: list[dict] = []
     changes: list[tuple[int, dict]] = []
-    for n, (_, values, id_hash) in enumerate(good, 1):
+    compared = tuple(enumerate(COMPARED))
+    for n, (_, id_hash, number, phone, fields) in enumerate(good, 1):
         if n % YIELD_EVERY == 0:
             await asyncio.sleep(0)
-        fields = _resident_fields(vault, values)
         old = existing.get(id_hash)
         if old is None:
-            number, phone = values["id_number"], values["phone"]
-            fields.update(id_hash=id_hash, id_cipher=vault.encrypt(number), id_masked=pii.mask_id(number),
-                          birth_date=values["birth_date"], phone_cipher=vault.encrypt(phone))
-            new.append(fields)
+            record = dict(zip(FIELDS, fields), id_hash=id_hash)
+            if record["id_cipher"] is None:
+                record.update(id_cipher=vault.encrypt(number), phone_cipher=vault.encrypt(phone))
+            new.append(record)
             counts["created"] += 1
             continue
-        changed = {k: v for k, v in fields.items() if old[k] != v}
+        changed = {k: fields[i] for i, k in compared if old[k] != fields[i]}
         if not changed:
             counts["unchanged"] += 1
             continue
         if "phone_hash" in changed:
-            changed["phone_cipher"] = vault.encrypt(values["phone"])
+            changed["phone_cipher"] = fields[-1] or vault.encrypt(phone)
         changes.append((old["id"], changed))
         counts["updated"] += 1
     return counts, new, changes
@@ -641,10 +776,13 @@ async def _prepare_residents(vault: pii.Vault, good: list[tuple[int, dict, str]]
 
 async def _write_residents(run_id: int, new: list[dict], changes: list[tuple[int, dict]],
                            result: ImportResult, counts: Counter, rows: int,
-                           rejects: list[RowError]) -> None:
+                           rejects: list[RowError], *, command_line: bool = False) -> None:
     """A batch's records (new ones with one INSERT … executemany, changed ones by id), its
     refusals and the run's counts, in one transaction."""
     async with in_transaction() as conn:
+        if command_line and conn.capabilities.dialect == "postgres":
+            # As SQLite's synchronous = NORMAL (_sqlite_settings): this transaction only.
+            await conn.execute_script("SET LOCAL synchronous_commit = off")
         if new:
             await bulk.Rows(Resident, conn).insert(new)
         for resident_id, changed in changes:
@@ -653,12 +791,14 @@ async def _write_residents(run_id: int, new: list[dict], changes: list[tuple[int
         await _save_progress(run_id, result, counts, rows, rejects, conn)
 
 
-def _upsert_values(values: dict) -> dict:
-    """The checked values as upsert_resident() takes them (it works the birth date out itself)."""
-    return {k: v for k, v in values.items() if k != "birth_date"}
+def _upsert_values(number: str, phone: str, fields: tuple) -> dict:
+    """A checked row as upsert_resident() takes it (the same values it would work out)."""
+    name, _, _, first_dose_date, site_id, vaccine, subdistrict = fields[:len(COMPARED)]
+    return dict(name=name, id_number=number, phone=phone, first_dose_date=first_dose_date,
+                site=_SiteRef(site_id, subdistrict), vaccine=vaccine, subdistrict=subdistrict)
 
 
-def _check_first_dose(row: dict[str, str], sites: dict[str, Site], today: dt.date):
+def _check_first_dose(row: dict[str, str], sites: dict[str, _SiteRef], today: dt.date):
     """Return (reasons the row is refused, the values for upsert_resident)."""
     reasons: list[str] = []
     values: dict = {"name": row["name"], "vaccine": row.get("vaccine", "")}

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Callable
@@ -204,25 +203,15 @@ async def invite(district: District, *, as_of: dt.date, limit: int | None = None
     check_base_url(district.base_url)
     count = 0
     page: list[Resident] = []
-    pending: asyncio.Future | None = None  # the page being written
 
-    async def written() -> None:
-        nonlocal pending, count
-        if pending is not None:
-            task, pending = pending, None
-            invited = await task
-            if progress:
-                for done in range(count + 1, count + invited + 1):
-                    progress(done)
-            count += invited
+    def written(invited: int) -> None:
+        nonlocal count
+        if progress:
+            for done in range(count + 1, count + invited + 1):
+                progress(done)
+        count += invited
 
-    async def one_page() -> None:
-        nonlocal pending
-        write = await _prepare_page(district, page, as_of)
-        await written()
-        pending = asyncio.ensure_future(write())
-
-    try:
+    async with bulk.WriteBehind(written) as behind:  # one page written while the next is made
         async for resident in eligible(district.rules, as_of, limit, scope):
             if dry_run:
                 count += 1
@@ -231,18 +220,10 @@ async def invite(district: District, *, as_of: dt.date, limit: int | None = None
                 continue
             page.append(resident)
             if len(page) == BATCH:
-                await one_page()
+                await behind.add(await _prepare_page(district, page, as_of))
                 page = []
         if page:
-            await one_page()
-        await written()
-    except BaseException as exc:
-        if pending is not None:  # the page being written ends first (or stops with us)
-            if isinstance(exc, asyncio.CancelledError):
-                pending.cancel()
-            with contextlib.suppress(BaseException):
-                await written()
-        raise
+            await behind.add(await _prepare_page(district, page, as_of))
     return InviteResult(count, dry_run)
 
 

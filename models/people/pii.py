@@ -37,10 +37,18 @@ class Vault:
         if not secret_key:
             raise ValueError("a secret key is needed to protect personal data")
         digest = lambda label: hashlib.sha256(f"{label}:{secret_key}".encode()).digest()  # noqa: E731
-        self._hmac_key = digest("pii-hmac")
+        self._set_keys(digest("pii-hmac"), base64.urlsafe_b64encode(digest("pii-fernet")))
+
+    def _set_keys(self, hmac_key: bytes, fernet_key: bytes) -> None:
+        self._hmac_key, self._fernet_key = hmac_key, fernet_key
         # The key set up once; each hash copies it (half the cost: an import hashes 2 values a row).
-        self._hmac = hmac.new(self._hmac_key, digestmod=hashlib.sha256)
-        self._fernet = Fernet(base64.urlsafe_b64encode(digest("pii-fernet")))
+        self._hmac = hmac.new(hmac_key, digestmod=hashlib.sha256)
+        self._fernet = Fernet(fernet_key)
+
+    def __reduce__(self):
+        """Pickled as its two derived keys (never the secret itself): how an import hands the
+        Vault to the worker process that checks, hashes and encrypts its rows."""
+        return _vault_from_keys, (self._hmac_key, self._fernet_key)
 
     def keyed_hash(self, value: str) -> str:
         """The HMAC-SHA256 used to look a record up without storing the value."""
@@ -55,6 +63,12 @@ class Vault:
     def decrypt(self, token: str) -> str:
         """Decrypt a value stored by encrypt()."""
         return self._fernet.decrypt(token.encode()).decode()
+
+
+def _vault_from_keys(hmac_key: bytes, fernet_key: bytes) -> Vault:
+    vault = Vault.__new__(Vault)
+    vault._set_keys(hmac_key, fernet_key)
+    return vault
 
 
 # ASCII whitespace (as str.isspace() sees it) and dashes: what normalise_id drops from ASCII text.
