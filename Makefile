@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test browser clean screenshots bench
+.PHONY: run test browser nginx clean screenshots bench
 
 $(VENV)/.run-deps: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,12 +22,16 @@ run: $(VENV)/.run-deps
 browser:
 	sh scripts/install-browser.sh
 
+# Debian's nginx for tests/test_deploy.py (`nginx -t` and a real run of deploy/booking.conf).
+nginx:
+	sh scripts/install-nginx.sh
+
 # axe-core and the Nu HTML checker (vnu.jar, run with the machine's Java) for the browser tests.
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --ignore-scripts
 	touch $@
 
-test: $(VENV)/.dev-deps browser node_modules/.installed
+test: $(VENV)/.dev-deps browser nginx node_modules/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The SMS-rush benchmark (bench/RESULTS.md): 200,000 residents on SQLite, `make run`'s server

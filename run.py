@@ -6,11 +6,14 @@ import asyncio
 import csv
 import datetime as dt
 import getpass
+import glob
 import logging
 import os
 import re
+import shutil
 import signal
 import sys
+import tempfile
 
 from models.db.setup import close_db, init_db
 from models.district import District
@@ -158,7 +161,8 @@ async def cmd_import_first_doses(settings: Settings, district: District, args) -
     from models.operations.imports import import_first_doses
 
     def run(path, **shown):
-        return import_first_doses(district.vault, path, today=district.clock.today(), **shown)
+        return import_first_doses(district.vault, path, today=district.clock.today(),
+                                  command_line=True, **shown)
 
     return await _import("first doses", run, args.file)
 
@@ -375,6 +379,90 @@ async def cmd_check(settings: Settings, district: District, args) -> int:
     return OK if report.ok else REJECTED
 
 
+async def cmd_purge(settings: Settings, district: District, args) -> int:
+    from models.operations.purge import purge
+
+    as_of = args.as_of or district.clock.today()
+    result = await purge(district, as_of=as_of, after_days=settings.purge_after_days,
+                         dry_run=args.dry_run)
+    span = f"as_of={as_of.isoformat()} after_days={settings.purge_after_days}"
+    if result.dry_run:
+        print(f"purge: would erase {result.summary()} (dry run: nothing written)")
+        return OK
+    await audit_cli("purge", f"erased {result.summary()} {span}"[:300])
+    print(f"purge: erased {result.summary()}")
+    return OK
+
+
+async def cmd_backup(settings: Settings, district: District, args) -> int:
+    from models.operations.backup import BackupError, make_backup
+
+    to_dir = args.to or settings.backup_dir
+    keep = settings.backup_keep if args.keep is None else args.keep
+    try:
+        done = await make_backup(settings.database_url, to_dir, keep, now=district.clock.now())
+    except BackupError as exc:
+        await audit_cli("backup", f"failed: {exc}"[:300])
+        return fail(str(exc))
+    await audit_cli("backup", f"{done.path.name} {done.size} bytes sha256={done.sha256[:12]}, "
+                    f"{len(done.pruned)} older removed (keep {keep})")
+    print(f"backup: {done.path} ({done.size:,} bytes), checksum in {done.path.name}.sha256")
+    for old in done.pruned:
+        print(f"removed {old.name} (keeping the newest {keep})")
+    print("note: keep SECRET_KEY apart from the backups, and safe: without it no ID number or "
+          "phone in a copy can be read")
+    return OK
+
+
+async def restore(settings: Settings, args) -> int:
+    """`restore FILE`: check the checksum, put the copy in (an empty database unless --force),
+    then bring the schema up to date as every command does and run `check`."""
+    from pathlib import Path
+
+    from models.operations.backup import BackupError, restore as restore_backup
+
+    try:
+        done = await restore_backup(settings.database_url, args.file, force=args.force)
+    except BackupError as exc:
+        return fail(str(exc))
+    overwritten = ", ".join(f"{n} {table}" for table, n in done.overwritten.items() if n)
+    print(f"restore: {Path(args.file).name} restored" + (f" over {overwritten} rows" if overwritten else ""))
+
+    async def audited_check(settings: Settings, district: District, args) -> int:
+        await audit_cli("restore", f"from {Path(args.file).name}, checksum ok"
+                        + (f", forced over {overwritten} rows" if overwritten else ""))
+        return await cmd_check(settings, district, args)
+
+    return await with_db(settings, audited_check, args)
+
+
+async def doctor(settings: Settings, args) -> int:
+    """`doctor`: not through with_db, so that a database that does not answer is reported, not
+    a traceback; it changes nothing (no migration)."""
+    from pathlib import Path
+
+    from models.db.setup import ping
+    from models.operations.doctor import Production, examine
+    from web.settings import sms_config
+
+    async def reachable() -> None:
+        try:
+            await init_db(settings.database_url, migrate_schema=False)
+            await ping()
+        finally:
+            await close_db()
+
+    conf = Production(secret_key=settings.secret_key, secret_key_generated=settings.secret_key_generated,
+                      base_url=settings.base_url, sms=sms_config(settings),
+                      database_url=settings.database_url, backup_dir=Path(settings.backup_dir))
+    found = await examine(conf, now=dt.datetime.now(dt.timezone.utc), ping=reachable)
+    for f in found.findings:
+        print(f"{'ok     ' if f.ok else 'MISSING'} {f.what}: {f.says}")
+    missing = sum(not f.ok for f in found.findings)
+    print("doctor: " + ("ready for production" if found.ok else f"{missing} thing(s) to fix"))
+    return OK if found.ok else REJECTED
+
+
 async def with_db(settings: Settings, command, args, *, district: District | None = None) -> int:
     """Bring the schema up to date, open the database, run the command, close the database."""
     await init_db(settings.database_url)
@@ -403,13 +491,41 @@ def serve(settings: Settings, args) -> int:
           flush=True)
     if args.workers > 1 and not settings.redis_url:
         print("note: without REDIS_URL each worker keeps its own rate-limit counts", flush=True)
+    made_dir = metrics_dir(settings, args.workers)
     # No access log: a resident's first request carries their link token in the path.
     # uvloop and httptools: with uvicorn's pure-Python defaults (asyncio, h11) the HTTP layer
     # alone caps a worker at about 1,500 requests/s (bench/RESULTS.md).
-    uvicorn.run("web.app:app_factory", factory=True, host=args.host, port=args.port,
-                workers=args.workers, proxy_headers=False, access_log=False,
-                loop="uvloop", http="httptools")
+    # LOG_FORMAT=json: uvicorn's own lines go through our JSON handler too (no log_config of its own).
+    try:
+        uvicorn.run("web.app:app_factory", factory=True, host=args.host, port=args.port,
+                    workers=args.workers, proxy_headers=False, access_log=False,
+                    loop="uvloop", http="httptools",
+                    # Longer than a waiting-room page asks a browser to wait before it refreshes
+                    # (at most 20 s): at uvicorn's 5 s, the refresh met a connection being closed.
+                    timeout_keep_alive=30,
+                    **({"log_config": None} if settings.log_format == "json" else {}))
+    finally:
+        if made_dir:
+            shutil.rmtree(made_dir, ignore_errors=True)
     return OK
+
+
+def metrics_dir(settings: Settings, workers: int) -> str | None:
+    """With /metrics on and several workers: the directory where each worker writes its counters
+    (prometheus-client's multiprocess mode), set in the environment the workers inherit, and
+    emptied first: counts start from 0 at each start. PROMETHEUS_MULTIPROC_DIR if set (its old
+    *.db files removed), else a new temporary directory, removed again on exit (returned).
+    One worker answers every scrape itself and needs none."""
+    if settings.metrics_dir:
+        os.makedirs(settings.metrics_dir, exist_ok=True)
+        for old in glob.glob(os.path.join(settings.metrics_dir, "*.db")):
+            os.remove(old)
+        return None
+    if not settings.metrics_on or workers < 2:
+        return None
+    made = tempfile.mkdtemp(prefix="booking-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = made  # read by each worker's settings and client
+    return made
 
 
 async def _nothing(settings: Settings, district: District, args) -> int:
@@ -478,12 +594,26 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--cancel", action="store_true", help="cancel every booking on them")
     p.add_argument("--move-to-day", type=date_arg, metavar="DATE")
     p.add_argument("--dry-run", action="store_true", help="only show what it would touch")
+    p = sub.add_parser("purge", help="erase the personal data no longer needed: second dose given, "
+                       "or window closed more than PURGE_AFTER_DAYS ago (counts and audit kept)")
+    p.add_argument("--as-of", type=date_arg, metavar="DATE", help="default: today")
+    p.add_argument("--dry-run", action="store_true", help="only count; write nothing")
     p = sub.add_parser("create-user", help="create a staff account; the password is read from stdin")
     p.add_argument("--role", required=True, choices=["callcentre", "site", "subdistrict", "admin", "clinic"])
     p.add_argument("--username", required=True)
     p.add_argument("--site", metavar="CODE", help="for role site")
     p.add_argument("--subdistrict", metavar="NAME", help="for role subdistrict; for role clinic, optional "
                    "(bound to that sub-district; without it, the whole district)")
+    p = sub.add_parser("backup", help="an online, consistent copy of the database, named by UTC "
+                       "time, with a .sha256 beside it; keeps the newest N")
+    p.add_argument("--to", metavar="DIR", help="default: BACKUP_DIR (data/backups)")
+    p.add_argument("--keep", type=count_arg, metavar="N", help="default: BACKUP_KEEP (14)")
+    p = sub.add_parser("restore", help="restore a backup into DATABASE_URL (refused when it holds "
+                       "data, unless --force), then run check")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--force", action="store_true", help="overwrite a database that holds data")
+    p = sub.add_parser("doctor", help="check the configuration a production server needs; "
+                       "exit 1 if anything is missing")
     return parser
 
 
@@ -511,6 +641,8 @@ COMMANDS = {
     "close-day": cmd_close_day,
     "send-reminders": cmd_send_reminders,
     "close-window": cmd_close_window,
+    "backup": cmd_backup,
+    "purge": cmd_purge,
 }
 
 
@@ -519,12 +651,24 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("tortoise").setLevel(logging.WARNING)
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except ValueError as exc:  # a setting that cannot be read: say which, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if settings.log_format == "json":
+        from web.logs import setup_logging
+
+        setup_logging("json")
     if args.command in (None, "serve"):
         return serve(settings, args)
     if args.command == "poster":
         return print_poster(settings, args)
     try:
+        if args.command == "restore":  # before any migration or connection touches the target
+            return asyncio.run(restore(settings, args))
+        if args.command == "doctor":
+            return asyncio.run(doctor(settings, args))
         return asyncio.run(with_db(settings, COMMANDS[args.command], args))
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)

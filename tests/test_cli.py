@@ -124,8 +124,10 @@ def test_serve_creates_the_schema_then_runs_uvicorn_without_access_log(monkeypat
     (args, kwargs), = calls
     assert args == ("web.app:app_factory",)
     # One worker without Redis: rate limits counted in one process are counted once.
+    # Kept-alive connections outlive a waiting page's refresh (at most 20 s).
     assert kwargs == dict(factory=True, host="127.0.0.1", port=8123, workers=1,
-                          proxy_headers=False, access_log=False, loop="uvloop", http="httptools")
+                          proxy_headers=False, access_log=False, loop="uvloop", http="httptools",
+                          timeout_keep_alive=30)
     assert (tmp_path / "x.sqlite3").exists()
 
 
@@ -139,3 +141,11 @@ def test_serve_runs_one_worker_per_cpu_when_redis_counts_the_limits(monkeypatch,
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/15")
     assert run.main(["serve"]) == 0 and calls[0][1]["workers"] == (os.cpu_count() or 1)
     assert run.main(["serve", "--workers", "3"]) == 0 and calls[1][1]["workers"] == 3
+
+
+def test_a_setting_that_cannot_be_read_is_named_without_a_traceback(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite://{tmp_path}/x.sqlite3")
+    monkeypatch.setenv("PURGE_AFTER_DAYS", "soon")
+    assert run.main(["check"]) == 2
+    err = capsys.readouterr().err
+    assert "PURGE_AFTER_DAYS" in err and "Traceback" not in err

@@ -116,7 +116,7 @@ def who_fuzzes(path: str) -> str:
         return "site"
     if path.startswith(("/staff/calls", "/admin", "/group")):
         return "admin"
-    if path in ("/", "/healthz", "/lang/{lang}", "/text-size", "/b/{token}", "/staff",
+    if path in ("/", "/healthz", "/metrics", "/lang/{lang}", "/text-size", "/b/{token}", "/staff",
                 "/staff/login", "/staff/logout", "/find", "/poster", "/api/handoff",
                 "/h/{token}", "/guide", "/wechat") or path.startswith("/entry"):
         return "public"
@@ -141,6 +141,8 @@ async def test_no_route_answers_hostile_input_with_a_server_error(world, client)
     app.state.settings = app.state.settings.with_(handoff_partners=(("fuzz", "fuzz-secret-0123456789"),))
     # The official account's callback on (WECHAT_TOKEN), plain mode: unsigned, everything is a 403.
     app.state.settings = app.state.settings.with_(wechat_token="fuzz-wechat-token")
+    # /metrics open to every address (METRICS_ALLOW): its handler reads the settings.
+    app.state.settings = app.state.settings.with_(metrics_allow=("0.0.0.0/0", "::/0"))
     browsers = await sessions(app, world)
     tokens = {name: csrf(await get_page(b, "/" if name == "public" else {
         "resident": "/booking/site", "admin": "/admin", "site": "/staff/site"}[name]))

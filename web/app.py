@@ -19,13 +19,14 @@ from models.db.setup import close_db, init_db, ping
 from models.district import District
 from starlette.exceptions import HTTPException
 
-from . import errors, templating
+from . import errors, metrics, templating
 from .routes import (admin, api, callcentre, entry, group, guide, public, resident, site, staff,
                      wechat)
 from .security import BodyGuard, RateLimits, SecurityHeaders, csrf
 from models.messaging.delivery import GatewayRate, run_sender
 from models.messaging.gateways import get_backend
 from .settings import Settings, build_district, load_settings, rate_limit_rules, sms_config
+from .logs import setup_logging
 from .templating import STATIC_DIR
 from .waiting_room import WaitingRoom
 
@@ -60,6 +61,7 @@ async def healthz(request):
 ROUTES = [
     Route("/", public.start_page, name="start"),
     Route("/healthz", healthz, name="healthz"),
+    Route("/metrics", metrics.metrics_page, name="metrics"),  # not public: web/metrics.py
     Route("/lang/{lang}", public.set_language, name="set_language"),
     Route("/text-size", public.toggle_large_text, methods=["POST"], name="text_size"),
     Route("/b/{token}", resident.open_link, name="open_link"),
@@ -140,7 +142,8 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True,
         lifespan=lifespan,
         exception_handlers={HTTPException: errors.http_error, 500: errors.server_error},
         middleware=[
-            Middleware(SecurityHeaders, https=settings.https),
+            Middleware(SecurityHeaders, https=settings.https,
+                       observe=metrics.observe if settings.metrics_on else None),
             Middleware(BodyGuard, refuse=errors.refuse, uploads=admin.UPLOADS, signed=SIGNED_BY_CALLER),
             Middleware(csrf, secret=settings.secret_key, post_paths=post_paths(ROUTES),
                        skip=SIGNED_BY_CALLER, https=settings.https, refuse=errors.refuse),
@@ -153,6 +156,7 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True,
                 SessionMiddleware, secret_key=settings.secret_key, session_cookie="session",
                 max_age=4 * 3600, same_site="lax", https_only=settings.https,
             ),
+            *([Middleware(metrics.RouteName)] if settings.metrics_on else []),  # the route's name
         ],
     )
     app.state.settings = settings
@@ -178,5 +182,6 @@ async def send_sms_forever(settings: Settings, district) -> None:
 
 def app_factory():
     """Entry point for uvicorn --factory (one call per worker process)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    return create_app()
+    settings = load_settings()
+    setup_logging(settings.log_format)
+    return create_app(settings)

@@ -17,7 +17,12 @@ from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from starlette.datastructures import MutableHeaders
 
+from models.operations import metrics
+
+from .logs import REQUEST_ID, new_request_id
+
 access_log = logging.getLogger("booking.access")
+ROUTE_KEY = "booking.route"  # in the ASGI scope: a list the route's name is put in (metrics)
 log = logging.getLogger("booking")
 
 CSP = (
@@ -26,14 +31,16 @@ CSP = (
 )
 _TOKEN_IN_PATH = re.compile(r"^/([bh])/[^/]+")  # a personal link, a hand-off's one-time address
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_LONG_NUMBER = re.compile(r"\d{11,}[0-9Xx]?")  # a phone or ID number typed into an address
 MAX_FORM_BYTES = 64 * 1024  # our largest form is a few hundred bytes
 BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 def redact_path(path: str) -> str:
     """For the log: hide the token of a personal link (/b/abc… -> /b/…) or a one-time address
-    (/h/…) and escape control characters, so a path can never forge a log line."""
-    path = _TOKEN_IN_PATH.sub(r"/\1/…", path)
+    (/h/…) and any run of 11 digits or more (a phone or ID number someone typed into the
+    address), and escape control characters, so a path can never forge a log line."""
+    path = _LONG_NUMBER.sub("…", _TOKEN_IN_PATH.sub(r"/\1/…", path))
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", path)
 
 
@@ -49,11 +56,14 @@ def add_safety_headers(headers: MutableHeaders, *, https: bool, static: bool) ->
 
 
 class SecurityHeaders:
-    """Adds no-referrer, no-store on pages, CSP and friends to every response; logs requests."""
+    """Adds no-referrer, no-store on pages, CSP and friends to every response; gives each
+    request an id (`X-Request-Id`, and on every line logged while it is answered: web/logs.py);
+    logs one line per request; hands its route, status and time to `observe` (web/metrics.py)."""
 
-    def __init__(self, app, *, https: bool = False):
+    def __init__(self, app, *, https: bool = False, observe=None):
         self.app = app
         self.https = https
+        self.observe = observe  # (route name, status, seconds) -> None; None: metrics off
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -61,24 +71,39 @@ class SecurityHeaders:
         started = time.monotonic()
         is_static = scope["path"].startswith("/static/")
         status = 0
+        request_id = new_request_id()
+        waited = False  # answered with the waiting room's page
+        if self.observe is not None:  # the route's name, written by web/metrics.py's RouteName
+            scope[ROUTE_KEY] = answered = []
 
         async def send_with_headers(message):
-            nonlocal status
+            nonlocal status, waited
             if message["type"] == "http.response.start":
                 status = message["status"]
-                add_safety_headers(MutableHeaders(scope=message), https=self.https, static=is_static)
+                headers = MutableHeaders(scope=message)
+                add_safety_headers(headers, https=self.https, static=is_static)
+                headers.append("X-Request-Id", request_id)  # ours alone: no need to look for one
+                waited = self.observe is not None and "x-waiting-room" in headers
             await send(message)
 
+        reset = REQUEST_ID.set(request_id)
         try:
             await self.app(scope, receive, send_with_headers)
         except Exception:
             status = status or 500
             raise
         finally:
+            seconds = time.monotonic() - started
+            path = redact_path(scope["path"])
             access_log.info(
-                "%s %s %s %.0fms", scope["method"], redact_path(scope["path"]), status,
-                (time.monotonic() - started) * 1000,
+                "%s %s %s %.0fms id=%s", scope["method"], path, status, seconds * 1000, request_id,
+                extra={"request_id": request_id, "method": scope["method"], "path": path,
+                       "status": status, "ms": round(seconds * 1000, 1)},
             )
+            REQUEST_ID.reset(reset)
+            if self.observe is not None:  # no route: refused before the routing table, or unknown
+                self.observe(answered[0] if answered else "waiting_room" if waited else "none",
+                             status, seconds)
 
 
 def _content_type(scope) -> tuple[str, dict[str, str]]:
@@ -216,10 +241,15 @@ class RateLimits:
     def allowed(self, name: str, *keys: str) -> bool:
         """Whether one more failure would still be within the limit (nothing is counted)."""
         try:
-            return self.limiter.test(self.rules[name], name, *keys)
+            allowed = self.limiter.test(self.rules[name], name, *keys)
         except Exception as error:  # noqa: BLE001 - any failure of the store: see the class
             self._unavailable(error)
-            return name not in self.FAIL_CLOSED
+            allowed = name not in self.FAIL_CLOSED
+        if not allowed:  # every caller refuses the request then (/metrics counts it)
+            metrics.refused(name)
+            if name == "login_guess":  # a username (or a device) locked out of staff sign-in
+                metrics.locked_out("staff")
+        return allowed
 
     def fail(self, name: str, *keys: str) -> None:
         """Count one failure."""

@@ -78,6 +78,9 @@ class Settings:
     verify_lock_minutes: int = 30
     booking_lead_days: int = 7
     hold_minutes: int = 5
+    # `run.py purge`: personal data is erased this many days after a window closed without a
+    # second dose (models/operations/purge.py; a given second dose: from the next day).
+    purge_after_days: int = 30
     # Failures only, never successes (the `limits` library's notation); shared by every worker
     # and host with REDIS_URL. Unknown or dead link tokens per client address:
     rate_limit_open_link: str = "30/minute"
@@ -100,11 +103,29 @@ class Settings:
     waiting_room_active: int = 16
     waiting_room_wait: float = 5.0
     waiting_room_post_wait: float = 20.0
+    # /metrics (web/metrics.py): open to `Authorization: Bearer <metrics_token>`, or to clients
+    # from metrics_allow (addresses or networks); neither set: off (404 to everyone).
+    metrics_token: str = field(default="", repr=False)
+    metrics_allow: tuple[str, ...] = ()
+    # Where each server process writes its counters for /metrics to add up (prometheus-client's
+    # multiprocess mode): set by `run.py serve` before the workers start; empty: this process only.
+    metrics_dir: str = ""
+    log_format: str = "text"  # text | json (one JSON object per line: web/logs.py)
+    # `run.py backup` (models/operations/backup.py): where copies go, and how many are kept.
+    backup_dir: str = str(DATA_DIR / "backups")
+    backup_keep: int = 14
+    # True when SECRET_KEY was not set and the key was generated into data/secret_key (`doctor`).
+    secret_key_generated: bool = False
     debug: bool = False
 
     @property
     def https(self) -> bool:
         return self.base_url.startswith("https://")
+
+    @property
+    def metrics_on(self) -> bool:
+        """/metrics answers someone (a token or trusted addresses are set)."""
+        return bool(self.metrics_token or self.metrics_allow)
 
     def with_(self, **changes) -> "Settings":
         return replace(self, **changes)
@@ -160,12 +181,19 @@ def load_settings(**overrides) -> Settings:
         handoff_partners=parse_partners(env.get("HANDOFF_PARTNERS", "")),
         trusted_proxies=tuple(p.strip() for p in env.get("TRUSTED_PROXIES", "").split(",")
                               if p.strip()),
+        purge_after_days=_number(env, "PURGE_AFTER_DAYS", Settings.purge_after_days, zero=True),
         waiting_room_active=_number(env, "WAITING_ROOM_ACTIVE", Settings.waiting_room_active,
                                     zero=True),
         waiting_room_wait=_number(env, "WAITING_ROOM_WAIT", Settings.waiting_room_wait, float,
                                   zero=True),
         waiting_room_post_wait=_number(env, "WAITING_ROOM_POST_WAIT",
                                        Settings.waiting_room_post_wait, float, zero=True),
+        metrics_token=env.get("METRICS_TOKEN", "").strip(),
+        metrics_allow=tuple(p.strip() for p in env.get("METRICS_ALLOW", "").split(",") if p.strip()),
+        metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR", "").strip(),
+        log_format=env.get("LOG_FORMAT", "").strip().lower() or Settings.log_format,
+        backup_dir=env.get("BACKUP_DIR", "").strip() or Settings.backup_dir,
+        backup_keep=_number(env, "BACKUP_KEEP", Settings.backup_keep),
     )
     values.update(overrides)
     for proxy in values["trusted_proxies"]:
@@ -173,9 +201,20 @@ def load_settings(**overrides) -> Settings:
             ipaddress.ip_network(proxy, strict=False)
         except ValueError:
             raise ValueError(f"TRUSTED_PROXIES: {proxy!r} is not an address or network") from None
+    for allowed in values["metrics_allow"]:
+        try:
+            ipaddress.ip_network(allowed, strict=False)
+        except ValueError:
+            raise ValueError(f"METRICS_ALLOW: {allowed!r} is not an address or network") from None
+    if values["metrics_token"] and len(values["metrics_token"]) < 16:
+        raise ValueError("METRICS_TOKEN: use 16 characters or more (a random one: "
+                         "python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+    if values["log_format"] not in ("text", "json"):
+        raise ValueError(f"LOG_FORMAT: {values['log_format']!r} is neither text nor json")
     check_wechat_settings(values["wechat_token"], values["wechat_app_id"], values["wechat_aes_key"])
     if not values["secret_key"]:
         values["secret_key"] = _secret_key(DATA_DIR)
+        values.setdefault("secret_key_generated", True)
     return Settings(**values)
 
 

@@ -16,6 +16,7 @@ from ..district import District
 from ..messaging import wording
 from ..messaging.outbox import message_values, queue
 from ..messaging.sms import Sms
+from ..operations import metrics
 from ..people.links import issue_link, link_url, new_link
 from ..people.pii import mask_name
 from ..people.residents import active_booking, is_restricted
@@ -170,20 +171,28 @@ async def confirm(district: District, standing: Standing, slot_id: int, *,
         booking, created = await engine.book(
             resident, slot_id, window=standing.window, now=standing.now, request_key=request_key,
             channel=channel, notice=_notice(district, resident, "confirm", channel))
+        if created:
+            metrics.booked(channel)
         return Placed(booking, "book", created)
     if current.slot_id == slot_id:
         return Placed(current, "move", False)
     moved = await engine.move(current, slot_id, window=standing.window, now=standing.now,
                               notice=_notice(district, resident, "move", channel))
+    metrics.moved(channel)
     return Placed(moved, "move", True)
 
 
-async def cancel(district: District, resident_id: int, booking_id: int) -> tuple[Booking | None, bool]:
-    """Cancel the person's booking and give the place back; (booking, True) when it was active."""
+async def cancel(district: District, resident_id: int, booking_id: int, *,
+                 channel: str | None = None) -> tuple[Booking | None, bool]:
+    """Cancel the person's booking and give the place back; (booking, True) when it was active.
+    `channel`: who cancelled, for the metrics (default: the channel the booking was made by)."""
     found = await Booking.get_or_none(id=booking_id, resident_id=resident_id).select_related("resident")
     if found is None:
         return None, False
-    return found, await engine.cancel(found, notice=_notice(district, found.resident, "cancel"))
+    done = await engine.cancel(found, notice=_notice(district, found.resident, "cancel"))
+    if done:
+        metrics.cancelled(channel or found.channel)
+    return found, done
 
 
 async def cancel_because(district: District, resident_id: int, booking_id: int, *, kind: str,
@@ -197,7 +206,10 @@ async def cancel_because(district: District, resident_id: int, booking_id: int, 
     async def notify(booking: Booking, slot: Slot | None, conn) -> None:
         await queue(district.vault, found.resident, sms(found.resident, booking), kind=kind, using_db=conn)
 
-    return found, await engine.cancel(found, notice=notify)
+    done = await engine.cancel(found, notice=notify)
+    if done:
+        metrics.cancelled("district")
+    return found, done
 
 
 async def move_off_closed(district: District, booking: Booking, slot_id: int) -> Booking:
@@ -212,7 +224,9 @@ async def move_off_closed(district: District, booking: Booking, slot_id: int) ->
         await queue(district.vault, resident, wording.closure_move_sms(resident, moved, slot),
                     kind="closure_move", using_db=conn)
 
-    return await engine.move(booking, slot_id, window=window, now=district.clock.now(), notice=notify)
+    moved = await engine.move(booking, slot_id, window=window, now=district.clock.now(), notice=notify)
+    metrics.moved("district")
+    return moved
 
 
 async def cancel_off_closed(district: District, booking: Booking, closed_day: dt.date) -> bool:
@@ -233,6 +247,9 @@ async def cancel_off_closed(district: District, booking: Booking, closed_day: dt
                     kind="closure_cancel", using_db=conn)
 
     try:
-        return await engine.cancel(booking, notice=notify)
+        done = await engine.cancel(booking, notice=notify)
     except Refused:
         return False
+    if done:
+        metrics.cancelled("district")
+    return done

@@ -10,6 +10,7 @@ from tortoise.expressions import F
 from ..clock import as_utc
 from ..db import fast
 from ..db.tables import Link, Resident, Site
+from ..operations import metrics
 from ..tokens import new_link_token, token_hash
 from . import pii
 
@@ -120,5 +121,6 @@ async def verify_identity(
     if link.failures >= max_failures:
         until = as_utc(now) + dt.timedelta(minutes=lock_minutes)
         await Link.filter(id=link.id).update(failures=0, locked_until=until)
+        metrics.locked_out("link")
         return VerifyResult(False, "locked", locked_until=until)
     return VerifyResult(False, "mismatch", tries_left=max_failures - link.failures)
