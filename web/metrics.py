@@ -110,15 +110,11 @@ def gauge_families(gauges: Gauges) -> list:
                              "windows not begun, at active sites, less live holds", labels=["day"])
     for day, n in gauges.places_free.items():
         free.add_metric([day], n)
-    sms = GaugeMetricFamily("booking_sms_messages", "SMS waiting in the outbox or failed, by kind "
-                            "and status (queued, sending, failed)", labels=["kind", "status"])
+    sms = GaugeMetricFamily("booking_sms_messages", "SMS in the outbox by kind and status (queued, "
+                            "sending, sent, delivered, failed)", labels=["kind", "status"])
     for (kind, status), n in sorted(gauges.sms.items()):
         sms.add_metric([kind, status], n)
-    done = GaugeMetricFamily("booking_sms_done", "SMS handed to the gateway (sent) or reported "
-                             "delivered, every kind together", labels=["status"])
-    for status, n in gauges.sms_done.items():
-        done.add_metric([status], n)
-    return [holds, free, sms, done]
+    return [holds, free, sms]
 
 
 async def metrics_page(request: Request) -> Response:

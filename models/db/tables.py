@@ -236,7 +236,9 @@ class SmsMessage(Model):
 
     class Meta:
         table = "sms_message"
-        indexes = (("status", "priority", "next_attempt_at"),)
+        # The sender's next messages; and every message counted by status and kind (/metrics)
+        # along an index alone, however many millions were sent.
+        indexes = (("status", "priority", "next_attempt_at"), ("status", "kind"))
 
 
 class LoginCode(Model):
