@@ -183,6 +183,19 @@ async def test_sign_in_lock_outs_are_counted(scraper):
 
 
 @pytest.mark.slow
+async def settled(c) -> str:
+    """A scrape once the count of /healthz stopped moving between two scrapes in a row (the
+    server's own readiness checks all counted)."""
+    last = None
+    for _ in range(200):
+        text = (await c.get("/metrics", headers=BEARER)).text
+        now = value(text, "booking_http_requests_total", route="healthz")
+        if now == last:
+            return text
+        last = now
+    raise AssertionError("the count of /healthz never settled")
+
+
 def test_counts_add_up_across_two_workers(tmp_path):
     """Every worker's requests in every scrape, whichever worker answers it."""
     counters = tmp_path / "metrics"
@@ -195,8 +208,7 @@ def test_counts_add_up_across_two_workers(tmp_path):
             # A new connection per request, so that the kernel hands them to either worker.
             async with httpx.AsyncClient(base_url=server.base_url, timeout=30,
                                          limits=httpx.Limits(max_keepalive_connections=0)) as c:
-                first = (await c.get("/metrics", headers=BEARER)).text
-                start = value(first, "booking_http_requests_total", route="healthz")
+                start = value(await settled(c), "booking_http_requests_total", route="healthz")
                 sent = 0
                 # Until both workers have answered some (each then has its own counter file).
                 for _ in range(50):
@@ -205,6 +217,13 @@ def test_counts_add_up_across_two_workers(tmp_path):
                     sent += len(replies)
                     if len(glob.glob(os.path.join(counters, "counter_*.db"))) >= 2:
                         break
+                # A worker counts a request just after its answer has left: wait for the last
+                # ones to be counted (a condition, asked again at once, never a sleep)...
+                for _ in range(200):
+                    text = (await c.get("/metrics", headers=BEARER)).text
+                    if value(text, "booking_http_requests_total", route="healthz") >= start + sent:
+                        break
+                # ... then every scrape, whichever worker answers it, has them all.
                 scrapes = [(await c.get("/metrics", headers=BEARER)).text for _ in range(8)]
                 return start + sent, scrapes
 
