@@ -90,6 +90,11 @@ def test_an_admins_morning_with_the_keyboard_alone(world, browser):
     base = world["base"]
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
     page = context.new_page()
+    # Playwright starts catching the file dialog when a page first has a "filechooser" listener,
+    # without waiting for the browser to say it does: a listener added only around the key press
+    # (expect_file_chooser) could lose the race to it, and the dialog never came. Listen from the
+    # start, so the catching is in place long before the admin presses Space on the file field.
+    page.on("filechooser", lambda chooser: None)
     page.goto(f"{base}/staff")
     expect(page.locator("#username")).to_be_focused()
     page.keyboard.type("chen")

@@ -69,6 +69,9 @@ def test_a_committees_list_of_20_booked_with_the_keyboard_alone(world, browser):
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN",
                                   accept_downloads=True)
     page = context.new_page()
+    # Catch the file dialog from the start (tests/test_browser_admin.py says why): a listener
+    # added only around the key press could lose the race to it.
+    page.on("filechooser", lambda chooser: None)
     page.goto(f"{world['base']}/staff")
     expect(page.locator("#username")).to_be_focused()
     page.keyboard.type("wushan1")
