@@ -40,7 +40,7 @@ BOUNDS = {
     "confirm": 12,
     "confirmation": 3,
 }
-# On PostgreSQL a transaction that changes slots first locks them in order (engine.lock_slots):
+# On PostgreSQL a transaction that changes slots first locks them in order (engine._lock_slots_work):
 # the slot the resident holds, read, then SELECT … FOR UPDATE. SQLite's BEGIN IMMEDIATE needs neither.
 LOCKING = {"time chosen": 2, "confirm": 2}
 

@@ -50,18 +50,16 @@ class RowsNotice:
             await model.create(using_db=conn, **row)
 
 
-async def lock_slots(conn, *slot_ids: int | None, holder: int | None = None) -> None:
-    """Lock, lowest id first, every slot row the transaction will change (with the slot the
-    resident `holder` holds, if any).
+async def lock_slots(conn, *slot_ids: int | None) -> None:
+    """Lock, lowest id first, every slot row the transaction will change.
 
-    On PostgreSQL two transactions that each change two slots (a move A→B and a move B→A) would
-    otherwise lock them in opposite orders and deadlock. On SQLite the whole database is already
-    locked by BEGIN IMMEDIATE: nothing is asked.
+    On PostgreSQL two transactions that each change two slots would otherwise lock them in
+    opposite orders and deadlock. On SQLite the whole database is already locked by BEGIN
+    IMMEDIATE: nothing is asked. (The engine's own transactions do the same as unit steps:
+    `_lock_slots_work`.)
     """
     if conn.capabilities.dialect == "sqlite":
         return
-    if holder is not None:
-        slot_ids = (*slot_ids, await _held_slot(holder))
     ids = sorted({i for i in slot_ids if i})
     if ids:
         await Slot.filter(id__in=ids).order_by("id").select_for_update().using_db(conn)
@@ -117,49 +115,6 @@ async def bookable_slot(slot_id: int, window: Window, now: dt.datetime) -> Slot:
     return slot
 
 
-async def _held_slot(resident_id: int) -> int | None:
-    """The slot the resident holds now (read outside the transaction, to lock it in order)."""
-    ids = await Hold.filter(resident_id=resident_id).values_list("slot_id", flat=True)
-    return ids[0] if ids else None
-
-
-async def _sweep_slot(conn, slot_id: int, now: dt.datetime) -> None:
-    """Give back the places of this slot's expired holds."""
-    gone = await Hold.filter(slot_id=slot_id, expires_at__lte=as_utc(now)).using_db(conn).delete()
-    if gone:
-        await Slot.filter(id=slot_id).using_db(conn).update(held=F("held") - gone)
-
-
-async def _release_hold(conn, resident_id: int, *, except_slot: int | None = None) -> Hold | None:
-    """Drop the resident's hold (if any, and not on except_slot), giving its place back; return
-    the hold when it is on except_slot and so kept."""
-    current = await Hold.get_or_none(resident_id=resident_id).using_db(conn)
-    if current is None or current.slot_id == except_slot:
-        return current
-    if await Hold.filter(id=current.id).using_db(conn).delete():
-        await Slot.filter(id=current.slot_id).using_db(conn).update(held=F("held") - 1)
-    return None
-
-
-async def _take_place(conn, resident_id: int, slot_id: int, now: dt.datetime) -> None:
-    """Turn the resident's live hold on the slot into a booked place, or take a free one."""
-    converted = await Hold.filter(
-        resident_id=resident_id, slot_id=slot_id, expires_at__gt=as_utc(now)
-    ).using_db(conn).delete()
-    if converted:
-        await Slot.filter(id=slot_id).using_db(conn).update(
-            held=F("held") - 1, booked=F("booked") + 1
-        )
-        return
-    await _release_hold(conn, resident_id)
-    await _sweep_slot(conn, slot_id, now)
-    taken = await Slot.filter(Slot.has_room(), id=slot_id).using_db(conn).update(
-        booked=F("booked") + 1
-    )
-    if taken != 1:
-        raise Refused(Refusal.FULL)
-
-
 async def hold(resident: Resident, slot_id: int, *, window: Window, now: dt.datetime,
                minutes: int) -> Hold:
     """Keep a place on the slot for the resident for a few minutes (one hold per person)."""
@@ -192,8 +147,9 @@ HAS_ROOM = "held < capacity - booked"
 
 
 def _lock_slots_work(sqlite: bool, *slot_ids: int | None, holder: int | None = None):
-    """lock_slots() as statements of a unit: nothing on SQLite (BEGIN IMMEDIATE holds the
-    database); on PostgreSQL each slot row the transaction will change, lowest id first."""
+    """lock_slots() as statements of a unit, with the slot the resident `holder` holds: nothing on
+    SQLite (BEGIN IMMEDIATE holds the database); on PostgreSQL each slot row the transaction will
+    change, lowest id first."""
     if sqlite:
         return
     if holder is not None:
@@ -204,14 +160,15 @@ def _lock_slots_work(sqlite: bool, *slot_ids: int | None, holder: int | None = N
 
 
 def _sweep_work(slot_id: int, now: dt.datetime):
-    """Give back the places of this slot's expired holds (_sweep_slot as statements)."""
+    """Give back the places of this slot's expired holds."""
     gone = yield unit.Count('DELETE FROM "hold" WHERE slot_id = ? AND expires_at <= ?', [slot_id, now])
     if gone:
         yield unit.Count('UPDATE "slot" SET held = held - ? WHERE id = ?', [gone, slot_id])
 
 
 def _release_work(resident_id: int, *, except_slot: int | None = None):
-    """_release_hold as statements: the id of the hold kept when it is on except_slot."""
+    """Drop the resident's hold (if any, and not on except_slot), giving its place back; the id of
+    the hold when it is on except_slot and so kept."""
     found = yield unit.Rows('SELECT id, slot_id FROM "hold" WHERE resident_id = ?', [resident_id])
     if not found:
         return None
@@ -224,8 +181,8 @@ def _release_work(resident_id: int, *, except_slot: int | None = None):
 
 
 def _take_place_work(resident_id: int, slot_id: int, now: dt.datetime):
-    """_take_place as statements: the resident's live hold on the slot becomes a booked place,
-    or a free place is taken (Refused FULL when there is none)."""
+    """The resident's live hold on the slot becomes a booked place, or a free place is taken
+    (Refused FULL when there is none)."""
     converted = yield unit.Count('DELETE FROM "hold" WHERE resident_id = ? AND slot_id = ? AND expires_at > ?',
                                  [resident_id, slot_id, now])
     if converted:
@@ -249,8 +206,7 @@ async def sweep_expired_holds(now: dt.datetime) -> int:
     slot_ids = await Hold.filter(expires_at__lte=as_utc(now)).distinct().values_list(
         "slot_id", flat=True)
     for slot_id in slot_ids:
-        async with in_transaction() as conn:
-            await _sweep_slot(conn, slot_id, now)
+        await unit.run(_sweep_work(slot_id, as_utc(now)))
     return len(slot_ids)
 
 
@@ -275,7 +231,8 @@ async def book(
         booking = Booking(code=new_booking_code(), resident_id=resident.id, slot_id=slot_id,
                           status=Booking.ACTIVE, request_key=request_key, channel=channel)
         booking.slot = slot
-        return unit.run(_book_work(booking, as_utc(now), notice))
+        # The SMS and link rows (encryption included) worked out here, before the write lock.
+        return unit.run(_book_work(booking, as_utc(now), notice, notice.rows(booking, slot)))
 
     try:
         booking = await retrying(transaction)
@@ -288,10 +245,10 @@ async def book(
     return booking, True
 
 
-def _book_work(booking: Booking, now: dt.datetime, notice: RowsNotice):
+def _book_work(booking: Booking, now: dt.datetime, notice: RowsNotice,
+               notice_rows: list[tuple[type, dict]]):
     """book()'s transaction (models/db/unit.py): the place taken, the booking written (a new code
     if its random one is taken: 5 tries), and the notice's rows (SMS, link) with it."""
-    notice_rows = notice.rows(booking, booking.slot)  # worked out before the write lock
     sqlite = fast.is_sqlite(fast.db())
     yield from _lock_slots_work(sqlite, booking.slot_id, holder=booking.resident_id)
     yield from _take_place_work(booking.resident_id, booking.slot_id, now)
@@ -313,29 +270,31 @@ def _book_work(booking: Booking, now: dt.datetime, notice: RowsNotice):
 
 
 async def move(booking: Booking, new_slot_id: int, *, window: Window, now: dt.datetime,
-               notice: Notice) -> Booking:
+               notice: RowsNotice) -> Booking:
     """Move an active booking to another slot: the new place is taken and the old freed together."""
     if booking.slot_id == new_slot_id:
         return booking
     new_slot = await bookable_slot(new_slot_id, window, now)
-    old_slot_id = booking.slot_id
-    resident_id = booking.resident_id
-
-    async def transaction() -> None:
-        async with in_transaction() as conn:
-            await lock_slots(conn, new_slot_id, old_slot_id, holder=resident_id)
-            await _take_place(conn, resident_id, new_slot_id, now)
-            moved = await Booking.filter(
-                id=booking.id, status=Booking.ACTIVE, slot_id=old_slot_id
-            ).using_db(conn).update(slot_id=new_slot_id)
-            if moved != 1:
-                raise Refused(Refusal.GONE)  # cancelled or moved meanwhile: roll back
-            await Slot.filter(id=old_slot_id).using_db(conn).update(booked=F("booked") - 1)
-            booking.slot_id = new_slot_id
-            await notice(booking, new_slot, conn)
-
-    await retrying(transaction)
+    notice_rows = notice.rows(booking, new_slot)  # before the write lock, as book() does
+    await retrying(lambda: unit.run(_move_work(booking, new_slot_id, as_utc(now), notice_rows)))
+    booking.slot_id = new_slot_id
     return await Booking.get(id=booking.id).select_related("slot__site")
+
+
+def _move_work(booking: Booking, new_slot_id: int, now: dt.datetime,
+               notice_rows: list[tuple[type, dict]]):
+    """move()'s transaction (models/db/unit.py)."""
+    old_slot_id = booking.slot_id
+    yield from _lock_slots_work(fast.is_sqlite(fast.db()), new_slot_id, old_slot_id,
+                                holder=booking.resident_id)
+    yield from _take_place_work(booking.resident_id, new_slot_id, now)
+    moved = yield unit.Count('UPDATE "booking" SET slot_id = ? WHERE id = ? AND status = ? AND slot_id = ?',
+                             [new_slot_id, booking.id, Booking.ACTIVE, old_slot_id])
+    if moved != 1:
+        raise Refused(Refusal.GONE)  # cancelled or moved meanwhile: roll back
+    yield unit.Count('UPDATE "slot" SET booked = booked - 1 WHERE id = ?', [old_slot_id])
+    for model, row in notice_rows:
+        yield unit.insert(model, row)
 
 
 async def cancel(booking: Booking, *, notice: Notice) -> bool:

@@ -220,10 +220,12 @@ async def move_off_closed(district: District, booking: Booking, slot_id: int) ->
     resident = booking.resident
     window = district.rules.window(resident.first_dose_date, resident.vaccine)
 
-    async def notify(moved: Booking, slot: Slot | None, conn) -> None:
-        await queue(district.vault, resident, wording.closure_move_sms(resident, moved, slot),
-                    kind="closure_move", using_db=conn)
+    def rows(moved: Booking, slot: Slot | None) -> list[tuple[type, dict]]:
+        sms = wording.closure_move_sms(resident, moved, slot)
+        return [(SmsMessage, {**message_values(district.vault, resident, sms, kind="closure_move"),
+                              "resident_id": resident.id})]
 
+    notify = engine.RowsNotice(rows)
     moved = await engine.move(booking, slot_id, window=window, now=district.clock.now(), notice=notify)
     metrics.moved("district")
     return moved
