@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import datetime as dt
 import getpass
 import glob
@@ -15,6 +14,7 @@ import signal
 import sys
 import tempfile
 
+from models import csv_safe
 from models.db.setup import close_db, init_db
 from models.district import District
 from web.settings import Settings, build_district, load_settings
@@ -269,7 +269,7 @@ async def cmd_send_sms(settings: Settings, district: District, args) -> int:
 async def cmd_outbox(settings: Settings, district: District, args) -> int:
     from models.messaging.outbox import COLUMNS, outbox_rows
 
-    out = csv.writer(sys.stdout)
+    out = csv_safe.writer(sys.stdout)
     out.writerow(COLUMNS)
     async for row in outbox_rows(district.vault, args.status):
         out.writerow(row)

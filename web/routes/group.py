@@ -9,7 +9,6 @@ each booking made, moved or cancelled, with its resident.
 """
 from __future__ import annotations
 
-import csv
 import io
 import re
 import secrets
@@ -19,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from models import csv_safe
 from models.booking.codes import format_code
 from models.operations import groups, imports
 from .. import i18n
@@ -330,15 +330,10 @@ async def group_result(request: Request):
     return await _page(request, "result.html", {"page": page, "names": outcome_names()})
 
 
-def _cell(text: str) -> str:
-    """Typed text as a spreadsheet cell that stays text: a leading = + - @ would be a formula."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
-
-
 def _csv_row(row: groups.Row) -> list:
     m, b = row.member, row.booking
     slot = b.slot if b else None
-    return [m.row, _cell(m.name), m.id_masked, m.phone_masked, row.outcome or row.status, explain_outcome(row),
+    return [m.row, m.name, m.id_masked, m.phone_masked, row.outcome or row.status, explain_outcome(row),
             format_code(b.code) if b else "", slot.site.name if slot else "",
             slot.site.address if slot else "", slot.day.isoformat() if slot else "",
             f"{slot.start}-{slot.end}" if slot else ""]
@@ -355,7 +350,7 @@ async def group_result_csv(request: Request):
         return await _refused(request, exc)
     i18n.set_language(i18n.choose_language(request.cookies.get(i18n.LANG_COOKIE)))
     buffer = io.StringIO()
-    out = csv.writer(buffer)
+    out = csv_safe.writer(buffer)
     out.writerow(CSV_COLUMNS)
     for row in page.rows:
         out.writerow(_csv_row(row))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
 import datetime as dt
 import io
 import logging
@@ -22,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
+from models import csv_safe
 from models.operations import imports
 from models.staff import audit
 from ...http import client_address, district, parse_id, see_other, url_for
@@ -164,7 +164,7 @@ async def admin_import_rejects(request: Request):
 
     async def lines():
         buffer = io.StringIO()
-        out = csv.writer(buffer)
+        out = csv_safe.writer(buffer)
         out.writerow(["line", "reason"])
         yield "\ufeff".encode() + buffer.getvalue().encode()
         buffer.seek(0)

@@ -9,7 +9,6 @@ messages. The SMS are queued; the SMS sender (`run.py send-sms`) delivers them a
 from __future__ import annotations
 
 import asyncio
-import csv
 import io
 import logging
 import secrets
@@ -18,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
+from models import csv_safe
 from models.operations import outreach
 from models.operations.invitations import InviteError, Scope
 from models.people import lookup
@@ -256,7 +256,7 @@ async def admin_overdue_csv(request: Request):
 
 def _csv_line(values) -> str:
     out = io.StringIO()
-    csv.writer(out).writerow(values)
+    csv_safe.writer(out).writerow(values)
     return out.getvalue()
 
 

@@ -9,7 +9,6 @@ resident snapshot this process keeps (at most a minute old; the page says when i
 """
 from __future__ import annotations
 
-import csv
 import io
 import logging
 
@@ -17,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
+from models import csv_safe
 from models.operations import reports
 from ... import charts
 from ...http import district, parse_day, parse_id, parse_text
@@ -143,7 +143,7 @@ def _csv(rows, name: str) -> StreamingResponse:
     async def lines():
         out = io.StringIO()
         out.write("\ufeff")
-        writer = csv.writer(out)
+        writer = csv_safe.writer(out)
         for n, values in enumerate(rows, 1):
             writer.writerow(values)
             if n % CSV_ROWS == 0:
