@@ -16,7 +16,7 @@ from tests.conftest import TEST_SECRET
 from tests.factories import make_resident, make_site, make_slot
 from tests.realserver import Server, seed
 from tests.rush import GOOD, Person
-from web.security import RateLimits
+from web.limits import RateLimits
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
 needs_redis = pytest.mark.skipif(not REDIS_URL, reason="TEST_REDIS_URL is not set")
@@ -31,21 +31,26 @@ def _fresh_prefix() -> str:
     return f"test-{secrets.token_hex(6)}"
 
 
-def _fail_until_refused(limits: RateLimits, key: str, tries: int = 5) -> list[bool]:
-    seen = []
-    for _ in range(tries):
-        allowed = limits.allowed("verify", key)
-        seen.append(allowed)
-        if allowed:
-            limits.fail("verify", key)
-    return seen
+async def _fail_until_refused(limits: RateLimits, key: str, tries: int = 5) -> list[bool]:
+    return [bool(await limits.hit("verify", key)) for _ in range(tries)]
 
 
-def test_without_redis_each_process_counts_alone():
+async def test_in_memory_each_process_counts_alone():
+    one, two = _limits(store="memory"), _limits(store="memory")
+    assert await _fail_until_refused(one, "198.51.100.1", 4) == [True, True, True, False]
+    assert await two.hit("verify", "198.51.100.1"), "a second process has its own memory"
+    assert 0 < await one.retry_after("verify", "198.51.100.1") <= 60
+
+
+async def test_without_redis_every_process_on_the_database_counts_together(db):
+    """Two RateLimits are two worker processes: without Redis they share the database's count."""
     one, two = _limits(), _limits()
-    assert _fail_until_refused(one, "198.51.100.1", 4) == [True, True, True, False]
-    assert two.allowed("verify", "198.51.100.1"), "a second process has its own memory"
-    assert 0 < one.retry_after("verify", "198.51.100.1") <= 60
+    assert await one.hit("verify", "198.51.100.1") and await two.hit("verify", "198.51.100.1")
+    assert await one.hit("verify", "198.51.100.1")
+    refused = await two.hit("verify", "198.51.100.1")
+    assert not refused and 0 < refused.retry_after <= 60
+    assert 0 < await one.retry_after("verify", "198.51.100.1") <= 60
+    assert await two.hit("verify", "198.51.100.2"), "another address has its own count"
 
 
 def _closed_port() -> int:
@@ -55,14 +60,14 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-def test_with_redis_away_residents_get_through_and_staff_sign_in_waits(caplog):
+async def test_with_redis_away_residents_get_through_and_staff_sign_in_waits(caplog):
     limits = RateLimits({"verify": "1/minute", "staff_login": "1/minute"},
                         redis_url=f"redis://127.0.0.1:{_closed_port()}/0", prefix=_fresh_prefix())
     for _ in range(3):
-        assert limits.allowed("verify", "198.51.100.4")  # never a 500, never a refusal
-        limits.fail("verify", "198.51.100.4")
-    assert not limits.allowed("staff_login", "198.51.100.4")
-    assert limits.retry_after("staff_login", "198.51.100.4") == 60
+        assert await limits.hit("verify", "198.51.100.4")  # never a 500, never a refusal
+    refused = await limits.hit("staff_login", "198.51.100.4")
+    assert not refused and refused.retry_after == 60
+    assert await limits.retry_after("staff_login", "198.51.100.4") == 60
     assert "rate limits not counted" in caplog.text and caplog.text.count("rate limits not counted") == 1
 
 
@@ -76,14 +81,13 @@ async def test_with_redis_away_an_unknown_link_is_still_a_page_not_a_500(db, set
 
 
 @needs_redis
-def test_with_redis_two_processes_share_one_count():
+async def test_with_redis_two_processes_share_one_count():
     prefix = _fresh_prefix()
     one, two = _limits(redis_url=REDIS_URL, prefix=prefix), _limits(redis_url=REDIS_URL, prefix=prefix)
-    one.fail("verify", "198.51.100.2")
-    two.fail("verify", "198.51.100.2")
-    one.fail("verify", "198.51.100.2")
-    assert not two.allowed("verify", "198.51.100.2")
-    assert one.allowed("verify", "198.51.100.3"), "another address has its own count"
+    assert await one.hit("verify", "198.51.100.2") and await two.hit("verify", "198.51.100.2")
+    assert await one.hit("verify", "198.51.100.2")
+    assert not await two.hit("verify", "198.51.100.2")
+    assert await one.hit("verify", "198.51.100.3"), "another address has its own count"
 
 
 @needs_redis
@@ -92,6 +96,20 @@ async def test_two_app_workers_with_redis_url_refuse_the_guesser_together(db, se
 
     settings = settings.with_(redis_url=REDIS_URL, redis_prefix=_fresh_prefix(),
                               rate_limit_open_link="2/minute")
+    apps = [create_app(settings, manage_db=False, clock=clock) for _ in range(2)]
+    statuses = []
+    for n in range(4):
+        transport = httpx.ASGITransport(app=apps[n % 2], client=("198.51.100.9", 5000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            statuses.append((await c.get(f"/b/guess{n}")).status_code)
+    assert statuses == [404, 404, 429, 429]
+
+
+async def test_two_app_workers_without_redis_refuse_the_guesser_together(db, settings, clock):
+    """Issue 21: without REDIS_URL each worker counted alone; now the database counts for all."""
+    from web.app import create_app
+
+    settings = settings.with_(redis_url="", rate_limit_open_link="2/minute")
     apps = [create_app(settings, manage_db=False, clock=clock) for _ in range(2)]
     statuses = []
     for n in range(4):

@@ -162,7 +162,7 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True,
     app.state.settings = settings
     app.state.district = district
     app.state.limits = RateLimits(rate_limit_rules(settings), redis_url=settings.redis_url,
-                                  prefix=settings.redis_prefix)
+                                  prefix=settings.redis_prefix, secret=settings.secret_key)
     return app
 
 

@@ -1,5 +1,5 @@
-"""Security plumbing: safety headers on every response, a guard on request bodies, CSRF, rate
-limits that count failures, and an access log that hides tokens and escapes control characters.
+"""Security plumbing: safety headers on every response, a guard on request bodies, CSRF (the rate
+limits: web/limits.py), and an access log that hides tokens and escapes control characters.
 
 Order, outermost first (web/app.py): SecurityHeaders -> BodyGuard -> asgi-csrf -> the app. So
 the CSRF refusal, a refused body and a 500 all carry the same headers as every page.
@@ -12,9 +12,6 @@ import time
 from urllib.parse import parse_qsl
 
 from asgi_csrf import asgi_csrf
-from limits import parse
-from limits.storage import storage_from_string
-from limits.strategies import MovingWindowRateLimiter
 from starlette.datastructures import MutableHeaders
 
 from models.operations import metrics
@@ -211,58 +208,5 @@ def csrf(app, *, secret: str, post_paths: set[str], https: bool, refuse,
     )
 
 
-class RateLimits:
-    """Moving-window limits. They count failures (an unknown link, a wrong ID number, a wrong
-    password), never successes, so residents sharing one address are not turned away.
-
-    In Redis when a URL is given, so every worker and host counts together; in this process's
-    memory otherwise (`make run` with one worker).
-
-    If Redis cannot be reached, the residents' limits let everything through and the log says so
-    (at most once a minute): a district's booking must not stop for the counters' store, and the
-    link lock after wrong ID numbers lives in the database and still holds. Staff sign-in (the
-    rules in FAIL_CLOSED) refuses instead: without a count, guessing passwords would be free.
-    """
-
-    FAIL_CLOSED = frozenset({"staff_login", "login_guess"})
-
-    def __init__(self, rules: dict[str, str], *, redis_url: str = "", prefix: str = "booking"):
-        storage = (storage_from_string(redis_url, key_prefix=prefix) if redis_url
-                   else storage_from_string("memory://"))
-        self.limiter = MovingWindowRateLimiter(storage)
-        self.rules = {name: parse(text) for name, text in rules.items()}
-        self._complained_at = 0.0
-
-    def _unavailable(self, error: Exception) -> None:
-        if time.monotonic() - self._complained_at > 60:
-            self._complained_at = time.monotonic()
-            log.error("rate limits not counted: their store is unavailable (%s)", type(error).__name__)
-
-    def allowed(self, name: str, *keys: str) -> bool:
-        """Whether one more failure would still be within the limit (nothing is counted)."""
-        try:
-            allowed = self.limiter.test(self.rules[name], name, *keys)
-        except Exception as error:  # noqa: BLE001 - any failure of the store: see the class
-            self._unavailable(error)
-            allowed = name not in self.FAIL_CLOSED
-        if not allowed:  # every caller refuses the request then (/metrics counts it)
-            metrics.refused(name)
-            if name == "login_guess":  # a username (or a device) locked out of staff sign-in
-                metrics.locked_out("staff")
-        return allowed
-
-    def fail(self, name: str, *keys: str) -> None:
-        """Count one failure."""
-        try:
-            self.limiter.hit(self.rules[name], name, *keys)
-        except Exception as error:  # noqa: BLE001
-            self._unavailable(error)
-
-    def retry_after(self, name: str, *keys: str) -> int:
-        """Seconds until the next attempt would be allowed (at least 1)."""
-        try:
-            reset = self.limiter.get_window_stats(self.rules[name], name, *keys).reset_time
-        except Exception as error:  # noqa: BLE001
-            self._unavailable(error)
-            return 60
-        return max(int(reset - time.time()) + 1, 1)
+# The rate limits moved to web/limits.py (issue 21: they count before they let through).
+from .limits import RateLimits  # noqa: E402,F401  (old imports keep working)

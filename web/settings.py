@@ -81,16 +81,30 @@ class Settings:
     # `run.py purge`: personal data is erased this many days after a window closed without a
     # second dose (models/operations/purge.py; a given second dose: from the next day).
     purge_after_days: int = 30
-    # Failures only, never successes (the `limits` library's notation); shared by every worker
-    # and host with REDIS_URL. Unknown or dead link tokens per client address:
+    # Rate limits (web/limits.py; the `limits` library's notation). Each attempt is counted
+    # before it is checked; a good one is given back, so what counts is failures (and attempts
+    # in flight). Shared by every worker and host: in Redis with REDIS_URL, else in the
+    # database. Client addresses count by address (IPv6: by /64). Unknown or dead link tokens
+    # per client address:
     rate_limit_open_link: str = "30/minute"
     rate_limit_verify: str = "60/minute"  # wrong ID numbers per client address
     rate_limit_staff_login: str = "30 per 15 minutes"  # wrong passwords per client address
     rate_limit_login_guess: str = "5 per 15 minutes"  # per username and address (or device)
+    # Wrong passwords per username from every address together (a browser the person signed in
+    # on before is counted on its own instead: the owner is never kept out).
+    rate_limit_login_account: str = "10 per 15 minutes"
     # The public way in (models/people/entry.py), per client address: log-in codes asked for
     # (each may cost an SMS, so every one counts), and wrong codes or bookings not found.
     rate_limit_sms_code: str = "20/hour"
     rate_limit_entry: str = "30 per 15 minutes"
+    # Wrong ID numbers typed for one booking code on /find (real or made up, alike), and for
+    # one person of a proved phone: the asker is stopped, the person's own link is not locked.
+    rate_limit_find_code: str = "5 per 30 minutes"
+    rate_limit_entry_person: str = "5 per 30 minutes"
+    # Audit rows of noisy refusals (a throttled sign-in, a bad hand-off signature): per action
+    # and address, and per action from everywhere; beyond, only /metrics counts them.
+    rate_limit_audit: str = "10 per 15 minutes"
+    rate_limit_audit_all: str = "200/hour"
     # The city platform's hand-off (models/people/handoff.py): signed calls per partner, and
     # refused signatures per address.
     rate_limit_handoff: str = "600/minute"
@@ -177,6 +191,12 @@ def load_settings(**overrides) -> Settings:
         rate_limit_login_guess=env.get("RATE_LIMIT_LOGIN_GUESS", Settings.rate_limit_login_guess),
         rate_limit_sms_code=env.get("RATE_LIMIT_SMS_CODE", Settings.rate_limit_sms_code),
         rate_limit_entry=env.get("RATE_LIMIT_ENTRY", Settings.rate_limit_entry),
+        rate_limit_login_account=env.get("RATE_LIMIT_LOGIN_ACCOUNT",
+                                         Settings.rate_limit_login_account),
+        rate_limit_find_code=env.get("RATE_LIMIT_FIND_CODE", Settings.rate_limit_find_code),
+        rate_limit_entry_person=env.get("RATE_LIMIT_ENTRY_PERSON", Settings.rate_limit_entry_person),
+        rate_limit_audit=env.get("RATE_LIMIT_AUDIT", Settings.rate_limit_audit),
+        rate_limit_audit_all=env.get("RATE_LIMIT_AUDIT_ALL", Settings.rate_limit_audit_all),
         rate_limit_handoff=env.get("RATE_LIMIT_HANDOFF", Settings.rate_limit_handoff),
         handoff_partners=parse_partners(env.get("HANDOFF_PARTNERS", "")),
         trusted_proxies=tuple(p.strip() for p in env.get("TRUSTED_PROXIES", "").split(",")
@@ -246,13 +266,18 @@ def sms_config(settings: Settings) -> SmsConfig:
 
 
 def rate_limit_rules(settings: Settings) -> dict[str, str]:
-    """Each limit's name and its setting (web/security.py: RateLimits)."""
+    """Each limit's name and its setting (web/limits.py: RateLimits)."""
     return {
         "open_link": settings.rate_limit_open_link,
         "verify": settings.rate_limit_verify,
         "staff_login": settings.rate_limit_staff_login,
         "login_guess": settings.rate_limit_login_guess,
+        "login_account": settings.rate_limit_login_account,
         "sms_code": settings.rate_limit_sms_code,
         "entry": settings.rate_limit_entry,
+        "find_code": settings.rate_limit_find_code,
+        "entry_person": settings.rate_limit_entry_person,
         "handoff": settings.rate_limit_handoff,
+        "audit": settings.rate_limit_audit,
+        "audit_all": settings.rate_limit_audit_all,
     }

@@ -391,3 +391,20 @@ class HandoffNonce(Model):
     class Meta:
         table = "handoff_nonce"
         unique_together = (("partner", "nonce"),)
+
+
+class RateCounter(Model):
+    """One rate limit's count for one key in one window (web/limits.py), when no Redis is set:
+    every worker and host on the database counts together. `key` is a keyed hash of the limit's
+    name and what it counts (an address, a username…): no personal value is kept here. Rows
+    whose window is over are deleted as the counting goes on."""
+
+    id = fields.IntField(primary_key=True)
+    key = fields.CharField(max_length=64)
+    period = fields.BigIntField()  # the window's number: seconds since 1970 // its length
+    hits = fields.IntField(default=0)
+    expires = fields.BigIntField(db_index=True)  # seconds since 1970 when it no longer counts
+
+    class Meta:
+        table = "rate_counter"
+        unique_together = (("key", "period"),)

@@ -40,6 +40,10 @@ SIGNIN_LOCKOUTS = Counter(
     "booking_signin_lockouts",
     "Sign-ins locked out: staff (a username's wrong passwords), link (a personal link locked "
     "after wrong ID numbers)", ["who"], registry=REGISTRY)
+AUDIT_CAPPED = Counter(
+    "booking_audit_capped",
+    "Audit rows not written because their cap was reached (refused sign-ins, bad signatures), "
+    "by action", ["action"], registry=REGISTRY)
 
 
 def booked(channel: str) -> None:
@@ -60,6 +64,10 @@ def refused(limit: str) -> None:
 
 def locked_out(who: str) -> None:
     SIGNIN_LOCKOUTS.labels(who).inc()
+
+
+def audit_capped(action: str) -> None:
+    AUDIT_CAPPED.labels(action).inc()
 
 
 @dataclass(frozen=True)

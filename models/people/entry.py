@@ -237,31 +237,32 @@ async def _live_link(district: District, resident: Resident, now: dt.datetime) -
     return found
 
 
-def _verify_refusal(result: links.VerifyResult) -> EntryRefused:
-    if result.reason == "invalid":
-        return EntryRefused(f"invalid_{result.invalid_reason}", tries_left=result.tries_left)
-    if result.reason == "locked":
-        return EntryRefused("locked", until=result.locked_until)
-    return EntryRefused("mismatch", tries_left=result.tries_left)
+def check_id(id_text: str) -> str:
+    """The typed ID number, valid in form; a mistyped one (length, characters, check character,
+    date, region) is refused `invalid_<reason>` before anything is counted: a typo is not a
+    guess."""
+    try:
+        return pii.validate_id(id_text)
+    except pii.InvalidIdNumber as exc:
+        raise EntryRefused(f"invalid_{exc.reason}") from None
 
 
 async def enter_as(district: District, phone_hash: str, resident_id: int | None, id_text: str, *,
                    now: dt.datetime) -> Link:
     """A person of the phone's family proves who they are with their ID number; their live link.
 
-    Wrong numbers count and lock exactly as on the SMS link (links.verify_identity, on the same
-    link); a mistyped number (bad check character) does not count."""
+    The asker's tries are counted before this is called, against the asker (the proved phone
+    and the person asked for, and the address: web/routes/entry.py), never on the person's own
+    link: nobody holding a phone can lock a family member's SMS link. A wrong number is
+    `mismatch`; a mistyped one `invalid_<reason>`."""
+    number = check_id(id_text)
     resident = (await Resident.get_or_none(id=resident_id, phone_hash=phone_hash)
                 if resident_id and phone_hash else None)
     if resident is None:
         raise EntryRefused("not_on_phone")
-    link = await _live_link(district, resident, now)
-    result = await links.verify_identity(
-        district.vault, link, id_text, now=now, max_failures=district.verify_max_failures,
-        lock_minutes=district.verify_lock_minutes)
-    if not result.ok:
-        raise _verify_refusal(result)
-    return link
+    if not hmac.compare_digest(district.vault.keyed_hash(number), resident.id_hash):
+        raise EntryRefused("mismatch")
+    return await _live_link(district, resident, now)
 
 
 def _booking_code(code_text: str) -> str:
@@ -271,27 +272,31 @@ def _booking_code(code_text: str) -> str:
     return code
 
 
+def find_key(code_text: str, id_text: str) -> str:
+    """The booking code a /find request is counted under (web/routes/entry.py), once both
+    fields are well formed: `booking_code` or `invalid_<reason>` otherwise (typos, not
+    guesses, are not counted). Real and made-up codes alike: the count tells nothing."""
+    code = _booking_code(code_text)
+    check_id(id_text)
+    return code
+
+
+_NOBODY = "0" * 64  # compared against for a made-up code: the same work as for a real one
+
+
 async def find_booking(district: District, code_text: str, id_text: str, *,
                        now: dt.datetime) -> Link:
     """An active booking by its code and the ID number of its resident: their live link, so
     the booking can be seen, moved or cancelled.
 
-    No such code and a code with another person's ID number get the same `not_found`; wrong
-    numbers for a real code count towards that resident's link lock like any other."""
+    No such code and a code with another person's ID number get the same `not_found`, after the
+    same work (one query, one keyed hash compared); nothing is counted on the resident's link
+    (the asker is counted, per address and per code, before this: web/routes/entry.py), so
+    wrong numbers for a real code lock nobody out of their own booking."""
     code = _booking_code(code_text)
-    try:
-        pii.validate_id(id_text)
-    except pii.InvalidIdNumber as exc:
-        raise EntryRefused(f"invalid_{exc.reason}") from None
+    number = check_id(id_text)
     booking = await Booking.get_or_none(code=code, status=Booking.ACTIVE).select_related("resident")
-    if booking is None:
+    expected = booking.resident.id_hash if booking is not None else _NOBODY
+    if not hmac.compare_digest(district.vault.keyed_hash(number), expected) or booking is None:
         raise EntryRefused("not_found")
-    link = await _live_link(district, booking.resident, now)
-    result = await links.verify_identity(
-        district.vault, link, id_text, now=now, max_failures=district.verify_max_failures,
-        lock_minutes=district.verify_lock_minutes)
-    if result.ok:
-        return link
-    if result.reason == "locked":
-        raise EntryRefused("locked", until=result.locked_until)
-    raise EntryRefused("not_found")
+    return await _live_link(district, booking.resident, now)

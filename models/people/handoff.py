@@ -74,11 +74,17 @@ def sign(secret: str, method: str, path: str, timestamp: str, nonce: str, body: 
 
 
 class Limiter(Protocol):
-    """What the hand-off needs of the rate limits (web/security.py: RateLimits)."""
+    """What the hand-off needs of the rate limits (web/limits.py: RateLimits): a hit counted
+    before the signature is checked (truthy when allowed), given back when it was good; the
+    audit rows of bad signatures capped ("" when over the cap)."""
 
-    def allowed(self, name: str, *keys: str) -> bool: ...
+    def address_key(self, address: str) -> str: ...
 
-    def fail(self, name: str, *keys: str) -> None: ...
+    async def hit(self, name: str, *keys: str): ...
+
+    async def give_back(self, *hits) -> None: ...
+
+    async def audit_quota(self, action: str, address: str) -> str: ...
 
 
 LIMIT = "handoff"  # the rate limit's name: every signed call of a partner counts, and every
@@ -200,17 +206,20 @@ async def hand_off(district: District, partners: dict[str, str], call: Call,
     resident: Resident | None = None
     masked = ""
     try:
-        if not limits.allowed(LIMIT, "address", call.address):
+        # Counted before the signature is checked; a good signature gives it back, so what
+        # stays counted per address is bad signatures (even sent all at once).
+        by_address = await limits.hit(LIMIT, "address", limits.address_key(call.address))
+        if not by_address:
             return Answer(429, {"error": "rate_limited"})  # a flood of bad signatures: not audited
         try:
             partner = _authenticate(partners, call, now)
         except _Refused as refused:
-            if refused.code == "bad_signature":
-                limits.fail(LIMIT, "address", call.address)
+            if refused.code != "bad_signature":  # signed by a partner: not a stranger's guess
+                await limits.give_back(by_address)
             raise
-        if not limits.allowed(LIMIT, "partner", partner):
+        await limits.give_back(by_address)
+        if not await limits.hit(LIMIT, "partner", partner):  # every signed call counts
             raise _Refused(429, "rate_limited")
-        limits.fail(LIMIT, "partner", partner)
         await _use_nonce(partner, call.nonce, now)
         id_text, lang = _read_body(call.body)
         try:
@@ -226,6 +235,12 @@ async def hand_off(district: District, partners: dict[str, str], call: Call,
         outcome = "ok" if answer.body["can_book"] else answer.body["reason"]
     except _Refused as refused:
         answer, outcome = Answer(refused.status, {"error": refused.code}), refused.code
+        if refused.code == "bad_signature":  # anyone can send these: their rows are capped
+            quota = await limits.audit_quota("handoff:bad_signature", call.address)
+            if not quota:
+                return answer
+            if quota == "last":
+                outcome += " (cap reached: more from this address are only counted for now)"
     await audit.record(action="handoff", address=call.address, username=_audit_name(call.partner),
                        resident=resident, detail=f"{outcome} {masked}".strip())
     return answer

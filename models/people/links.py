@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 from dataclasses import dataclass
 from functools import lru_cache
 
-from tortoise.expressions import F
+from tortoise.expressions import F, Q
 
 from ..clock import as_utc
 from ..db import fast
@@ -101,7 +102,14 @@ async def verify_identity(
     vault: pii.Vault, link: Link, id_text: str, *, now: dt.datetime, max_failures: int = 5,
     lock_minutes: int = 30,
 ) -> VerifyResult:
-    """Check a typed ID number against the link's resident; repeated mismatches lock the link."""
+    """Check a typed ID number against the link's resident; repeated mismatches lock the link.
+
+    Each well-formed number takes one of the link's `max_failures` tries BEFORE it is compared
+    (one UPDATE … WHERE failures < max: atomic on SQLite and PostgreSQL), so numbers sent all at
+    once get no more tries than numbers sent one by one. A right number gives the tries back
+    (failures to 0); the try that uses up the last one, if wrong, locks the link for
+    `lock_minutes`. Only whoever holds this link can lock it: /find and the phone entry count
+    their askers elsewhere (models/people/entry.py)."""
     until = locked_until(link, now)
     if until:
         return VerifyResult(False, "locked", locked_until=until)
@@ -109,17 +117,23 @@ async def verify_identity(
         number = pii.validate_id(id_text)
     except pii.InvalidIdNumber as exc:
         # A mistyped number is not a guess at someone else's: it does not count towards the lock.
-        return VerifyResult(False, "invalid", tries_left=max_failures - link.failures,
+        return VerifyResult(False, "invalid", tries_left=max(max_failures - link.failures, 0),
                             invalid_reason=exc.reason)
+    moment = as_utc(now)
+    taken = await (Link.filter(Q(locked_until=None) | Q(locked_until__lte=moment), id=link.id,
+                               failures__lt=max_failures)
+                   .update(failures=F("failures") + 1))
+    if not taken:  # locked, or its last try is being used by another request right now
+        await link.refresh_from_db(fields=["failures", "locked_until"])
+        until = locked_until(link, now) or moment + dt.timedelta(minutes=lock_minutes)
+        return VerifyResult(False, "locked", locked_until=until)
     resident = await fast.one(Resident, "t.id = ?", [link.resident_id])
-    if vault.keyed_hash(number) == resident.id_hash:
-        if link.failures:
-            await Link.filter(id=link.id).update(failures=0, locked_until=None)
+    if hmac.compare_digest(vault.keyed_hash(number), resident.id_hash):
+        await Link.filter(id=link.id).update(failures=0, locked_until=None)
         return VerifyResult(True)
-    await Link.filter(id=link.id).update(failures=F("failures") + 1)
     await link.refresh_from_db(fields=["failures"])
     if link.failures >= max_failures:
-        until = as_utc(now) + dt.timedelta(minutes=lock_minutes)
+        until = moment + dt.timedelta(minutes=lock_minutes)
         await Link.filter(id=link.id).update(failures=0, locked_until=until)
         metrics.locked_out("link")
         return VerifyResult(False, "locked", locked_until=until)

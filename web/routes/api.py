@@ -14,6 +14,7 @@ from models.people import handoff
 from .. import i18n
 from ..http import client_address, district, see_other, url_for
 from ..journey import Journey
+from ..limits import address_key
 from . import resident
 
 YEAR = 365 * 24 * 3600
@@ -50,13 +51,14 @@ async def open_handoff(request: Request):
     if not _partners(request):
         return resident.link_invalid(request)
     limits, address = request.app.state.limits, client_address(request)
-    if not limits.allowed("open_link", address):
-        return resident.slow_down(request, "open_link", address)
+    hit = await limits.hit("open_link", address_key(address))  # before the token is looked up
+    if not hit:
+        return resident.slow_down(request, hit)
     opened = await handoff.open_ticket(district(request), request.path_params["token"],
                                        address=address)
     if opened is None:
-        limits.fail("open_link", address)
         return resident.link_invalid(request)
+    await limits.give_back(hit)  # a good one-time address: only failures stay counted
     journey = Journey(request.session)
     journey.start(opened.link_id)
     journey.mark_verified()

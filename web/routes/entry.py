@@ -15,22 +15,32 @@ from models.people import entry
 from .. import i18n, poster
 from ..http import client_address, district, parse_id, parse_text, see_other, url_for
 from ..journey import Journey
+from ..limits import address_key
 from ..templating import render
 
 MAX_PHONE = 32  # "+86 138 1234 5678" and its full-width spellings fit
 MAX_CODE = 16
 MAX_ID = 64
 MAX_BOOKING_CODE = 32
-ID_COUNTED = ("mismatch", "locked")  # a mistyped ID number is not a guess: it does not count
+# Each limited step takes its hit (web/limits.py) before the code, number or booking is
+# checked; a good answer, or one that checked nothing, gives it back.
+CODE_COUNTED = ("wrong", "too_many")  # wrong codes stay counted
+
 
 
 def _now(request: Request) -> dt.datetime:
     return district(request).clock.now()
 
 
-def slow_down(request: Request, limit: str, address: str):
-    """429: too many from this address; the page and Retry-After say when to come back."""
-    wait = request.app.state.limits.retry_after(limit, address)
+def _limits(request: Request):
+    """The rate limits, and this client's address as they count it (IPv6: its /64)."""
+    return request.app.state.limits, address_key(client_address(request))
+
+
+def slow_down(request: Request, hit):
+    """429: too many from this address (a refused hit); the page and Retry-After say when to
+    come back."""
+    wait = hit.retry_after
     return render(request, "pages/entry/slow_down.html", {"minutes": max((wait + 59) // 60, 1)},
                   status=429, headers={"Retry-After": str(wait)})
 
@@ -43,21 +53,24 @@ def _phone_page(request: Request, *, error: str = "", status: int = 200):
 
 
 async def _send_code(request: Request, phone_text: str):
-    """Ask for a code (counted per address: each may cost an SMS) and go to the code page."""
-    limits, address = request.app.state.limits, client_address(request)
-    if not limits.allowed("sms_code", address):
-        return slow_down(request, "sms_code", address)
+    """Ask for a code (counted per address, before anything is queued: each may cost an SMS)
+    and go to the code page. A request that queued nothing (a mistyped number, a code sent
+    less than a minute ago) gives its count back."""
+    limits, address = _limits(request)
+    hit = await limits.hit("sms_code", address)
+    if not hit:
+        return slow_down(request, hit)
     journey = Journey(request.session)
     lang = i18n.choose_language(request.cookies.get(i18n.LANG_COOKIE))
     try:
         sent = await entry.request_code(district(request), phone_text, now=_now(request), lang=lang)
     except entry.EntryRefused as exc:
+        await limits.give_back(hit)
         if exc.reason != "wait":
             return _phone_page(request, error=exc.reason, status=422)
         sent = exc.sent  # a code went out less than a minute ago: that one is on its way
         journey.await_code(sent.sealed_phone, sent.masked_phone)
         return see_other(url_for(request, "entry_code", wait=exc.wait))
-    limits.fail("sms_code", address)
     journey.await_code(sent.sealed_phone, sent.masked_phone)
     return see_other(url_for(request, "entry_code"))
 
@@ -98,17 +111,19 @@ async def entry_code(request: Request):
         wait = parse_id(request.query_params.get("wait")) or 0
         return _code_page(request, journey, error="wait" if wait else "",
                           wait=min(wait, entry.RESEND_SECONDS))
-    limits, address = request.app.state.limits, client_address(request)
-    if not limits.allowed("entry", address):
-        return slow_down(request, "entry", address)
+    limits, address = _limits(request)
+    hit = await limits.hit("entry", address)
+    if not hit:
+        return slow_down(request, hit)
     form = await request.form()
     try:
         login = await entry.check_code(d, phone, parse_text(form.get("code"), MAX_CODE),
                                        now=_now(request))
     except entry.EntryRefused as exc:
-        if exc.reason in ("wrong", "too_many"):
-            limits.fail("entry", address)
+        if exc.reason not in CODE_COUNTED:
+            await limits.give_back(hit)
         return _code_page(request, journey, error=exc.reason, tries_left=exc.tries_left, status=422)
+    await limits.give_back(hit)
     journey.phone_proved(login.login_id, login.valid_until)
     return see_other(url_for(request, "entry_family"))
 
@@ -154,17 +169,35 @@ async def entry_person(request: Request):
         return see_other(url_for(request, "entry_family"))
     if request.method != "POST":
         return _person_page(request, member)
-    limits, address = request.app.state.limits, client_address(request)
-    if not limits.allowed("verify", address):
-        return slow_down(request, "verify", address)
+    id_text = parse_text(source.get("id_number"), MAX_ID)
     try:
-        link = await entry.enter_as(d, phone_hash, member.resident_id,
-                                    parse_text(source.get("id_number"), MAX_ID), now=_now(request))
+        entry.check_id(id_text)  # a typo is not a guess: refused before anything is counted
     except entry.EntryRefused as exc:
-        if exc.reason in ID_COUNTED:
-            limits.fail("verify", address)
-        return _person_page(request, member, error=exc.reason, tries_left=exc.tries_left,
-                            until=exc.until, status=422)
+        return _person_page(request, member, error=exc.reason, status=422)
+    # Counted against the asker, before the number is compared: this address, and this phone
+    # asking for this person. Never the person's own link: their SMS link stays open.
+    limits, address = _limits(request)
+    person = ("entry_person", phone_hash, str(member.resident_id))
+    by_address, by_person = await limits.hit_all([("verify", address), person])
+    if not by_address:
+        return slow_down(request, by_address)
+    now = _now(request)
+    if not by_person:
+        return _person_page(request, member, error="locked", status=422,
+                            until=now + dt.timedelta(seconds=by_person.retry_after))
+    try:
+        link = await entry.enter_as(d, phone_hash, member.resident_id, id_text, now=now)
+    except entry.EntryRefused as exc:
+        if exc.reason != "mismatch":
+            await limits.give_back(by_address, by_person)
+            return _person_page(request, member, error=exc.reason, status=422)
+        left = limits.rules["entry_person"].amount - by_person.count
+        if left > 0:
+            return _person_page(request, member, error="mismatch", tries_left=left, status=422)
+        wait = await limits.retry_after(*person)
+        return _person_page(request, member, error="locked", status=422,
+                            until=now + dt.timedelta(seconds=wait))
+    await limits.give_back(by_address, by_person)
     journey.start(link.id)
     journey.mark_verified()
     return see_other(url_for(request, "booking"))
@@ -181,19 +214,33 @@ async def find_booking(request: Request):
     seen, moved or cancelled."""
     if request.method != "POST":
         return render(request, "pages/entry/find.html", {})
-    limits, address = request.app.state.limits, client_address(request)
-    if not limits.allowed("entry", address):
-        return slow_down(request, "entry", address)
     form = await request.form()
-    try:
-        link = await entry.find_booking(
-            district(request), parse_text(form.get("booking_code"), MAX_BOOKING_CODE),
-            parse_text(form.get("id_number"), MAX_ID), now=_now(request))
-    except entry.EntryRefused as exc:
-        if exc.reason in ("not_found", "locked"):
-            limits.fail("entry", address)
-        return render(request, "pages/entry/find.html", {"error": exc.reason, "locked_until": exc.until},
+    code_text = parse_text(form.get("booking_code"), MAX_BOOKING_CODE)
+    id_text = parse_text(form.get("id_number"), MAX_ID)
+    now = _now(request)
+
+    def page(error: str, until: dt.datetime | None = None):
+        return render(request, "pages/entry/find.html", {"error": error, "locked_until": until},
                       status=422)
+
+    try:
+        code = entry.find_key(code_text, id_text)  # typos are refused before anything counts
+    except entry.EntryRefused as exc:
+        return page(exc.reason)
+    # Counted against the asker before anything is looked up: this address, and this booking
+    # code, whether it exists or not (the same answers, the same work, for real and made-up
+    # codes). Never the resident's link: their SMS link and phone entry stay open.
+    limits, address = _limits(request)
+    by_address, by_code = await limits.hit_all([("entry", address), ("find_code", code)])
+    if not by_address:
+        return slow_down(request, by_address)
+    if not by_code:
+        return page("locked", now + dt.timedelta(seconds=by_code.retry_after))
+    try:
+        link = await entry.find_booking(district(request), code_text, id_text, now=now)
+    except entry.EntryRefused as exc:
+        return page(exc.reason)
+    await limits.give_back(by_address, by_code)
     journey = Journey(request.session)
     journey.start(link.id)
     journey.mark_verified()

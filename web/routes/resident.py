@@ -18,6 +18,7 @@ from models.rules.eligibility import Refusal, Refused
 from .. import i18n
 from ..http import client_address, district, parse_day, parse_id, parse_text, see_other, url_for
 from ..journey import Journey
+from ..limits import address_key
 from ..templating import render
 
 
@@ -41,9 +42,10 @@ def link_invalid(request: Request):
     return render(request, "pages/resident/refusal.html", {"kind": "link_invalid"}, status=404)
 
 
-def slow_down(request: Request, limit: str, address: str):
-    """429: too many failures from this address; Retry-After says when to try again."""
-    wait = request.app.state.limits.retry_after(limit, address)
+def slow_down(request: Request, hit):
+    """429: too many failures from this address (a refused hit of web/limits.py); Retry-After
+    says when to try again."""
+    wait = hit.retry_after
     return render(request, "pages/resident/refusal.html", {"kind": "slow_down", "wait": wait},
                   status=429, headers={"Retry-After": str(wait)})
 
@@ -87,15 +89,17 @@ async def booked_visit(request: Request) -> Visit | RedirectResponse:
 async def open_link(request: Request):
     """GET /b/{token}: does not use the link up (scanners open it too); sets a session, 303 away.
 
-    Only unknown, expired and revoked tokens count towards the address's limit: residents behind
-    one carrier address all get in, a guesser is stopped."""
-    limits, address = request.app.state.limits, client_address(request)
-    if not limits.allowed("open_link", address):
-        return slow_down(request, "open_link", address)
+    Every try is counted before the token is looked up; a live link gives its try back, so
+    only unknown, expired and revoked tokens stay counted: residents behind one carrier address
+    all get in, a guesser is stopped, even one sending all their guesses at once."""
+    limits = request.app.state.limits
+    hit = await limits.hit("open_link", address_key(client_address(request)))
+    if not hit:
+        return slow_down(request, hit)
     link = await links.resolve_token(request.path_params["token"], district(request).clock.now())
     if link is None:
-        limits.fail("open_link", address)
         return link_invalid(request)
+    await limits.give_back(hit)
     Journey(request.session).start(link.id)
     return see_other(url_for(request, "booking"))
 
@@ -144,16 +148,19 @@ async def booking_verify(request: Request):
     visit = await load_visit(request)
     if visit is None:
         return link_invalid(request)
-    limits, address = request.app.state.limits, client_address(request)
-    if not limits.allowed("verify", address):
-        return slow_down(request, "verify", address)
+    # Counted before the number is compared (the link's own count, too: links.verify_identity);
+    # a right number or a typo of the format (not a guess) gives the address's try back.
+    limits = request.app.state.limits
+    hit = await limits.hit("verify", address_key(client_address(request)))
+    if not hit:
+        return slow_down(request, hit)
     form = await request.form()
     d = district(request)
     result = await links.verify_identity(
         d.vault, visit.link, parse_text(form.get("id_number"), 64), now=visit.now,
         max_failures=d.verify_max_failures, lock_minutes=d.verify_lock_minutes)
-    if result.reason in ("mismatch", "locked"):  # a typo of the format does not count
-        limits.fail("verify", address)
+    if result.reason not in ("mismatch", "locked"):
+        await limits.give_back(hit)
     if result.ok:
         visit.journey.mark_verified()
         lang = i18n.choose_language(request.cookies.get(i18n.LANG_COOKIE))

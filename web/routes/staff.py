@@ -1,10 +1,12 @@
 """Staff sign-in and sign-out; /staff sends a signed-in person to their console.
 
-Guessing a password is throttled without ever locking the account's owner out: wrong
-passwords are counted per username and address (5 in 15 minutes), and per address (30 in 15
-minutes). A browser where the person signed in before carries a signed device cookie; its
-attempts are counted for that device alone, so an attacker elsewhere, or behind the same
-address, cannot keep the real person out.
+Guessing a password is throttled without ever locking the account's owner out: each attempt is
+counted before the password is checked (Argon2 is paid only within the limits; a right password
+gives its count back), per username and address (5 in 15 minutes), per username from every
+address (10 in 15 minutes), and per address (30 in 15 minutes; IPv6 by /64). A browser where
+the person signed in before carries a signed device cookie; its attempts are counted for that
+device alone, so an attacker elsewhere, or behind the same address, cannot keep the real
+person out. Refusals are audited up to a cap (web/limits.py: audit_quota), then only counted.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from starlette.requests import Request
 from models.staff import audit
 from models.staff.sessions import LIFETIME, sign_in, sign_out
 from ..http import client_address, district, parse_text, see_other, url_for
+from ..limits import address_key
 from ..staff_auth import STAFF_COOKIE, current_staff, home_of
 from ..templating import render
 from .public import safe_next
@@ -56,26 +59,32 @@ async def staff_login(request: Request):
     context = {"next": parse_text(form.get("next"), 200), "username": username}
     limits = request.app.state.limits
     device = _known_device(request, username)
-    # Which counters this attempt is judged by: the device's own, or this username here and
-    # everything from this address.
+    # Which counters this attempt is judged by: the device's own, or this username here, this
+    # username from everywhere and everything from this address. Counted before the check.
+    group = address_key(address)
     counters = [("login_guess", f"device:{device}")] if device else [
-        ("login_guess", f"{username}|{address}"), ("staff_login", address)]
-    blocked = [(name, key) for name, key in counters if not limits.allowed(name, key)]
-    if blocked:
-        wait = max(limits.retry_after(name, key) for name, key in blocked)
-        await audit.record(action="login_throttled", username=username, address=address,
-                           detail="device" if device else "")
+        ("login_guess", f"{username}|{group}"), ("login_account", username),
+        ("staff_login", group)]
+    hits = await limits.hit_all(counters)
+    if not all(hits):
+        wait = max(hit.retry_after for hit in hits if not hit)
+        quota = await limits.audit_quota("login_throttled", address)
+        if quota:
+            detail = "device" if device else ""
+            if quota == "last":
+                detail = f"{detail} (cap reached: more from this address are only counted for now)"
+            await audit.record(action="login_throttled", username=username, address=address,
+                               detail=detail.strip())
         return render(request, "pages/staff/login.html",
                       {**context, "error": "throttled", "wait_minutes": -(-wait // 60)},
                       status=429, headers={"Retry-After": str(wait)})
     result = await sign_in(username, parse_text(form.get("password"), 200), address,
                            now=district(request).clock.now())
-    if result.user is None:
-        for name, key in counters:
-            limits.fail(name, key)
+    if result.user is None:  # the wrong password stays counted
         await audit.record(action="login_failed", username=username, address=address)
         return render(request, "pages/staff/login.html", {**context, "error": "wrong"}, status=422)
     await audit.record(action="login", user=result.user, address=address)
+    await limits.give_back(*hits)  # the owner: an office of staff signing in is not a guesser
     response = see_other(safe_next(context["next"], home_of(request, result.user)))
     settings = request.app.state.settings
     response.set_cookie(STAFF_COOKIE, result.token, max_age=int(LIFETIME.total_seconds()),

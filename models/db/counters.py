@@ -1,0 +1,57 @@
+"""Rate-limit counters in the database (web/limits.py's store when no Redis is set), so every
+worker process and every host on the same database counts together.
+
+One row per key and window. Taking a hit is one statement, atomic on SQLite and PostgreSQL
+alike: INSERT … ON CONFLICT DO UPDATE … WHERE hits < cap RETURNING hits. Two requests at the
+same moment can never both take the last place: the second one finds the row the first one
+wrote (PostgreSQL locks the row and checks the WHERE again on its newest version; SQLite has
+one writer at a time), and gets no row back: refused.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from . import fast
+from .tables import RateCounter
+
+
+@lru_cache(maxsize=1)
+def _table() -> str:
+    return fast.table(RateCounter)
+
+
+def _sql(conn, sql: str) -> str:
+    return sql if fast.is_sqlite(conn) else fast._numbered(sql)
+
+
+async def counts(key: str, periods: list[int]) -> dict[int, int]:
+    """The hits of the key in each of these windows (0 when none)."""
+    marks = ", ".join("?" for _ in periods)
+    found = await fast.rows(f"SELECT period, hits FROM {_table()} WHERE key = ? AND period IN ({marks})",
+                            [key, *periods])
+    return {int(row["period"]): int(row["hits"]) for row in found}
+
+
+async def take(key: str, period: int, cap: int, expires: int) -> int | None:
+    """Count one hit in the window if it holds fewer than `cap`: the new count, else None."""
+    if cap < 1:
+        return None
+    conn = fast.db()
+    rows = await conn.execute_query_dict(_sql(conn, (
+        f"INSERT INTO {_table()} (key, period, hits, expires) VALUES (?, ?, 1, ?) "
+        f"ON CONFLICT (key, period) DO UPDATE SET hits = {_table()}.hits + 1 "
+        f"WHERE {_table()}.hits < ? RETURNING hits")), [key, period, expires, cap])
+    return int(rows[0]["hits"]) if rows else None
+
+
+async def give_back(key: str, period: int) -> None:
+    """Take one hit off the window (never below 0)."""
+    conn = fast.db()
+    await conn.execute_query(_sql(conn, f"UPDATE {_table()} SET hits = hits - 1 "
+                                        "WHERE key = ? AND period = ? AND hits > 0"), [key, period])
+
+
+async def forget(before: int) -> None:
+    """Delete the windows that no longer count."""
+    conn = fast.db()
+    await conn.execute_query(_sql(conn, f"DELETE FROM {_table()} WHERE expires < ?"), [before])
