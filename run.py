@@ -292,13 +292,14 @@ async def cmd_create_user(settings: Settings, district: District, args) -> int:
     try:
         password = read_password()
         user = await create_user(role=args.role, username=args.username, password=password,
-                                 site_code=args.site, subdistrict=args.subdistrict)
+                                 site_code=args.site, subdistrict=args.subdistrict,
+                                 district_wide=args.district_wide)
     except (StaffError, ValueError) as exc:
         await audit_cli("create_user", f"refused: {exc}")
         return fail(str(exc))
     scope = f" for site {args.site}" if user.role == "site" else (
         f" for {user.subdistrict}" if user.subdistrict else (
-            " for the whole district" if user.role == "clinic" else ""))
+            " for the whole district" if user.district_wide else ""))
     await audit_cli("create_user", f"{user.role} {user.username}{scope}")
     print(f"created {user.role} account {user.username}{scope}")
     return OK
@@ -602,8 +603,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--role", required=True, choices=["callcentre", "site", "subdistrict", "admin", "clinic"])
     p.add_argument("--username", required=True)
     p.add_argument("--site", metavar="CODE", help="for role site")
-    p.add_argument("--subdistrict", metavar="NAME", help="for role subdistrict; for role clinic, optional "
-                   "(bound to that sub-district; without it, the whole district)")
+    p.add_argument("--subdistrict", metavar="NAME", help="for role subdistrict; for role clinic, the "
+                   "sub-district it serves (or --district-wide)")
+    p.add_argument("--district-wide", action="store_true", help="for role clinic: serves the whole "
+                   "district (a clinic account names its sub-district or this, never neither)")
     p = sub.add_parser("backup", help="an online, consistent copy of the database, named by UTC "
                        "time, with a .sha256 beside it; keeps the newest N")
     p.add_argument("--to", metavar="DIR", help="default: BACKUP_DIR (data/backups)")

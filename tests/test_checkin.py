@@ -18,7 +18,8 @@ from tests.pages import get_page, parse, post_form, text
 from tests.staff_helpers import make_staff, sign_in
 
 FIRST = dt.date(2021, 6, 5)
-NO_BOOKING = "没有预约：请用短信链接或拨打12345预约，现场不派号"
+# A site account's one answer for anything that is not its own booking today (issue 21).
+NOT_HERE = "本接种点今天没有这个预约"
 
 
 @pytest.fixture(autouse=True)
@@ -159,26 +160,40 @@ async def test_no_booking_by_code_or_by_id_number_gets_the_same_answer(client, d
     unbooked, unbooked_number = await make_resident(door["a"], first_dose=FIRST, name="周十全")
     for typed in ["ACEF-7HJK", id_number(dt.date(1990, 1, 2)), unbooked_number]:
         page = await lookup(client, typed, status=422)
-        assert NO_BOOKING in text(page.select_one(".refusal"))
+        said = text(page.select_one(".refusal"))
+        assert NOT_HERE in said and "还没有预约的，请用短信链接或拨打12345预约，现场不派号" in said
         assert page.select_one("#q").has_attr("autofocus")  # ready for the next person
-    assert [d.split()[0] for d in await refusal_details()] == ["no_booking"] * 3
+    assert [d.split()[0] for d in await refusal_details()] == ["elsewhere"] * 3
 
 
-async def test_booking_at_another_site_names_that_site_and_time(client, door):
+async def test_booking_at_another_site_says_only_that_it_is_not_here_today(client, door):
     await at_the_door(client)
     page = await lookup(client, door["other_site"]["booking"].code, status=422)
     said = text(page.select_one(".refusal"))
-    assert "不是本接种点的预约" in said and "龙洞街社区卫生服务中心" in said
-    assert "7月2日" in said and "上午9:00-10:00" in said and "天河区龙洞路9号" in said
-    assert (await refusal_details())[0].startswith("other_site")
+    assert NOT_HERE in said and "请按预约短信上的接种点和时间前往" in said
+    assert "龙洞街" not in said and "9:00" not in said and "赵*军" not in said  # tests/test_staff_scope.py
+    assert (await refusal_details())[0].startswith("elsewhere")
 
 
-async def test_booking_for_another_day_gives_the_booked_day(client, door):
+async def test_booking_for_another_day_says_only_that_it_is_not_here_today(client, door):
     await at_the_door(client)
     page = await lookup(client, door["tomorrow"]["number"], status=422)
     said = text(page.select_one(".refusal"))
+    assert NOT_HERE in said and "7月3日" not in said and "2:00" not in said
+    assert (await refusal_details())[0].startswith("elsewhere")
+
+
+async def test_an_admin_at_the_door_gets_the_other_site_and_day(client, door):
+    await make_staff("admin", "boss")
+    await sign_in(client, "boss")
+    page = await get_page(client, "/staff/site?site=S01")
+    said = text(parse(await post_form(client, "/staff/site/lookup", page, {
+        "site": "S01", "q": door["other_site"]["booking"].code}, status=422)).select_one(".refusal"))
+    assert "不是本接种点的预约" in said and "龙洞街社区卫生服务中心" in said
+    assert "7月2日" in said and "上午9:00-10:00" in said and "天河区龙洞路9号" in said
+    said = text(parse(await post_form(client, "/staff/site/lookup", page, {
+        "site": "S01", "q": door["tomorrow"]["number"]}, status=422)).select_one(".refusal"))
     assert "不是今天的预约" in said and "7月3日" in said and "下午2:00-3:00" in said
-    assert (await refusal_details())[0].startswith("other_day")
 
 
 async def test_cancelled_booking_is_refused(client, door, district):

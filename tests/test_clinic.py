@@ -37,7 +37,7 @@ async def world(db, district):
     stranger, number = await make_resident(longdong, first_dose=FIRST, name="王五芳", phone="13812345670",
                                            born=dt.date(1969, 9, 9))
     await make_staff("clinic", "doctor1", subdistrict="五山街")
-    await make_staff("clinic", "doctors", subdistrict=None)  # bound to no sub-district
+    await make_staff("clinic", "doctors", district_wide=True)  # the whole district, on purpose
     await make_staff("callcentre", "agent1")
     await make_staff("admin", "boss1")
     return dict(slots=slots, patient=patient, neighbour=neighbour, stranger=stranger,
@@ -205,15 +205,15 @@ async def test_the_admin_creates_clinic_accounts_bound_or_not(client, world):
     await sign_in(client, "boss1")
     page = await get_page(client, "/admin/accounts")
     assert "家庭医生/社区卫生服务中心" in text(page)
-    for username, subdistrict in (("wushan-clinic", "五山街"), ("all-doctors", "")):
+    for username, subdistrict, wide in (("wushan-clinic", "五山街", ""), ("all-doctors", "", "1")):
         page = await get_page(client, "/admin/accounts")
         await post_form(client, "/admin/accounts/create", page, {
-            "role": "clinic", "username": username, "subdistrict": subdistrict,
+            "role": "clinic", "username": username, "subdistrict": subdistrict, "district_wide": wide,
             "password": "a long enough password", "password2": "a long enough password"})
         user = await StaffUser.get(username=username)
-        assert (user.role, user.subdistrict) == ("clinic", subdistrict)
+        assert (user.role, user.subdistrict, user.district_wide) == ("clinic", subdistrict, bool(wide))
     entries = await AuditEntry.filter(action="create_account").order_by("id").values_list("detail", flat=True)
-    assert entries == ["clinic wushan-clinic subdistrict=五山街", "clinic all-doctors"]
+    assert entries == ["clinic wushan-clinic subdistrict=五山街", "clinic all-doctors district-wide"]
     page = await get_page(client, "/admin/accounts")
     row = next(tr for tr in page.select("tbody tr") if "all-doctors" in tr.text)
     assert "全区" in row.text
@@ -230,7 +230,7 @@ def test_create_user_role_clinic_from_the_command_line(tmp_path):
 
     status, out, _ = cli("--role", "clinic", "--subdistrict", "五山", "--username", "wushan-clinic")
     assert status == 0 and "created clinic account wushan-clinic for 五山街" in out
-    status, out, _ = cli("--role", "clinic", "--username", "family-doctors")
+    status, out, _ = cli("--role", "clinic", "--district-wide", "--username", "family-doctors")
     assert status == 0 and "created clinic account family-doctors for the whole district" in out
     status, _, err = cli("--role", "clinic", "--subdistrict", "海珠", "--username", "elsewhere")
     assert status == 1 and "sub-districts" in err

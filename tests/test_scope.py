@@ -215,15 +215,16 @@ async def test_a_site_account_sees_only_its_own_sites_list(door, world):
     assert (await _out_of_area())[-1].detail == "POST /staff/site/lookup site=?"
 
 
-async def test_at_the_door_a_booking_elsewhere_is_named_but_cannot_be_reached_by_id(door, world):
+async def test_at_the_door_a_booking_elsewhere_is_not_shown_and_cannot_be_reached_by_id(door, world):
     page = await get_page(door, "/staff/site")
     theirs = world["bookings"]["theirs"]
-    # Typed at the door (the person stands there with their code): rule 10's "go there instead".
+    # Typed at the door: "not a booking here today", and nothing of it (issue 21; the person has
+    # their SMS). tests/test_staff_scope.py: the same answer whatever was typed.
     response = await door.post("/staff/site/lookup", data={"csrftoken": csrf(page), "q": theirs.code})
     assert response.status_code == 422
     said = text(parse(response).select_one(".refusal"))
-    assert "龙洞街社区卫生服务中心" in said and "天河区龙洞路9号" in said
-    assert (await AuditEntry.get(action="check_in_refused")).detail.startswith("other_site")
+    assert "不是本接种点今天的预约" in said and "龙洞街" not in said and "天河区龙洞路9号" not in said
+    assert (await AuditEntry.get(action="check_in_refused")).detail.startswith("elsewhere")
     # By its row id (nobody at the door has it): refused, audited, nothing about it shown.
     response = await door.post("/staff/site/check-in", data={"csrftoken": csrf(page), "booking": theirs.id})
     assert response.status_code == 403

@@ -108,6 +108,11 @@ class Settings:
     # The city platform's hand-off (models/people/handoff.py): signed calls per partner, and
     # refused signatures per address.
     rate_limit_handoff: str = "600/minute"
+    # The site console's look-ups (a booking code or an ID number at the door), per staff
+    # account from every address, each one counted: a burst, and an hour's volume (a big site's
+    # busiest honest hour is under 500; several desks may share one account).
+    rate_limit_site_lookup: str = "30/minute"
+    rate_limit_site_lookup_hour: str = "600/hour"
     # Partners of the hand-off API and their shared secrets ((name, secret), …); none: it is off.
     handoff_partners: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     # Proxies whose X-Forwarded-For is believed (addresses or networks); none by default.
@@ -198,6 +203,9 @@ def load_settings(**overrides) -> Settings:
         rate_limit_audit=env.get("RATE_LIMIT_AUDIT", Settings.rate_limit_audit),
         rate_limit_audit_all=env.get("RATE_LIMIT_AUDIT_ALL", Settings.rate_limit_audit_all),
         rate_limit_handoff=env.get("RATE_LIMIT_HANDOFF", Settings.rate_limit_handoff),
+        rate_limit_site_lookup=env.get("RATE_LIMIT_SITE_LOOKUP", Settings.rate_limit_site_lookup),
+        rate_limit_site_lookup_hour=env.get("RATE_LIMIT_SITE_LOOKUP_HOUR",
+                                            Settings.rate_limit_site_lookup_hour),
         handoff_partners=parse_partners(env.get("HANDOFF_PARTNERS", "")),
         trusted_proxies=tuple(p.strip() for p in env.get("TRUSTED_PROXIES", "").split(",")
                               if p.strip()),
@@ -278,6 +286,8 @@ def rate_limit_rules(settings: Settings) -> dict[str, str]:
         "find_code": settings.rate_limit_find_code,
         "entry_person": settings.rate_limit_entry_person,
         "handoff": settings.rate_limit_handoff,
+        "site_lookup": settings.rate_limit_site_lookup,
+        "site_lookup_hour": settings.rate_limit_site_lookup_hour,
         "audit": settings.rate_limit_audit,
         "audit_all": settings.rate_limit_audit_all,
     }

@@ -262,8 +262,8 @@ class LoginCode(Model):
 class StaffUser(Model):
     """A staff account: site staff are tied to one site, sub-district staff to one sub-district."""
 
-    # A clinic account (family doctors, a community health centre) is tied to one sub-district
-    # or to none (the whole district).
+    # A clinic account (family doctors, a community health centre) is tied to one sub-district,
+    # or explicitly to the whole district (district_wide); with neither it sees nobody.
     ROLES = ("callcentre", "site", "subdistrict", "admin", "clinic")
 
     id = fields.IntField(primary_key=True)
@@ -272,6 +272,8 @@ class StaffUser(Model):
     role = fields.CharField(max_length=12)
     site = fields.ForeignKeyField("models.Site", related_name="staff", null=True)
     subdistrict = fields.CharField(max_length=50, default="")
+    # A clinic account chosen on purpose to serve the whole district (never a default: issue 21).
+    district_wide = fields.BooleanField(default=False)
     active = fields.BooleanField(default=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     failed_logins = fields.IntField(default=0)  # consecutive; reset by a good log-in

@@ -3,10 +3,15 @@
 Rule 10: a site accepts only a booking for that site and that day. Everything else is refused
 with one of the reasons below, which the page turns into what to do instead.
 
-What was typed at the door (a booking code or an ID number) may show a booking at another site,
-named, so the person can be sent there: the person is standing at the door with it. A booking
-asked for by its row id (the check-in form) must be in the account's area (a site account: its
-own site), else OutsideArea: nobody reads other sites' bookings by counting ids.
+A site account sees its own site's bookings for today, and nothing else (issue 21, finding 6):
+what is typed at the door (a booking code or an ID number) that is not a booking for this site
+today — booked at another site or on another day, whatever its status, or not booked at all —
+gets one answer, ELSEWHERE, with no site, day, time, name or ID number, and the same words
+whatever it is; so the console cannot be used to look up the district's bookings, nor to test
+which codes or ID numbers are real. The person at the door has their own SMS (where and when),
+and the answer says so. An admin, who sees the whole district, still gets the detailed reasons.
+A booking asked for by its row id (the check-in form) must be in the account's area (a site
+account: its own site), else OutsideArea: nobody reads other sites' bookings by counting ids.
 """
 from __future__ import annotations
 
@@ -33,6 +38,9 @@ CHECKED_IN = "checked_in"
 VACCINATED = "vaccinated"
 NO_SHOW = "no_show"
 RESTRICTED = "restricted"  # their sub-district is marked medium or high risk today
+# A site account's one answer for all that is not its own site's today (no booking, another
+# site, another day, whatever the status): see the module's docstring.
+ELSEWHERE = "elsewhere"
 
 SHOWN = (Booking.ACTIVE, Booking.DONE, Booking.NO_SHOW)  # today's list leaves out cancellations
 
@@ -53,6 +61,7 @@ class Finding:
     resident: Resident | None
     refusal: str | None
     shown_as: str = ""  # what was looked up, safe to show and audit: a code or a masked ID
+    resident_id: int | None = None  # whom it was about, for the audit trail only (never shown)
 
 
 @dataclass(frozen=True)
@@ -111,11 +120,34 @@ async def _finding(booking: Booking | None, site_id: int, day: dt.date, shown_as
         return Finding(None, None, NO_BOOKING, shown_as)
     restricted = await is_restricted(booking.resident, day)
     return Finding(booking, booking.resident, refusal(booking, site_id, day, restricted=restricted),
-                   shown_as)
+                   shown_as, booking.resident_id)
 
 
-async def find(vault: pii.Vault, text: str, site_id: int, day: dt.date) -> Finding:
-    """Look up what was typed at the door (a booking code or an ID number); raise BadQuery."""
+def _seen_from(area: Area, found: Finding, site_id: int, day: dt.date) -> Finding:
+    """What the account may see of a finding: all of it for the whole district (an admin); for
+    a site account, only its own site's booking today (or a second dose given at its site),
+    else ELSEWHERE, carrying nothing but what was typed."""
+    if area.everyone:
+        return found
+    b, r = found.booking, found.resident
+    if b is not None and b.slot.site_id == site_id and b.slot.day == day:
+        return found
+    if b is None and r is not None and found.refusal == VACCINATED and r.second_dose_site_id == site_id:
+        return found
+    return Finding(None, None, ELSEWHERE, found.shown_as, found.resident_id)
+
+
+async def find(vault: pii.Vault, text: str, site_id: int, day: dt.date, *,
+               area: Area | None = None) -> Finding:
+    """Look up what was typed at the door (a booking code or an ID number); raise BadQuery.
+
+    `area`: the asking account's (a site account: only its own site's bookings today are shown,
+    the rest is ELSEWHERE); None: the whole district."""
+    found = await _lookup(vault, text, site_id, day)
+    return _seen_from(area or Area(everyone=True), found, site_id, day)
+
+
+async def _lookup(vault: pii.Vault, text: str, site_id: int, day: dt.date) -> Finding:
     kind, value = parse_query(text)
     if kind == "code":
         booking = await _bookings().get_or_none(code=value)
@@ -131,8 +163,9 @@ async def find(vault: pii.Vault, text: str, site_id: int, day: dt.date) -> Findi
     booking = by_status.get(Booking.ACTIVE) or by_status.get(Booking.DONE)
     if booking is None and resident.second_dose_date is not None:
         await resident.fetch_related("second_dose_site")
-        return Finding(None, resident, VACCINATED, shown)
-    return await _finding(booking or (mine[0] if mine else None), site_id, day, shown)
+        return Finding(None, resident, VACCINATED, shown, resident.id)
+    found = await _finding(booking or (mine[0] if mine else None), site_id, day, shown)
+    return found if found.resident_id else Finding(None, None, NO_BOOKING, shown, resident.id)
 
 
 class _Changed(Exception):
@@ -151,7 +184,8 @@ async def check_in(booking_id: int | None, site_id: int, day: dt.date, *, area: 
         booking = await _bookings().get_or_none(id=booking_id) if booking_id else None
         if booking is not None:
             await area.check_booking(booking)
-        found = await _finding(booking, site_id, day, format_code(booking.code) if booking else "")
+        found = _seen_from(area, await _finding(
+            booking, site_id, day, format_code(booking.code) if booking else ""), site_id, day)
         if found.refusal:
             return found
         try:
@@ -169,7 +203,7 @@ async def check_in(booking_id: int | None, site_id: int, day: dt.date, *, area: 
         except _Changed:
             continue  # cancelled, moved or checked in meanwhile: the next round says which
         booking = await _bookings().get(id=booking.id)
-        return Finding(booking, booking.resident, None, format_code(booking.code))
+        return Finding(booking, booking.resident, None, format_code(booking.code), booking.resident_id)
     raise RuntimeError(f"booking {booking_id} kept changing during check-in")
 
 

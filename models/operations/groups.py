@@ -12,6 +12,11 @@ Each row's standing is worked out afresh whenever it is shown: the row's own pro
 name, a repeated row), then the record (found, in the account's area, the name matching), then
 the booking service's `stand()`: the same rules as every channel, not written again here.
 
+A record outside the account's area answers exactly like no record (NOT_FOUND, "no first-dose
+record among this sub-district's residents"): a sub-district account cannot use a list to learn
+whether an ID number is on record elsewhere in the district (issue 21, finding 9). Only the audit
+trail, which sub-district accounts do not read, says which rows were another area's.
+
 Booking, moving and cancelling go through the booking service a person at a time, each in the
 service's own transactions (`choose` holds, `confirm` books or moves, `cancel`), channel "group":
 a group racing a crowd never overbooks, and what a row says the person got is what was written.
@@ -69,7 +74,9 @@ INVALID_ID = "invalid_id"  # the ID number's length, characters, birth date, che
 NO_NAME = "no_name"
 DUPLICATE = "duplicate"  # the same ID number is on an earlier row
 NOT_FOUND = "not_found"  # no first-dose record with this ID number
-OTHER_AREA = "other_area"  # the record is another sub-district's (models/staff/scope.py)
+# No longer given: a record of another area is NOT_FOUND (see the module's docstring). Kept as
+# the outcome of rows worked on before, worded like NOT_FOUND.
+OTHER_AREA = "other_area"
 NAME_MISMATCH = "name_mismatch"  # the record's name is not the name typed
 STATUSES = (ELIGIBLE, Refusal.BOOKED.value, Refusal.TOO_EARLY.value, Refusal.VACCINATED.value,
             Refusal.RESTRICTED.value, Refusal.NO_ROOM.value, NOT_FOUND, NAME_MISMATCH, OTHER_AREA,
@@ -130,6 +137,8 @@ class Row:
     standing: Standing | None = None  # when the record was found, in the area, the name matching
     booking: Booking | None = None  # their active booking (slot and site loaded), if any
     first_row: int | None = None  # DUPLICATE: the row the same ID number is first on
+    area: str = ""  # NOT_FOUND: the sub-district the account looked in ("": the whole district)
+    outside: bool = False  # NOT_FOUND: for the audit only, never shown: on record, in another area
 
     @property
     def eligible(self) -> bool:
@@ -418,10 +427,8 @@ async def _row(district: District, member: GroupMember, residents: dict[str, Res
     if found_id != member.resident_id:  # imported since, or first looked up now
         await GroupMember.filter(id=member.id).update(resident_id=found_id)
         member.resident_id = found_id
-    if resident is None:
-        return Row(member, NOT_FOUND)
-    if not await area.covers(resident):
-        return Row(member, OTHER_AREA)
+    if resident is None or not await area.covers(resident):  # one answer: see the docstring
+        return Row(member, NOT_FOUND, area=area.subdistrict or "", outside=resident is not None)
     if not same_name(member.name, resident.name):
         return Row(member, NAME_MISMATCH)
     standing = await service.stand(district, resident, now)
@@ -619,7 +626,7 @@ async def book(district: District, user: StaffUser, list_id: int | None, slot_id
                 done.changes.append(Change(BOOK, row.standing.resident.id, booking, _where(booking)))
         else:
             outcome = row.status
-            if outcome == OTHER_AREA:
+            if row.outside:
                 done.outside.append(row.member)
         await _record(row.member, run, outcome, booking)
     return done

@@ -20,7 +20,8 @@ _DUMMY_HASH = _hasher.hash("not-a-real-password")
 class StaffError(ValueError):
     """The account cannot be created as asked; the message says why (in English, for the CLI) and
     `reason` names it for a page to word: username, role, site_missing, site_unknown,
-    subdistrict, password_short or username_taken."""
+    subdistrict, clinic_area (a clinic account with neither a sub-district nor district_wide, or
+    both), district_wide (asked for another role), password_short or username_taken."""
 
     def __init__(self, message: str, reason: str = ""):
         super().__init__(message)
@@ -35,9 +36,12 @@ def hash_password(password: str) -> str:
 
 async def create_user(
     *, role: str, username: str, password: str, site_code: str | None = None,
-    subdistrict: str | None = None,
+    subdistrict: str | None = None, district_wide: bool = False,
 ) -> StaffUser:
-    """Create an active staff account; raise StaffError when a value is missing or wrong."""
+    """Create an active staff account; raise StaffError when a value is missing or wrong.
+
+    A clinic account names its sub-district, or is made to serve the whole district on purpose
+    (`district_wide`): never by leaving the sub-district out (issue 21)."""
     username = (username or "").strip().lower()
     if not USERNAME.match(username):
         raise StaffError("username must be 3-40 characters: letters, digits, '.', '_' or '-'", "username")
@@ -56,16 +60,28 @@ async def create_user(
         if not area:
             raise StaffError("role 'subdistrict' needs --subdistrict, one of Tianhe's 21 sub-districts",
                              "subdistrict")
-    if role == "clinic" and (subdistrict or "").strip():  # bound to one; none given: the whole district
-        area = normalise_subdistrict(subdistrict) or ""
-        if not area:
-            raise StaffError("--subdistrict for role 'clinic' must be one of Tianhe's 21 sub-districts "
-                             "(or left out: the whole district)", "subdistrict")
+    if district_wide and role != "clinic":
+        raise StaffError("--district-wide is for role 'clinic' only", "district_wide")
+    if role == "clinic":
+        typed = (subdistrict or "").strip()
+        if typed and district_wide:
+            raise StaffError("role 'clinic' takes --subdistrict NAME or --district-wide, not both",
+                             "clinic_area")
+        if not typed and not district_wide:
+            raise StaffError("role 'clinic' needs --subdistrict NAME (one of Tianhe's 21 "
+                             "sub-districts), or --district-wide to serve the whole district",
+                             "clinic_area")
+        if typed:
+            area = normalise_subdistrict(typed) or ""
+            if not area:
+                raise StaffError("--subdistrict for role 'clinic' must be one of Tianhe's 21 "
+                                 "sub-districts", "subdistrict")
     password_hash = hash_password(password)
     if await StaffUser.exists(username=username):
         raise StaffError(f"username {username} is already taken", "username_taken")
     return await StaffUser.create(
-        username=username, password_hash=password_hash, role=role, site=site, subdistrict=area
+        username=username, password_hash=password_hash, role=role, site=site, subdistrict=area,
+        district_wide=role == "clinic" and district_wide,
     )
 
 

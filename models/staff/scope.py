@@ -2,8 +2,9 @@
 
 The call centre (12345) and admins serve the whole district. A sub-district account serves the
 residents of its sub-district (Resident.subdistrict, from the first-dose import); so does a clinic
-account (family doctors, a community health centre) bound to one, and one bound to none serves the
-whole district; a site account the people booked at, or first vaccinated at, its site. Everything outside is refused on the
+account (family doctors, a community health centre) bound to one, and one made district-wide on
+purpose (StaffUser.district_wide) serves the whole district, one with neither nobody; a site
+account the people booked at, or first vaccinated at, its site. Everything outside is refused on the
 server (the web layer audits each refusal), whatever the URL or form says.
 """
 from __future__ import annotations
@@ -37,8 +38,10 @@ class Area:
             return cls(everyone=True)
         if user.role == "subdistrict":
             return cls(subdistrict=user.subdistrict or "")  # an account without one sees nobody
-        if user.role == "clinic":  # a family doctor / health centre: its sub-district, if bound to one
-            return cls(subdistrict=user.subdistrict) if user.subdistrict else cls(everyone=True)
+        if user.role == "clinic":  # a family doctor / health centre: its sub-district, or all on purpose
+            if user.subdistrict:
+                return cls(subdistrict=user.subdistrict)
+            return cls(everyone=True) if user.district_wide else cls(subdistrict="")
         if user.role == "site":
             return cls(site_id=user.site_id or 0)
         return cls(subdistrict="")  # an unknown role: nobody

@@ -67,13 +67,16 @@ def explain_status(row: groups.Row) -> str:
         return _("与第%(row)s行是同一人，不重复预约") % {"row": row.first_row}
     if s == groups.INVALID_ID:
         return ID_PROBLEMS.get(row.member.id_problem, ID_PROBLEMS["format"])()
+    if s in (groups.NOT_FOUND, groups.OTHER_AREA) and row.area:  # the same, on record elsewhere or not
+        return _("查无第一剂接种记录（本名单只查%(area)s的居民），请核对身份证号；"
+                 "其他街道的居民请由其所在街道或本人预约") % {"area": row.area}
     return {
         "vaccinated": _("已完成第二剂接种"),
         "restricted": _("所在街道为中高风险地区，暂停预约"),
         "no_room": _("可接种日期内各接种点都已约满"),
         groups.NOT_FOUND: _("查无第一剂接种记录，请核对身份证号"),
         groups.NAME_MISMATCH: _("姓名与接种记录不符，请核对"),
-        groups.OTHER_AREA: _("不是本街道的居民，不能由本街道预约"),
+        groups.OTHER_AREA: _("查无第一剂接种记录，请核对身份证号"),  # rows worked on before
         groups.NO_NAME: _("没有填姓名"),
     }.get(s, s)
 
@@ -113,7 +116,7 @@ def outcome_names() -> dict[str, str]:
         "too_early": _("还未到预约时间"), "vaccinated": _("已完成接种"),
         "restricted": _("中高风险地区"), "no_room": _("已约满"), "booked": _("已有预约"),
         groups.NOT_FOUND: _("查无记录"), groups.NAME_MISMATCH: _("姓名不符"),
-        groups.OTHER_AREA: _("其他街道"), groups.DUPLICATE: _("重复行"),
+        groups.OTHER_AREA: _("查无记录"), groups.DUPLICATE: _("重复行"),
         groups.INVALID_ID: _("身份证号有误"), groups.NO_NAME: _("没有姓名"),
     }
 

@@ -2,8 +2,14 @@
 
 A site account works at its own site only: asking for another site's page or posting another
 site's code or booking id is a 403 page, audited as `out_of_area` (web/scoping.py). Looking a
-code or ID number up at the door still names the other site a person is booked at (rule 10's
-"what to do instead"). An admin picks any site.
+code or ID number up at the door shows only the site's own bookings for today: anything else is
+one answer, "not a booking here today" (models/operations/checkin.py: ELSEWHERE), with nothing
+of where, when or who. An admin picks any site and sees the detailed reasons.
+
+Look-ups are counted per account before anything is looked up (RATE_LIMIT_SITE_LOOKUP,
+RATE_LIMIT_SITE_LOOKUP_HOUR: past either, 429 with Retry-After), and audited one by one up to
+LOOKUPS_AUDITED_PER_HOUR an hour; beyond, one audit row per SUMMARY_EVERY look-ups with the
+hour's count, so a script cannot fill the audit trail (issue 21, finding 6).
 """
 from __future__ import annotations
 
@@ -21,6 +27,9 @@ from ..staff_auth import SITE, current_staff, record, staff_only
 from ..templating import render
 
 FLASH = "site_flash"  # what the page after a 303 says was done: {"checked_in": id} or {"no_shows": n}
+SITE_LOOKUP, SITE_LOOKUP_HOUR = "site_lookup", "site_lookup_hour"  # web/settings.py: the limits
+LOOKUPS_AUDITED_PER_HOUR = 200  # per account and clock hour: about a busy site's honest hour
+SUMMARY_EVERY = 20  # beyond them, one audit row (`site_lookups_counted`) per this many
 
 
 async def _site(request: Request, user: StaffUser, code) -> Site | Response | None:
@@ -56,19 +65,52 @@ async def _flash(request: Request) -> dict | None:
     return note
 
 
-async def _page(request: Request, user: StaffUser, site: Site, *, status: int = 200, **extra):
+async def _page(request: Request, user: StaffUser, site: Site, *, status: int = 200,
+                headers: dict[str, str] | None = None, **extra):
     """The console page (or, for htmx, only its look-up panel)."""
     today = district(request).clock.today()
     rows = await checkin.todays_bookings(site.id, today)
     return render(request, "pages/staff/site/checkin.html", {
         "staff": user, "site": site, "today": today, "rows": rows, "counts": checkin.count(rows),
         "home": _home(request, user, site), "mask_name": mask_name, **extra,
-    }, status=status, fragment="fragments/_site_lookup.html")
+    }, status=status, fragment="fragments/_site_lookup.html", headers=headers)
 
 
 async def _refused(request: Request, site: Site, found: checkin.Finding) -> None:
-    await record(request, "check_in_refused", resident=found.resident,
+    await record(request, "check_in_refused", resident=found.resident_id,
                  detail=f"{found.refusal} {found.shown_as} site={site.code}")
+
+
+async def _count_lookup(request: Request, user: StaffUser) -> tuple[int, int]:
+    """Count one look-up against the account's limits before anything is looked up (an atomic
+    hit-then-check, web/limits.py), from whatever address: (the account's look-ups this clock
+    hour, this one included; 0 when the counters' store is away) when it may go ahead, or
+    (0, seconds to wait) when refused. The one place the console talks to the limits."""
+    limits = request.app.state.limits
+    key = f"staff:{user.id}"
+    hits = await limits.hit_all([(SITE_LOOKUP, key), (SITE_LOOKUP_HOUR, key)])
+    if all(hits):
+        return hits[1].count, 0
+    if await limits.audit_quota("site_lookup_throttled", key):  # capped like every noisy refusal
+        await record(request, "site_lookup_throttled", detail=f"{user.username}")
+    return 0, max(hit.retry_after for hit in hits if not hit)
+
+
+async def _audit_lookup(request: Request, site: Site, found: checkin.Finding, count: int) -> None:
+    """One audit row per look-up up to LOOKUPS_AUDITED_PER_HOUR in the hour; then one row with
+    the hour's count at the first beyond and every SUMMARY_EVERY after."""
+    if count <= LOOKUPS_AUDITED_PER_HOUR:
+        if found.refusal:
+            await _refused(request, site, found)
+        else:
+            await record(request, "check_in_lookup", resident=found.resident_id,
+                         detail=f"{found.shown_as} site={site.code}")
+        return
+    beyond = count - LOOKUPS_AUDITED_PER_HOUR
+    if beyond == 1 or beyond % SUMMARY_EVERY == 0:
+        await record(request, "site_lookups_counted",
+                     detail=f"{count} look-ups this hour site={site.code}: the first "
+                            f"{LOOKUPS_AUDITED_PER_HOUR} itemised, then counted every {SUMMARY_EVERY}")
 
 
 @staff_only(*SITE)
@@ -101,17 +143,17 @@ async def site_lookup(request: Request):
     if site is None:
         return see_other(url_for(request, "site_home"))
     query = parse_text(form.get("q"), 64)
+    count, wait = await _count_lookup(request, user)
+    if wait:
+        return await _page(request, user, site, error="throttled", wait_minutes=-(-wait // 60),
+                           status=429, headers={"Retry-After": str(wait)})
     try:
         d = district(request)
-        found = await checkin.find(d.vault, query, site.id, d.clock.today())
+        found = await checkin.find(d.vault, query, site.id, d.clock.today(), area=await area_of(request))
     except checkin.BadQuery as exc:
         return await _page(request, user, site, error=exc.reason, query=query, status=422)
-    if found.refusal:
-        await _refused(request, site, found)
-        return await _page(request, user, site, found=found, status=422)
-    await record(request, "check_in_lookup", resident=found.resident,
-                 detail=f"{found.shown_as} site={site.code}")
-    return await _page(request, user, site, found=found)
+    await _audit_lookup(request, site, found, count)
+    return await _page(request, user, site, found=found, status=422 if found.refusal else 200)
 
 
 @staff_only(*SITE)

@@ -31,6 +31,8 @@ def _scope(user: StaffUser) -> str:
         return f" site={user.site.code}"
     if user.role in ("subdistrict", "clinic") and user.subdistrict:
         return f" subdistrict={user.subdistrict}"
+    if user.role == "clinic" and user.district_wide:
+        return " district-wide"
     return ""
 
 
@@ -74,10 +76,12 @@ async def admin_accounts(request: Request):
 
 @staff_only(*ADMIN)
 async def admin_account_create(request: Request):
-    """POST /admin/accounts/create: role, username, site or sub-district, the password twice."""
+    """POST /admin/accounts/create: role, username, site or sub-district (a clinic: its
+    sub-district, or "the whole district" ticked on purpose), the password twice."""
     form = await request.form()
     values = {"role": parse_text(form.get("role"), 12), "username": parse_text(form.get("username"), 40),
-              "site": parse_text(form.get("site"), 32), "subdistrict": parse_text(form.get("subdistrict"), 50)}
+              "site": parse_text(form.get("site"), 32), "subdistrict": parse_text(form.get("subdistrict"), 50),
+              "district_wide": parse_text(form.get("district_wide"), 1) == "1"}
     password = _password(form, "password")
     if password != _password(form, "password2"):
         return await _list_page(request, values=values, error="password_mismatch", status=422)
@@ -85,7 +89,8 @@ async def admin_account_create(request: Request):
         user = await accounts.create_user(
             role=values["role"], username=values["username"], password=password,
             site_code=values["site"] if values["role"] == "site" else None,
-            subdistrict=values["subdistrict"] if values["role"] in ("subdistrict", "clinic") else None)
+            subdistrict=values["subdistrict"] if values["role"] in ("subdistrict", "clinic") else None,
+            district_wide=values["district_wide"] and values["role"] == "clinic")
     except StaffError as exc:
         return await _list_page(request, values=values, error=exc.reason or "invalid", status=422)
     await record(request, "create_account", detail=f"{user.role} {user.username}{_scope(user)}")
