@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .clock import SystemClock
+from .messaging.caps import SmsCaps
 from .people.pii import Vault
 from .rules.interval import RuleBook
 
@@ -22,3 +23,4 @@ class District:
     link_days_valid: int = 60
     verify_max_failures: int = 5  # wrong ID numbers before a personal link locks
     verify_lock_minutes: int = 30
+    sms_caps: SmsCaps = field(default_factory=SmsCaps)  # SMS asked for on demand, per number

@@ -111,7 +111,8 @@ def gauge_families(gauges: Gauges) -> list:
     for day, n in gauges.places_free.items():
         free.add_metric([day], n)
     sms = GaugeMetricFamily("booking_sms_messages", "SMS in the outbox by kind and status (queued, "
-                            "sending, sent, delivered, failed)", labels=["kind", "status"])
+                            "sending, sent, delivered, failed; expired: a log-in code dropped "
+                            "unsent past its 5 minutes)", labels=["kind", "status"])
     for (kind, status), n in sorted(gauges.sms.items()):
         sms.add_metric([kind, status], n)
     return [holds, free, sms]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from models.clock import SystemClock
 from models.district import District
+from models.messaging.caps import SmsCaps
 from models.messaging.config import SmsConfig, parse_template_codes
 from models.messaging.wechat import check_settings as check_wechat_settings
 from models.people.handoff import parse_partners
@@ -63,6 +64,9 @@ class Settings:
     sms_region: str = "ap-guangzhou"
     sms_timeout_seconds: float = 10.0
     sms_per_phone_per_hour: int = 10
+    # SMS one number may be sent on demand (log-in codes, link re-sends): models/messaging/caps.py
+    sms_on_demand_per_hour: int = 5
+    sms_on_demand_per_day: int = 10
     sms_rate_per_second: int = 50
     sms_max_attempts: int = 10
     sms_in_server: bool = False  # the server process also runs the SMS sender (`make run`)
@@ -180,6 +184,8 @@ def load_settings(**overrides) -> Settings:
         sms_region=env.get("SMS_REGION", Settings.sms_region),
         sms_timeout_seconds=_number(env, "SMS_TIMEOUT_SECONDS", Settings.sms_timeout_seconds, float),
         sms_per_phone_per_hour=_number(env, "SMS_PER_PHONE_PER_HOUR", Settings.sms_per_phone_per_hour),
+        sms_on_demand_per_hour=_number(env, "SMS_ON_DEMAND_PER_HOUR", Settings.sms_on_demand_per_hour),
+        sms_on_demand_per_day=_number(env, "SMS_ON_DEMAND_PER_DAY", Settings.sms_on_demand_per_day),
         sms_rate_per_second=_number(env, "SMS_RATE_PER_SECOND", Settings.sms_rate_per_second),
         sms_max_attempts=_number(env, "SMS_MAX_ATTEMPTS", Settings.sms_max_attempts),
         sms_in_server=env.get("SMS_IN_SERVER", "") in ("1", "true", "yes"),
@@ -257,6 +263,7 @@ def build_district(settings: Settings, *, clock: SystemClock | None = None) -> D
         link_days_valid=settings.link_days_valid,
         verify_max_failures=settings.verify_max_failures,
         verify_lock_minutes=settings.verify_lock_minutes,
+        sms_caps=SmsCaps(per_hour=settings.sms_on_demand_per_hour, per_day=settings.sms_on_demand_per_day),
     )
 
 

@@ -210,7 +210,8 @@ class SmsMessage(Model):
     SENT = "sent"
     DELIVERED = "delivered"
     FAILED = "failed"
-    STATUSES = (QUEUED, SENDING, SENT, DELIVERED, FAILED)
+    EXPIRED = "expired"  # worthless before it could go (a log-in code past its 5 minutes): never sent
+    STATUSES = (QUEUED, SENDING, SENT, DELIVERED, FAILED, EXPIRED)
 
     id = fields.IntField(primary_key=True)
     resident = fields.ForeignKeyField("models.Resident", related_name="sms", null=True)
@@ -233,12 +234,28 @@ class SmsMessage(Model):
     created_at = fields.DatetimeField(auto_now_add=True)
     sent_at = fields.DatetimeField(null=True)
     delivered_at = fields.DatetimeField(null=True)
+    expires_at = fields.DatetimeField(null=True)  # not sent from then on (`expired`); None: any time
 
     class Meta:
         table = "sms_message"
         # The sender's next messages; and every message counted by status and kind (/metrics)
         # along an index alone, however many millions were sent.
         indexes = (("status", "priority", "next_attempt_at"), ("status", "kind"))
+
+
+class SmsQuota(Model):
+    """SMS asked for on demand to one phone number (log-in codes, link re-sends) in the last day,
+    for the per-number caps (models/messaging/caps.py). One row per number, taken with INSERT …
+    ON CONFLICT DO UPDATE in the transaction that queues the message: its lock makes two requests
+    for one number count one after the other. Rows unused for a day are deleted (purge)."""
+
+    id = fields.IntField(primary_key=True)
+    phone_hash = fields.CharField(max_length=64, unique=True)  # the number's keyed hash, as elsewhere
+    times = fields.TextField(default="")  # seconds since 1970 of each one let through, comma-separated
+    last_at = fields.BigIntField(db_index=True)  # seconds since 1970 of the last one
+
+    class Meta:
+        table = "sms_quota"
 
 
 class LoginCode(Model):

@@ -10,7 +10,10 @@ Order: priority (log-in codes, then news about a booking, then reminders, then i
 batches), then age. A failure is retried with exponential backoff and jitter over hours; after
 `max_attempts`, or at once when the gateway says retrying cannot help (an invalid number, a
 rejected signature or template), the message is failed with the gateway's reason, and an admin
-can resend it. Per-number and global limits only ever delay a message.
+can resend it. Per-number and global limits only ever delay a message, with one exception: a
+message with a deadline (`expires_at`: a log-in code, good for 5 minutes) is never sent once it
+has passed. It ends `expired`, unsent and unpaid for: past its deadline when it comes up (a
+sender paused or behind), or when the per-number limit or a retry would send it too late.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ from ..db.tables import SmsMessage
 from ..people.pii import Vault
 from .config import SmsConfig
 from .gateways import GatewayError, Outgoing
+from .sms import CODE_KIND
 
 log = logging.getLogger("booking.sms")
 
@@ -78,21 +82,36 @@ class Report:
     failed: int = 0  # for good: the gateway's reason kept, an admin can resend
     delayed: int = 0  # over a per-number limit: sent later
     held_back: int = 0  # over the gateway's rate: left for the next round
+    expired: int = 0  # past their deadline (log-in codes): dropped unsent
     errors: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         return (f"sms: {self.sent} sent, {self.retrying} to retry, {self.failed} failed for good, "
-                f"{self.delayed} delayed by the per-number limit")
+                f"{self.delayed} delayed by the per-number limit, {self.expired} expired unsent")
 
 
 def _due(now: dt.datetime) -> Q:
     waiting = Q(status=SmsMessage.QUEUED) & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
     abandoned = Q(status=SmsMessage.SENDING) & Q(claimed_until__lt=now)
-    return waiting | abandoned
+    return (waiting | abandoned) & (Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+
+
+async def expire(now: dt.datetime) -> int:
+    """Every message still to send whose deadline has come (a log-in code past its 5 minutes,
+    waiting for a retry, or left by a sender that died) ends `expired`, unsent: how many."""
+    now = as_utc(now)
+    waiting = Q(status=SmsMessage.QUEUED) | (Q(status=SmsMessage.SENDING) & Q(claimed_until__lt=now))
+    return await SmsMessage.filter(waiting, expires_at__lte=now).update(
+        status=SmsMessage.EXPIRED, claimed_until=None)
+
+
+def _too_late(msg: SmsMessage, when: dt.datetime) -> bool:
+    """The message would arrive worthless if sent at `when`."""
+    return msg.expires_at is not None and as_utc(msg.expires_at) <= when
 
 
 async def claim(now: dt.datetime, batch: int) -> list[SmsMessage]:
-    """Take up to `batch` due messages for this sender, most urgent first."""
+    """Take up to `batch` due messages for this sender, most urgent first (none past its deadline)."""
     now = as_utc(now)  # SQLite compares times as text: one zone for every stored time
     async with in_transaction() as conn:
         rows = await (SmsMessage.filter(_due(now)).order_by("priority", "id").limit(batch)
@@ -103,28 +122,36 @@ async def claim(now: dt.datetime, batch: int) -> list[SmsMessage]:
     return rows
 
 
-async def _sent_within(phone_hash: str, since: dt.datetime) -> list[dt.datetime]:
-    return await (SmsMessage.filter(phone_hash=phone_hash, status__in=COUNTED, sent_at__gt=since)
-                  .order_by("sent_at").values_list("sent_at", flat=True))
+async def _sent_within(phone_hash: str, since: dt.datetime) -> list[tuple[dt.datetime, bool]]:
+    """(when, a log-in code?) of each message sent to the number since then, oldest first; only
+    messages that went (sent, delivered): an expired code never did, so it never counts."""
+    rows = await (SmsMessage.filter(phone_hash=phone_hash, status__in=COUNTED, sent_at__gt=since)
+                  .order_by("sent_at").values_list("sent_at", "kind"))
+    return [(as_utc(at), kind == CODE_KIND) for at, kind in rows]
 
 
 class PhoneLimit:
-    """At most `per_hour` messages to one number in any hour; the next waits for its turn."""
+    """At most `per_hour` messages to one number in any hour; the next waits for its turn.
+
+    A log-in code counts only the log-in codes sent to the number: booking news, reminders and
+    invitations (ours, and a resident's own doing) never hold a code back, let alone make it
+    expire. Every other message counts everything sent to the number, codes included."""
 
     def __init__(self, per_hour: int, now: dt.datetime):
         self.per_hour, self.now = per_hour, now
-        self._sent: dict[str, list[dt.datetime]] = {}
+        self._sent: dict[str, list[tuple[dt.datetime, bool]]] = {}
 
-    async def next_turn(self, phone_hash: str) -> dt.datetime | None:
+    async def next_turn(self, phone_hash: str, *, code: bool = False) -> dt.datetime | None:
         """None: send now (and count it); otherwise the moment this number may have another."""
         if not phone_hash:
             return None
         if phone_hash not in self._sent:
             self._sent[phone_hash] = await _sent_within(phone_hash, self.now - PER_PHONE_WINDOW)
-        times = self._sent[phone_hash]
+        sent = self._sent[phone_hash]
+        times = [at for at, was_code in sent if was_code or not code]
         if len(times) >= self.per_hour:
             return times[-self.per_hour] + PER_PHONE_WINDOW
-        times.append(self.now)
+        sent.append((self.now, code))
         return None
 
 
@@ -148,10 +175,19 @@ async def send_due(vault: Vault, backend, config: SmsConfig, *, now: dt.datetime
     now = as_utc(now)
     report = Report()
     phones = PhoneLimit(config.per_phone_per_hour, now)
+    report.expired = await expire(now)
     messages = await claim(now, batch)
     report.claimed = len(messages)
     for index, msg in enumerate(messages):
-        turn = await phones.next_turn(msg.phone_hash)
+        if _too_late(msg, now):  # claimed a moment before its deadline by a slow round
+            await _release(msg, status=SmsMessage.EXPIRED)
+            report.expired += 1
+            continue
+        turn = await phones.next_turn(msg.phone_hash, code=msg.kind == CODE_KIND)
+        if turn is not None and _too_late(msg, turn):  # its turn comes after it is worthless
+            await _release(msg, status=SmsMessage.EXPIRED, last_error="per-number limit")
+            report.expired += 1
+            continue
         if turn is not None:
             await _release(msg, status=SmsMessage.QUEUED, next_attempt_at=turn)
             report.delayed += 1
@@ -175,9 +211,12 @@ async def _deliver(vault, backend, config: SmsConfig, msg: SmsMessage, *, now, r
             await _release(msg, status=SmsMessage.FAILED, attempts=attempts, last_error=reason)
             log.warning("SMS %s (%s) failed for good after %d attempts: %s", msg.id, msg.kind, attempts, reason)
             report.failed += 1
+        elif _too_late(msg, retry_at := now + retry_delay(attempts, rng)):  # a retry comes too late
+            await _release(msg, status=SmsMessage.EXPIRED, attempts=attempts, last_error=reason)
+            report.expired += 1
         else:
             await _release(msg, status=SmsMessage.QUEUED, attempts=attempts, last_error=reason,
-                           next_attempt_at=now + retry_delay(attempts, rng))
+                           next_attempt_at=retry_at)
             report.retrying += 1
         report.errors.append(reason)
         return
@@ -240,7 +279,7 @@ async def run_sender(vault: Vault, backend, config: SmsConfig, clock, *, once: b
     while True:
         now = clock.utc()
         report = await send_due(vault, backend, config, now=now, batch=batch, rate=rate)
-        if report.sent or report.retrying or report.failed or report.delayed:
+        if report.sent or report.retrying or report.failed or report.delayed or report.expired:
             say(str(report))
         if last_receipts is None or (now - last_receipts).total_seconds() >= receipts_every or once:
             try:

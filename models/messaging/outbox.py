@@ -1,6 +1,7 @@
 """The SMS outbox: putting a message in it, and listing it as operators see it."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import AsyncIterator
 
@@ -15,18 +16,19 @@ PAGE = 1000
 
 async def queue(vault: Vault, resident: Resident | None, sms: Sms, *, kind: str | None = None,
                 phone: str | None = None, dedupe_key: str | None = None,
-                using_db=None) -> SmsMessage | None:
+                expires_at: dt.datetime | None = None, using_db=None) -> SmsMessage | None:
     """Put a message in the outbox, in the caller's transaction (`using_db`) when given, so a
     rollback takes the message with it; delivery comes later (delivery.py).
 
     `phone` (normalised, 11 digits) when there is no resident, or for another number than theirs.
     `dedupe_key`: a message with the same key is queued once, whatever runs twice (None returned).
+    `expires_at`: worthless from then on (a log-in code): the sender drops it as `expired` then.
     """
     if dedupe_key is not None and await SmsMessage.filter(dedupe_key=dedupe_key).using_db(using_db).exists():
         return None
     return await SmsMessage.create(resident=resident, **message_values(vault, resident, sms, kind=kind,
                                                                       phone=phone, dedupe_key=dedupe_key),
-                                   using_db=using_db)
+                                   expires_at=expires_at, using_db=using_db)
 
 
 def message_values(vault: Vault, resident: Resident | None, sms: Sms, *, kind: str | None = None,

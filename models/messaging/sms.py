@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 # Which messages overtake which: a log-in code first, then news about a booking, then the rest.
 LOGIN_CODE, BOOKING_NEWS, REMINDER, BATCH = 0, 1, 2, 3
+CODE_KIND = "login_code"  # the outbox's kind of a log-in code (its template's name)
 PRIORITY = {
     "login_code": LOGIN_CODE,
     "confirm": BOOKING_NEWS, "change": BOOKING_NEWS, "cancel": BOOKING_NEWS,

@@ -16,7 +16,7 @@ from tortoise.transactions import in_transaction
 from ..clock import TZ, as_utc
 from ..db.tables import Booking, Link, Resident
 from ..district import District
-from ..messaging import wording
+from ..messaging import caps, wording
 from ..messaging.outbox import queue
 from ..messaging.sms import Sms
 from ..people.links import link_url, reissue_link
@@ -189,11 +189,17 @@ async def remind(district: District, days: int, progress: Progress | None = None
 
 
 async def reissue_one(district: District, resident_id: int | None) -> Resident | None:
-    """Revoke the person's links and send a new one by SMS; None when there is no such person."""
+    """Revoke the person's links and send a new one by SMS; None when there is no such person.
+
+    Asked for on demand (a resident calls): it counts toward their number's SMS caps with the
+    log-in codes (models/messaging/caps.py), and past them raises caps.CapReached, nothing done
+    (their old links still work)."""
     resident = await Resident.get_or_none(id=resident_id or 0)
     if resident is None:
         return None
     async with in_transaction() as conn:
+        if resident.phone_hash:  # empty once erased (purge): no number to count, nor to send to
+            await caps.take(conn, resident.phone_hash, now=district.clock.now(), caps=district.sms_caps)
         await _relink(district, resident, "reissue", conn)
     return resident
 

@@ -34,6 +34,7 @@ from tortoise.transactions import in_transaction
 from ..clock import TZ, as_date, as_utc
 from ..db.tables import Booking, GroupMember, Hold, Link, LoginCode, Resident, SmsMessage
 from ..district import District
+from ..messaging import caps
 from ..people.pii import mask_name
 from ..rules.interval import RuleBook
 
@@ -188,4 +189,6 @@ async def purge(district: District, *, as_of: dt.date, after_days: int,
             phone_cipher=erased_cipher, phone_masked=ERASED_PHONE, phone_hash="",
             body_cipher=erased_cipher, params_cipher="")
         codes = await _old_codes(as_of, after_days).using_db(conn).delete()
+    # The SMS caps' rows (keyed hashes of numbers) of numbers that asked for nothing for a day.
+    await caps.forget(as_utc(dt.datetime.combine(as_of, dt.time(), tzinfo=TZ)))
     return PurgeResult(given, closed, messages, group_rows, codes)

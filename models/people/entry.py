@@ -26,6 +26,7 @@ from ..booking.engine import retrying
 from ..clock import as_utc
 from ..db.tables import Booking, Link, LoginCode, Resident
 from ..district import District
+from ..messaging import caps
 from ..messaging.outbox import queue
 from ..messaging.wording import login_code
 from . import links, pii
@@ -44,7 +45,8 @@ class EntryRefused(Exception):
     `wait` seconds, `sent` says where), code_format (not 6 digits: a typo, not a guess), no_code
     (none asked for, or already used), expired, wrong (`tries_left`), too_many (the code is dead),
     not_on_phone, invalid_<length|format|checksum|birth_date|region> (the ID number is mistyped),
-    mismatch (`tries_left`), locked (`until`), booking_code (not a booking code), not_found.
+    mismatch (`tries_left`), locked (`until`), booking_code (not a booking code), not_found,
+    sms_cap (the number has had all the SMS it may be sent on demand for now: `until`).
     """
 
     def __init__(self, reason: str, *, tries_left: int = 0, wait: int = 0,
@@ -120,11 +122,13 @@ def unseal_phone(district: District, sealed: str) -> str | None:
 
 async def request_code(district: District, phone_text: str, *, now: dt.datetime,
                        lang: str = "zh") -> CodeSent:
-    """Send a 6-digit code to the number, valid CODE_MINUTES, one a minute per number.
+    """Send a 6-digit code to the number, valid CODE_MINUTES, one a minute per number, and no
+    more than the district's SMS caps for a number (models/messaging/caps.py: `sms_cap`).
 
-    A known number gets its code by SMS (queued in the same transaction as the code row); an
-    unknown one gets a row no code matches and no SMS. Either way the same CodeSent comes back,
-    and a second request within the minute is refused `wait` the same way."""
+    A known number gets its code by SMS (queued in the same transaction as the code row and the
+    cap's count, and dropped unsent once expired); an unknown one gets a row no code matches, is
+    counted the same, and gets no SMS. Either way the same CodeSent comes back, and a second
+    request within the minute is refused `wait`, one over the caps `sms_cap`, the same way."""
     phone = _phone(phone_text)
     phone_hash = district.vault.keyed_hash(phone)
     known = await Resident.filter(phone_hash=phone_hash).exists()
@@ -139,18 +143,27 @@ async def request_code(district: District, phone_text: str, *, now: dt.datetime,
 
     async def transaction() -> None:
         async with in_transaction() as conn:
+            # The number's cap row first: it locks out every other request for this number
+            # until this transaction ends, so the minute and the caps are counted one by one.
+            quota = await caps.lock(conn, phone_hash, now=now)
             last = await (LoginCode.filter(phone_hash=phone_hash).using_db(conn)
                           .order_by("-created_at", "-id").select_for_update().first())
             if last and as_utc(last.created_at) + dt.timedelta(seconds=RESEND_SECONDS) > now:
                 ready = sent(last.created_at)
                 wait = max(int((ready.resend_at - now).total_seconds() + 0.999), 1)
                 raise EntryRefused("wait", wait=wait, sent=ready)
+            try:
+                quota.check(district.sms_caps)
+            except caps.CapReached as exc:  # the last code, if any, may still be typed
+                raise EntryRefused("sms_cap", until=exc.until, sent=CodeSent(
+                    seal_phone(district, phone), pii.mask_phone(phone), exc.until)) from None
+            await quota.count(conn)
+            expires = now + dt.timedelta(minutes=CODE_MINUTES)
             await LoginCode.create(phone_hash=phone_hash, code_hash=code_hash, created_at=now,
-                                   expires_at=now + dt.timedelta(minutes=CODE_MINUTES),
-                                   using_db=conn)
+                                   expires_at=expires, using_db=conn)
             if known:
                 await queue(district.vault, None, login_code(code, lang), phone=phone,
-                            using_db=conn)
+                            expires_at=expires, using_db=conn)
 
     await retrying(transaction)
     return sent(now)

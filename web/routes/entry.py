@@ -52,6 +52,19 @@ def _phone_page(request: Request, *, error: str = "", status: int = 200):
     }, status=status)
 
 
+def _sms_cap_page(request: Request, journey: Journey, refused: entry.EntryRefused):
+    """429: the number has had all the SMS it may be sent on demand for now (whoever asks, and
+    whether it is registered or not); the page and Retry-After say when. A code already sent
+    may still be typed, so the code page stays within reach."""
+    journey.await_code(refused.sent.sealed_phone, refused.sent.masked_phone)
+    caps = district(request).sms_caps
+    wait = max(int((refused.until - _now(request)).total_seconds() + 0.999), 1)
+    return render(request, "pages/entry/sms_cap.html", {
+        "until": refused.until, "per_hour": caps.per_hour, "per_day": caps.per_day,
+        "minutes": entry.CODE_MINUTES,
+    }, status=429, headers={"Retry-After": str(wait)})
+
+
 async def _send_code(request: Request, phone_text: str):
     """Ask for a code (counted per address, before anything is queued: each may cost an SMS)
     and go to the code page. A request that queued nothing (a mistyped number, a code sent
@@ -66,6 +79,8 @@ async def _send_code(request: Request, phone_text: str):
         sent = await entry.request_code(district(request), phone_text, now=_now(request), lang=lang)
     except entry.EntryRefused as exc:
         await limits.give_back(hit)
+        if exc.reason == "sms_cap":
+            return _sms_cap_page(request, journey, exc)
         if exc.reason != "wait":
             return _phone_page(request, error=exc.reason, status=422)
         sent = exc.sent  # a code went out less than a minute ago: that one is on its way

@@ -18,6 +18,7 @@ from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
 from models import csv_safe
+from models.messaging import caps
 from models.operations import outreach
 from models.operations.invitations import InviteError, Scope
 from models.people import lookup
@@ -197,6 +198,8 @@ async def admin_links_reissue(request: Request):
         resident = await outreach.reissue_one(district(request), parse_id(form.get("r")))
     except InviteError:
         return await _links(request, {"error": "base_url"}, status=422)
+    except caps.CapReached as exc:  # the number's SMS asked for on demand (models/messaging/caps.py)
+        return await _links(request, {"error": "sms_cap", "until": exc.until}, status=429)
     if resident is None:
         return await _links(request, {"error": "missing"}, status=404)
     await record(request, "reissue_link", resident=resident, detail="old links revoked, 1 SMS queued")
