@@ -31,6 +31,12 @@ HOSTILE = ["", "0", "-1", HUGE, "-" + HUGE, "1e309", "1.5", "NaN", "x" * 1000, "
            "%00%ff", "<script>alert(1)</script>", "../../etc/passwd", "２０２１－０７－０２",
            "2021-13-45", "9999-12-31", "0001-01-01", "😀" * 50, "' OR 1=1 --"]
 NASTY = [HUGE, "\x00\n" + "x" * 3000]
+# Every valid way of writing a multipart Content-Type (issue 21: `boundary=x` without a space was
+# a 500 on every POST route), and broken ones: each gets the normal answer or a 4xx page.
+MULTIPART_FORMS = ["multipart/form-data;boundary=x", 'multipart/form-data; boundary="x"',
+                   "multipart/form-data; BOUNDARY=x", "MULTIPART/Form-Data; boundary=x; charset=utf-8; a=b"]
+BAD_BOUNDARIES = ["multipart/form-data; boundary=", 'multipart/form-data; boundary=""',
+                  "multipart/form-data; boundary=" + "x" * 80, "multipart/form-data; boundary=a\xe9"]
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
@@ -123,6 +129,13 @@ def who_fuzzes(path: str) -> str:
     raise AssertionError(f"the fuzz test does not know who may use {path}: add it to who_fuzzes()")
 
 
+def multipart_body(fields: dict[str, str], boundary: str = "x") -> bytes:
+    """A multipart body as a browser writes it, the fields in order (the token first)."""
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+             + str(value).encode() + b"\r\n" for name, value in fields.items()]
+    return b"".join(parts) + f"--{boundary}--\r\n".encode()
+
+
 def fill(path: str, value: str, valid: dict | None = None) -> str:
     """The route's path with `value` (percent-encoded) in each path parameter, or the valid
     value of a parameter `valid` has one for (a list's id: to get past "no such list")."""
@@ -134,7 +147,7 @@ def fill(path: str, value: str, valid: dict | None = None) -> str:
 
 
 async def test_no_route_answers_hostile_input_with_a_server_error(world, client):
-    from web.app import ROUTES
+    from web.app import ROUTES, SIGNED_BY_CALLER
 
     app = client.app
     # The hand-off on (HANDOFF_PARTNERS): its handlers read the settings at each request.
@@ -196,6 +209,21 @@ async def test_no_route_answers_hostile_input_with_a_server_error(world, client)
                                  "multipart/form-data; boundary=", "application/x-www-form-urlencoded; charset=latin-1"):
                 await send(browser, "POST", raw, content=b"r=1&slot=\xe9",
                            headers={"content-type": content_type})
+            url = fill(route.path, "x", valid)
+            body = multipart_body({"csrftoken": token, **valid})
+            for content_type in MULTIPART_FORMS:  # every valid form of the header, a good body
+                await send(browser, "POST", url, content=body, headers={"content-type": content_type})
+            for content_type in BAD_BOUNDARIES:
+                await send(browser, "POST", url, content=body,
+                           headers={"content-type": content_type.encode("latin-1")})
+            for broken in (body[:len(body) // 2] + b"\r\n--x\r\nno colon here\r\n\r\n--x--\r\n",
+                           body[:len(body) // 2], b"--x\r\n\r\n" + body, b"junk" + body):
+                await send(browser, "POST", url, content=broken,  # a good boundary, a broken body
+                           headers={"content-type": "multipart/form-data;boundary=x"})
+            bearer = await browser.post(url, data=valid, headers={"authorization": "Bearer x"})
+            sent += 1
+            if bearer.status_code != 403 and route.path not in SIGNED_BY_CALLER:  # no token: refused
+                failures.append(f"POST {url[:80]} with a Bearer header and no token -> {bearer.status_code}")
     finally:
         logging.getLogger().removeHandler(errors)
         client_log.setLevel(client_level)

@@ -22,7 +22,8 @@ from starlette.exceptions import HTTPException
 from . import errors, metrics, templating
 from .routes import (admin, api, callcentre, entry, group, guide, public, resident, site, staff,
                      wechat)
-from .security import BodyGuard, RateLimits, SecurityHeaders, csrf
+from .csrf import CSRF
+from .security import BodyGuard, RateLimits, SecurityHeaders
 from models.messaging.delivery import GatewayRate, run_sender
 from models.messaging.gateways import get_backend
 from .settings import Settings, build_district, load_settings, rate_limit_rules, sms_config
@@ -102,11 +103,6 @@ ROUTES = [
 SIGNED_BY_CALLER = frozenset({"/wechat", "/api/handoff"})
 
 
-def post_paths(routes) -> set[str]:
-    return {r.path for r in routes if isinstance(r, Route) and "POST" in (r.methods or ())
-            and r.path not in SIGNED_BY_CALLER}
-
-
 def create_app(settings: Settings | None = None, *, manage_db: bool = True,
                clock: SystemClock | None = None) -> Starlette:
     """Build the app and everything it hands down (the district, rate limits) from the settings.
@@ -145,8 +141,10 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True,
             Middleware(SecurityHeaders, https=settings.https,
                        observe=metrics.observe if settings.metrics_on else None),
             Middleware(BodyGuard, refuse=errors.refuse, uploads=admin.UPLOADS, signed=SIGNED_BY_CALLER),
-            Middleware(csrf, secret=settings.secret_key, post_paths=post_paths(ROUTES),
-                       skip=SIGNED_BY_CALLER, https=settings.https, refuse=errors.refuse),
+            # Every method but GET, HEAD, OPTIONS, TRACE on every path but SIGNED_BY_CALLER; an
+            # upload's token is read as its handler reads the body, after the staff check.
+            Middleware(CSRF, secret=settings.secret_key, https=settings.https, refuse=errors.refuse,
+                       base_url=settings.base_url, skip=SIGNED_BY_CALLER, streamed=admin.UPLOADS),
             Middleware(GZipMiddleware, minimum_size=500, compresslevel=5),  # 9: 2x the CPU, 1% smaller
             # Below CSRF and the body guard (refused requests never queue), above the work.
             Middleware(WaitingRoom, active=settings.waiting_room_active,

@@ -1,21 +1,21 @@
-"""Security plumbing: safety headers on every response, a guard on request bodies, CSRF (the rate
-limits: web/limits.py), and an access log that hides tokens and escapes control characters.
+"""Security plumbing: safety headers on every response, a guard on request bodies (the CSRF check:
+web/csrf.py; the rate limits: web/limits.py), and an access log that hides tokens and escapes
+control characters.
 
-Order, outermost first (web/app.py): SecurityHeaders -> BodyGuard -> asgi-csrf -> the app. So
-the CSRF refusal, a refused body and a 500 all carry the same headers as every page.
+Order, outermost first (web/app.py): SecurityHeaders -> BodyGuard -> CSRF -> the app. So the
+CSRF refusal, a refused body and a 500 all carry the same headers as every page.
 """
 from __future__ import annotations
 
 import logging
 import re
 import time
-from urllib.parse import parse_qsl
-
-from asgi_csrf import asgi_csrf
 from starlette.datastructures import MutableHeaders
 
 from models.operations import metrics
 
+from .bodies import (MULTIPART, URLENCODED, BodyRefused, BodyTooLarge, content_type, good_boundary,
+                     set_content_type)
 from .logs import REQUEST_ID, new_request_id
 
 access_log = logging.getLogger("booking.access")
@@ -103,19 +103,6 @@ class SecurityHeaders:
                              status, seconds)
 
 
-def _content_type(scope) -> tuple[str, dict[str, str]]:
-    for key, value in scope.get("headers", []):
-        if key == b"content-type":
-            main, _, rest = value.decode("latin-1").partition(";")
-            params = {}
-            for part in rest.split(";"):
-                name, eq, val = part.strip().partition("=")
-                if eq:
-                    params[name.strip().lower()] = val.strip().strip('"')
-            return main.strip().lower(), params
-    return "", {}
-
-
 def _content_length(scope) -> int | None:
     for key, value in scope.get("headers", []):
         if key == b"content-length":
@@ -125,19 +112,27 @@ def _content_length(scope) -> int | None:
 
 
 class BodyGuard:
-    """Reads a request body once and lets through only what our forms send: a urlencoded body in
-    UTF-8, or multipart with a boundary, within MAX_FORM_BYTES. Anything else gets a page in the
-    user's language (400, 413 or 415) before the CSRF check or a handler sees it.
+    """Bounds every request body before anything reads it, and lets through only what our forms
+    send: a urlencoded body in UTF-8, or multipart with a boundary RFC 2046 allows, in any valid
+    form of the header (web/bodies.py; what comes after sees it in one canonical form). Anything
+    else gets a page in the user's language (400, 413 or 415) before the CSRF check or a handler
+    sees it.
 
-    A file upload (a path in `uploads`, with its size limit) is multipart with a declared length:
-    it streams through unread, so a large file never sits in memory.
+    The bytes that actually arrive are counted, whatever Content-Length said or if it said
+    nothing (a chunked body): past the path's limit the request is cut off with 413.
+
+    - Every path: MAX_FORM_BYTES, read whole here (a Content-Length above it: refused unread).
+    - A file upload (a path in `uploads`, with its limit) sent as multipart: not read here. It
+      streams to its handler, which reads it only after its staff check (an anonymous or
+      non-admin request is answered without a byte of the body read), and the count cuts it off
+      past the limit while the handler reads (BodyTooLarge, answered 413 by Starlette).
     """
 
     def __init__(self, app, *, refuse, uploads: dict[str, int] | None = None,
                  signed: frozenset[str] = frozenset()):
         self.app = app
         self.refuse = refuse  # async (scope, send, status, kind) -> None
-        self.uploads = uploads or {}
+        self.uploads = uploads if uploads is not None else {}  # the same dict: tests may change it
         # Paths other servers call (WeChat's XML, the city platform's JSON): the body is read and
         # its size checked as above, its format is the handler's to check, with the signature.
         self.signed = signed
@@ -145,38 +140,50 @@ class BodyGuard:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
             return await self.app(scope, receive, send)
-        if scope["path"] in self.uploads and _content_type(scope)[0] == "multipart/form-data":
+        path = scope["path"]
+        kind, params = content_type(scope)
+        length = _content_length(scope)
+        if path in self.uploads and kind == MULTIPART:
             # Anything else sent there is read and checked as below: a small form is the
             # handler's to answer (no file chosen), and the role checks come first as everywhere.
-            _, params = _content_type(scope)
-            length = _content_length(scope)
-            if not params.get("boundary"):
+            boundary = good_boundary(params)
+            if boundary is None:
                 return await self.refuse(scope, send, 400, "bad_request")
-            if length is None or length > self.uploads[scope["path"]]:
+            if length is not None and length > self.uploads[path]:
                 return await self.refuse(scope, send, 413, "too_large")
-            return await self.app(scope, receive, send)
-        body = b""
-        more = True
+            set_content_type(scope, f'{MULTIPART}; boundary="{boundary}"')
+            return await self._stream(scope, receive, send, self.uploads[path])
+        if length is not None and length > MAX_FORM_BYTES:
+            return await self.refuse(scope, send, 413, "too_large")
+        chunks, size, more = [], 0, True
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
                 return
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > MAX_FORM_BYTES:
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_FORM_BYTES:
                 return await self.refuse(scope, send, 413, "too_large")
-        kind, params = _content_type(scope)
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
         problem = None
-        if scope["path"] in self.signed:
+        if path in self.signed:
             pass
-        elif kind == "application/x-www-form-urlencoded":
+        elif kind == URLENCODED:
             try:
-                parse_qsl(body.decode("utf-8"), strict_parsing=False)
+                body.decode("utf-8")
             except UnicodeDecodeError:
                 problem = (400, "bad_request")
-        elif kind == "multipart/form-data":
-            if not params.get("boundary") or len(params["boundary"]) > 200:
+            set_content_type(scope, URLENCODED)
+        elif kind == MULTIPART:
+            boundary = good_boundary(params)
+            if boundary is None:
                 problem = (400, "bad_request")
+            else:
+                set_content_type(scope, f'{MULTIPART}; boundary="{boundary}"')
+        elif kind == "?":  # several Content-Type headers
+            problem = (400, "bad_request")
         elif body or kind:
             problem = (415, "unsupported")
         if problem:
@@ -192,20 +199,30 @@ class BodyGuard:
 
         return await self.app(scope, replay, send)
 
+    async def _stream(self, scope, receive, send, limit: int):
+        received = 0
+        started = False
 
-def csrf(app, *, secret: str, post_paths: set[str], https: bool, refuse,
-         skip: frozenset[str] = frozenset()):
-    """asgi-csrf; every POST path is protected even when no cookie came with it, except the
-    paths in `skip`, which other servers call with a signature of their own."""
+        async def counted():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(f"more than {limit} bytes")
+            return message
 
-    async def send_csrf_failed(scope, send, message_id=None):
-        await refuse(scope, send, 403, "expired")
+        async def watched(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
 
-    return asgi_csrf(
-        app, signing_secret=secret, always_protect=post_paths, cookie_secure=https,
-        cookie_samesite="Lax", send_csrf_failed=send_csrf_failed,
-        skip_if_scope=(lambda scope: scope.get("path") in skip) if skip else None,
-    )
+        try:
+            await self.app(scope, counted, watched)
+        except BodyRefused as refusal:  # read by a layer above Starlette's exception handling
+            if started:
+                raise
+            await self.refuse(scope, send, refusal.status, refusal.kind)
 
 
 # The rate limits moved to web/limits.py (issue 21: they count before they let through).
