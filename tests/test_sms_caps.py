@@ -25,7 +25,7 @@ from models.messaging.config import SmsConfig
 from models.messaging.outbox import queue
 from models.messaging.sms import Sms
 from models.operations import outreach
-from models.operations.metrics import read_gauges
+from models.operations.metrics import RATE_LIMIT_REFUSALS, read_gauges
 from models.people import entry
 from tests.conftest import NOW, TEST_SECRET, VAULT
 from tests.factories import make_resident, make_site
@@ -118,6 +118,7 @@ async def ten_minutes_of_asking(app, clock, phone: str, address: str) -> list[tu
 
 async def test_one_address_asking_codes_for_one_number_for_ten_minutes_gets_five_sent(client, people, clock):
     start = clock.moment
+    refusals = RATE_LIMIT_REFUSALS.labels("sms_number")._value.get()
     known = await ten_minutes_of_asking(client.app, clock, PHONE, "198.51.100.1")
     assert await codes_queued(PHONE) == 5, "at most the hourly cap queued (11 before)"
     assert [status for status, _ in known if status] == [303] * 5 + [429] * 5
@@ -133,6 +134,7 @@ async def test_one_address_asking_codes_for_one_number_for_ten_minutes_gets_five
     assert unknown == known
     assert await SmsMessage.filter(phone_hash=hash_of(UNKNOWN)).count() == 0
     assert await LoginCode.filter(phone_hash=hash_of(UNKNOWN)).count() == 5
+    assert RATE_LIMIT_REFUSALS.labels("sms_number")._value.get() == refusals + 10  # in /metrics
 
 
 async def test_the_refusal_is_in_english_and_the_code_already_sent_can_still_be_typed(client, people, clock):

@@ -11,6 +11,7 @@ import datetime as dt
 
 from starlette.requests import Request
 
+from models.operations import metrics
 from models.people import entry
 from .. import i18n, poster
 from ..http import client_address, district, parse_id, parse_text, see_other, url_for
@@ -57,6 +58,7 @@ def _sms_cap_page(request: Request, journey: Journey, refused: entry.EntryRefuse
     whether it is registered or not); the page and Retry-After say when. A code already sent
     may still be typed, so the code page stays within reach."""
     journey.await_code(refused.sent.sealed_phone, refused.sent.masked_phone)
+    metrics.refused("sms_number")
     caps = district(request).sms_caps
     wait = max(int((refused.until - _now(request)).total_seconds() + 0.999), 1)
     return render(request, "pages/entry/sms_cap.html", {

@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from models import csv_safe
 from models.messaging import caps
+from models.operations import metrics
 from models.operations import outreach
 from models.operations.invitations import InviteError, Scope
 from models.people import lookup
@@ -199,6 +200,7 @@ async def admin_links_reissue(request: Request):
     except InviteError:
         return await _links(request, {"error": "base_url"}, status=422)
     except caps.CapReached as exc:  # the number's SMS asked for on demand (models/messaging/caps.py)
+        metrics.refused("sms_number")
         return await _links(request, {"error": "sms_cap", "until": exc.until}, status=429)
     if resident is None:
         return await _links(request, {"error": "missing"}, status=404)
