@@ -233,3 +233,10 @@ async def test_bad_handoff_signatures_write_audit_rows_up_to_a_cap(db, settings,
             assert r.status_code == 401
     rows = await AuditEntry.filter(action="handoff").order_by("id")
     assert len(rows) == 10 and "cap reached" in rows[-1].detail
+
+
+def test_a_limit_that_is_not_one_is_named_at_start_up():
+    from web.settings import load_settings
+
+    with pytest.raises(ValueError, match="RATE_LIMIT_VERIFY"):
+        load_settings(rate_limit_verify="lots")

@@ -167,6 +167,16 @@ def _number(env: dict, name: str, default, kind=int, *, zero: bool = False):
     return value
 
 
+def _rate_ok(text: str) -> bool:
+    from limits import parse
+
+    try:
+        item = parse(text)
+    except ValueError:
+        return False
+    return item.amount > 0 and item.get_expiry() > 0
+
+
 def load_settings(**overrides) -> Settings:
     """Build Settings from the environment, then `.env`, then defaults; overrides win."""
     env = {**_read_dotenv(ROOT / ".env"), **os.environ}
@@ -246,6 +256,9 @@ def load_settings(**overrides) -> Settings:
     if values["log_format"] not in ("text", "json"):
         raise ValueError(f"LOG_FORMAT: {values['log_format']!r} is neither text nor json")
     check_wechat_settings(values["wechat_token"], values["wechat_app_id"], values["wechat_aes_key"])
+    for name, text in values.items():  # each limit in the `limits` notation, e.g. "5 per 15 minutes"
+        if name.startswith("rate_limit_") and not _rate_ok(text):
+            raise ValueError(f"{name.upper()}: {text!r} is not a limit like \"5 per 15 minutes\"")
     if not values["secret_key"]:
         values["secret_key"] = _secret_key(DATA_DIR)
         values.setdefault("secret_key_generated", True)
