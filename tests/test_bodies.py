@@ -130,7 +130,8 @@ async def test_every_post_needs_the_token_even_without_cookies_but_signed_caller
     {"Origin": "https://evil.example"},
     {"Origin": "http://testserver.evil.example"},
     {"Origin": "http://testserver:8080"},
-    {"Origin": "null"},
+    {"Origin": "null", "Sec-Fetch-Site": "cross-site"},
+    {"Origin": "garbage"},
     {"Sec-Fetch-Site": "cross-site"},
     {"Sec-Fetch-Site": "same-site"},
     {"Sec-Fetch-Site": "cross-site", "Origin": "http://testserver"},
@@ -146,6 +147,8 @@ async def test_a_cross_site_post_with_a_valid_token_pair_is_refused(client, db, 
 @pytest.mark.parametrize("headers", [
     {}, {"Origin": "http://testserver"}, {"Sec-Fetch-Site": "same-origin"}, {"Sec-Fetch-Site": "none"},
     {"Origin": "http://TESTSERVER:80", "Sec-Fetch-Site": "same-origin"},
+    # A browser's form post from our pages: Referrer-Policy no-referrer makes its Origin "null"
+    {"Origin": "null", "Sec-Fetch-Site": "same-origin"}, {"Origin": "null"},
 ])
 async def test_a_same_origin_post_with_the_token_goes_through(client, db, headers):
     token = await token_of(client)

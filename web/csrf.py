@@ -4,7 +4,9 @@ Every request that is not GET, HEAD, OPTIONS or TRACE, on every path but the few
 servers call with a signature of their own (`skip`: web/app.py SIGNED_BY_CALLER), must pass:
 
 1. the same-origin check: `Sec-Fetch-Site: cross-site` or `same-site` is refused, and so is an
-   `Origin` that is neither BASE_URL's nor the request's own host's (`null` included);
+   `Origin` that is neither BASE_URL's nor the request's own host's (`Origin: null` is what
+   browsers send for our own form posts, our pages being Referrer-Policy: no-referrer: it is
+   left to Sec-Fetch-Site and the token);
 2. the double submit: a `csrftoken` cookie signed with SECRET_KEY, and the same value in the
    `X-CSRFToken` header or the `csrftoken` form field. No cookie, no pass; no other way around
    it (an `Authorization` header changes nothing).
@@ -94,9 +96,15 @@ class CSRF:
             return True  # an old browser, or not a browser: the token decides
         if len(origins) > 1:
             return False
+        if origins[0].strip().lower() == b"null":
+            # What a browser sends for every form post from our pages: they carry
+            # Referrer-Policy: no-referrer, and the Fetch standard then serialises the Origin of
+            # a non-CORS POST as "null". Sec-Fetch-Site (above) still tells a cross-site one; a
+            # browser without it is left to the token.
+            return True
         origin = origin_of(origins[0].decode("latin-1"))
         if not origin:
-            return False  # "null" (a sandboxed frame, a redirect across sites) or garbage
+            return False
         if origin == self.base_origin:
             return True
         hosts = header_values(scope, b"host")
