@@ -415,6 +415,26 @@ async def cmd_backup(settings: Settings, district: District, args) -> int:
     return OK
 
 
+async def cmd_rotate_keys(settings: Settings, district: District, args) -> int:
+    from models.operations.rotation import RotationError, rotate_keys
+
+    if not settings.secret_key_old:
+        print("rotate-keys: SECRET_KEY_OLD is not set: every value is checked against SECRET_KEY "
+              "alone (set the old key there to rotate)", file=sys.stderr)
+    try:
+        result = await rotate_keys(district.vault, now=district.clock.now(),
+                                   say=lambda line: print(f"rotate-keys: {line}", flush=True))
+    except RotationError as exc:
+        await audit_cli("rotate_keys", f"stopped: {exc}"[:300])
+        return fail(str(exc))
+    await audit_cli("rotate_keys", f"done: {result.summary()}"[:300])
+    print(f"rotate-keys: done: {result.summary()}")
+    print("rotate-keys: every cipher and look-up hash is under SECRET_KEY; SECRET_KEY_OLD can be "
+          "removed once every server runs with the new key (sessions signed with the old one "
+          "then end)")
+    return OK
+
+
 async def restore(settings: Settings, args) -> int:
     """`restore FILE`: check the checksum, put the copy in (an empty database unless --force),
     then bring the schema up to date as every command does and run `check`."""
@@ -479,9 +499,28 @@ def default_workers(settings: Settings) -> int:
     return (os.cpu_count() or 1) if settings.redis_url else 1
 
 
+def weak_secret(settings: Settings) -> str | None:
+    """The one line `serve` refuses to start with, or None: a SECRET_KEY that was set but is a
+    placeholder (CHANGE-ME, deploy/booking.env.example's value, "secret" …), under 32 characters
+    or a few characters repeated. The key generated into data/secret_key when none is set (`make
+    run`, `demo`) is random and passes; `doctor` asks for a real one in production."""
+    from models.people.pii import secret_problem
+
+    if settings.secret_key_generated:
+        return None
+    problem = secret_problem(settings.secret_key)
+    if problem is None:
+        return None
+    return (f"error: SECRET_KEY {problem}: set a random one of 32 characters or more "
+            "(python3 -c 'import secrets; print(secrets.token_urlsafe(48))'); not serving")
+
+
 def serve(settings: Settings, args) -> int:
     import uvicorn
 
+    if refused := weak_secret(settings):
+        print(refused, file=sys.stderr, flush=True)
+        return 2
     args.workers = args.workers or default_workers(settings)
 
     if args.send_sms:  # read by every worker's settings (web/app.py: send_sms_forever)
@@ -504,6 +543,9 @@ def serve(settings: Settings, args) -> int:
                     # Longer than a waiting-room page asks a browser to wait before it refreshes
                     # (at most 20 s): at uvicorn's 5 s, the refresh met a connection being closed.
                     timeout_keep_alive=30,
+                    # A worker busy starting (or a loaded machine) is not a hung one: at
+                    # uvicorn's 5 s, workers were killed and restarted for good under load.
+                    timeout_worker_healthcheck=30,
                     **({"log_config": None} if settings.log_format == "json" else {}))
     finally:
         if made_dir:
@@ -615,6 +657,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "data, unless --force), then run check")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--force", action="store_true", help="overwrite a database that holds data")
+    p = sub.add_parser("rotate-keys", help="after a new SECRET_KEY (the old one in SECRET_KEY_OLD): "
+                       "encrypt every ID number, phone and SMS again and recompute the look-up "
+                       "hashes with the new key, in batches; resumable")
     p = sub.add_parser("doctor", help="check the configuration a production server needs; "
                        "exit 1 if anything is missing")
     return parser
@@ -646,10 +691,18 @@ COMMANDS = {
     "close-window": cmd_close_window,
     "backup": cmd_backup,
     "purge": cmd_purge,
+    "rotate-keys": cmd_rotate_keys,
 }
 
 
+# Files this process and its workers create are the service user's alone (0600, folders 0700):
+# the SQLite database and its -wal/-shm, backups and their checksums, data/ and data/secret_key,
+# an uploaded file set aside for import. The deploy units set UMask=0077 too.
+PRIVATE_UMASK = 0o077
+
+
 def main(argv: list[str] | None = None) -> int:
+    os.umask(PRIVATE_UMASK)
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
