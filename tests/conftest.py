@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from tortoise.backends.base.executor import EXECUTOR_CACHE
@@ -18,7 +19,20 @@ from models.people.pii import Vault
 
 TEST_SECRET = "test-secret-key-not-for-production"
 VAULT = Vault(TEST_SECRET)  # the keys every test's district uses
-PG_URL = os.environ.get("TEST_POSTGRES_URL", "")
+# Under pytest-xdist each worker (gw0, gw1 …) has a PostgreSQL database of its own, named from
+# the worker id beside TEST_POSTGRES_URL's, so workers never empty each other's tables.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+
+
+def _worker_url(url: str) -> str:
+    if not url or not WORKER:
+        return url
+    parts = urlsplit(url)
+    return parts._replace(path=f"{parts.path}_{WORKER}").geturl()
+
+
+PG_URL = _worker_url(os.environ.get("TEST_POSTGRES_URL", ""))
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 DB_BACKENDS = ["sqlite"] + (["postgres"] if PG_URL else [])
 
@@ -56,17 +70,50 @@ class _Everything(logging.Handler):
 SUITE_LOG = _Everything()
 
 
+def _create_worker_database(url: str) -> None:
+    """Create this worker's PostgreSQL database when it does not exist yet."""
+    import asyncio
+
+    import asyncpg
+
+    async def create():
+        parts = urlsplit(url)
+        name = parts.path.lstrip("/")
+        admin = parts._replace(path="/postgres").geturl().replace("postgres://", "postgresql://", 1)
+        conn = await asyncpg.connect(admin)
+        try:
+            if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+                await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+
+
 def pytest_configure(config):
     logging.getLogger().addHandler(SUITE_LOG)
     logging.getLogger().setLevel(logging.DEBUG)
+    if WORKER and PG_URL:
+        _create_worker_database(PG_URL)
+    if not WORKER:  # the controller (or a run without workers): a clean slate for the logs
+        ARTIFACTS.mkdir(exist_ok=True)
+        for old in ARTIFACTS.glob("inprocess-*.log"):
+            old.unlink()
 
 
 def pytest_sessionfinish(session, exitstatus):
-    """Fail the run when any log of the suite (in-process or a server's) holds a full ID or phone."""
+    """Fail the run when any log of the suite (in-process or a server's) holds a full ID or phone.
+
+    A worker writes its in-process log to a file; the controller (or a run without workers)
+    reads every worker's file and every server's log, once every worker has finished."""
     from tests.pii_scan import find_personal_numbers
 
+    if WORKER:
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / f"inprocess-{WORKER}.log").write_text("\n".join(SUITE_LOG.lines))
+        return
     texts = {"in-process log": "\n".join(SUITE_LOG.lines)}
-    for path in (Path(__file__).parent.parent / "test-artifacts").glob("server-*.log"):
+    for path in [*ARTIFACTS.glob("inprocess-*.log"), *ARTIFACTS.glob("server-*.log")]:
         texts[path.name] = path.read_text(errors="replace")
     leaks = {name: found for name, t in texts.items() if (found := find_personal_numbers(t))}
     if leaks:

@@ -44,18 +44,30 @@ def seed(url: str, build) -> object:
     return asyncio.run(run())
 
 
+class PortTaken(RuntimeError):
+    """The chosen port was bound by someone else between choosing and binding."""
+
+
 class Server:
     """The real server, started as `python run.py serve` does, on a free port."""
 
     def __init__(self, database_url: str, secret: str, workers: int = 1, **env_extra: str):
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": secret,
-                    "BASE_URL": self.base_url, **env_extra}
         self.workers = workers
         (ROOT / "test-artifacts").mkdir(exist_ok=True)
-        self.log_path = ROOT / "test-artifacts" / f"server-{self.port}.log"
-        self.start()
+        # The suite runs in several processes: a port found free can be taken by another test's
+        # server before ours binds it. Then (and only then) choose another one.
+        for attempt in range(5):
+            self.port = free_port()
+            self.base_url = f"http://127.0.0.1:{self.port}"
+            self.env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": secret,
+                        "BASE_URL": self.base_url, **env_extra}
+            self.log_path = ROOT / "test-artifacts" / f"server-{self.port}.log"
+            try:
+                self.start()
+                return
+            except PortTaken:
+                continue
+        raise RuntimeError("no free port could be bound in five tries")
 
     def start(self) -> None:
         self.log = open(self.log_path, "ab")
@@ -67,10 +79,13 @@ class Server:
         )
         self.wait_ready()
 
-    def wait_ready(self, timeout: float = 30) -> None:
+    def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                self.log.close()
+                if b"already in use" in self.log_path.read_bytes()[-4000:]:
+                    raise PortTaken(self.port)
                 raise RuntimeError(f"server exited with {self.proc.returncode}: see {self.log_path}")
             try:
                 with urllib.request.urlopen(self.base_url + "/healthz", timeout=1) as r:
