@@ -142,6 +142,12 @@ def _day(value) -> dt.date:
 _loaders_of: dict[type, tuple] = {}
 
 
+def forget_loaders() -> None:
+    """Forget the converters: which columns need one depends on the database (a date is native
+    to PostgreSQL, text in SQLite), so a process that opens another database starts afresh."""
+    _loaders_of.clear()
+
+
 def _loaders(model: type[Model]) -> tuple[tuple[str, str, object], ...]:
     """Per column: (column, attribute, converter or None), as `_init_from_db` converts them
     (known once Tortoise is initialised: kept from then on)."""
