@@ -529,8 +529,9 @@ def serve(settings: Settings, args) -> int:
     asyncio.run(with_db(settings, _nothing, args))
     print(f"Serving on http://{args.host}:{args.port} (SMS links point at {settings.base_url})",
           flush=True)
-    if args.workers > 1 and not settings.redis_url:
-        print("note: without REDIS_URL each worker keeps its own rate-limit counts", flush=True)
+    if args.workers > 1 and not settings.redis_url:  # web/limits.py: the database store
+        print("note: without REDIS_URL the workers share rate-limit counts in the database",
+              flush=True)
     made_dir = metrics_dir(settings, args.workers)
     # No access log: a resident's first request carries their link token in the path.
     # uvloop and httptools: with uvicorn's pure-Python defaults (asyncio, h11) the HTTP layer
