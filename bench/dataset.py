@@ -52,7 +52,7 @@ CHUNK = 20_000
 SITE_COLUMNS = ("id", "code", "name", "subdistrict", "address", "phone", "active")
 SLOT_COLUMNS = ("id", "site_id", "day", "start", "end", "capacity", "booked", "held", "closed_reason")
 RESIDENT_COLUMNS = (
-    "id", "name", "id_hash", "id_cipher", "id_masked", "birth_date", "phone_hash", "phone_cipher",
+    "id", "name", "id_hash", "id_cipher", "id_masked", "birth_year", "phone_hash", "phone_cipher",
     "phone_masked", "first_dose_date", "first_site_id", "vaccine", "subdistrict", "second_dose_date",
     "second_dose_site_id", "invited_at", "reminded_at", "lang", "created_at", "updated_at")
 LINK_COLUMNS = ("id", "token_hash", "resident_id", "created_at", "expires_at", "revoked", "failures",
@@ -117,7 +117,7 @@ def _resident_batch(chunk) -> list[tuple]:
         born = dt.date(1940, 1, 1) + dt.timedelta(days=rid % BIRTH_DAYS)
         batch.append((
             rid, fictional_name(rng), vault.keyed_hash(number), vault.encrypt(number),
-            pii.mask_id(number), day(born), vault.keyed_hash(phone), vault.encrypt(phone),
+            pii.mask_id(number), born.year, vault.keyed_hash(phone), vault.encrypt(phone),
             pii.mask_phone(phone), day(today - dt.timedelta(days=21 + rid % 14)), site,
             VACCINES[rid % len(VACCINES)], subs[site], None, None, invited, None, "zh",
             created, created))

@@ -148,7 +148,7 @@ def build(args, settings, started: float) -> None:
 
     def flush() -> None:
         db.executemany(
-            "INSERT INTO resident (id, name, id_hash, id_cipher, id_masked, birth_date, phone_hash, "
+            "INSERT INTO resident (id, name, id_hash, id_cipher, id_masked, birth_year, phone_hash, "
             "phone_cipher, phone_masked, first_dose_date, first_site_id, vaccine, subdistrict, "
             "second_dose_date, second_dose_site_id, invited_at, reminded_at, lang, created_at, "
             "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)",
@@ -213,7 +213,7 @@ def build(args, settings, started: float) -> None:
         invited_at = f"{invited.isoformat()} 01:00:00+00:00" if invited <= today else None
         residents.append((
             rid, fictional_name(rng),
-            vault.keyed_hash(number), vault.encrypt(number), pii.mask_id(number), born.isoformat(),
+            vault.keyed_hash(number), vault.encrypt(number), pii.mask_id(number), born.year,
             vault.keyed_hash(phone), vault.encrypt(phone), pii.mask_phone(phone), first.isoformat(),
             site_id, rng.choice(VACCINES), sub, second_day.isoformat() if second_day else None,
             second_site, invited_at, "en" if rng.random() < 0.03 else "zh", now, now))

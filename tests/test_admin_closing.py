@@ -281,7 +281,7 @@ async def test_closure_sms_fit_in_two_parts_with_a_long_name_and_a_long_site_nam
     slot = await make_slot(site, dt.date(2021, 12, 31), "10:00", "11:00")
     booking = await book_for(district, resident, slot)
     slot = await Slot.get(id=slot.id).select_related("site")
-    moved = wording.closure_move_sms(resident, booking, slot).body
+    moved = wording.closure_move_sms(resident, booking, slot, born=dt.date(1940, 1, 1)).body
     assert len(moved) <= wording.MAX_CHARS and "70岁以上请家属陪同" in moved and "预约码" in moved
     link = "http://127.0.0.1:8000/b/" + "x" * 22
     cancelled = wording.closure_cancel(resident, slot.day, link).body

@@ -265,6 +265,42 @@ def test_a_backup_whose_checksum_does_not_match_is_not_restored(databases, tmp_p
     assert seed(other, residents) == 0, "nothing was written into the target"
 
 
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_backups_and_their_folder_are_the_owners_alone_whatever_the_umask(databases, tmp_path):
+    """Issue 21, finding 3: copies were written 0644 in a 0755 folder. Now 0600 in 0700, by the
+    code itself (not only run.py's umask 077 and the units' UMask=0077): made here in-process
+    under a loose umask, into a new folder and into an existing 0755 one."""
+    from models.operations.backup import make_backup
+
+    live, other = databases
+    small_world(live, bookings=1)
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    os.chmod(loose, 0o755)
+    before = os.umask(0o022)
+    try:
+        now = dt.datetime.now(dt.timezone.utc)
+        copies = [asyncio.run(make_backup(live, tmp_path / "new" / "copies", 3, now=now)),
+                  asyncio.run(make_backup(live, loose, 3, now=now))]
+    finally:
+        os.umask(before)
+    for done in copies:
+        assert _mode(done.path.parent) == 0o700, done.path.parent
+        assert _mode(done.path) == 0o600 and _mode(done.path.with_name(done.path.name + ".sha256")) == 0o600
+    # As an operator runs it (the CLI), and a restored SQLite file too.
+    made = cli(live, "backup", "--to", str(tmp_path / "cli"))
+    assert made.returncode == 0, made.stderr
+    copy = backup_file(made)
+    assert (_mode(copy.parent), _mode(copy), _mode(copy.with_name(copy.name + ".sha256"))) == (0o700, 0o600, 0o600)
+    if other.startswith("sqlite://"):
+        assert cli(other, "restore", str(copy)).returncode == 0
+        restored = Path(other.removeprefix("sqlite://"))
+        assert _mode(restored) == 0o600 and _mode(restored.parent) == 0o700
+
+
 def test_backup_keeps_the_newest_n_and_the_checksum_files_match(tmp_path):
     live = f"sqlite://{tmp_path}/live.sqlite3"
     small_world(live, bookings=1)

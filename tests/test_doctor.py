@@ -15,7 +15,7 @@ from models.messaging.config import SmsConfig
 from models.operations import doctor
 from tests.realserver import ROOT
 
-GOOD_SECRET = "k" * 48
+GOOD_SECRET = "kP3vX9qLm2Rt7Yw1Zs4Hb6Nc8Jd0Fg5Ua3Se7Wo1Ti9Ey2Qr4"  # 48, random-looking: "k" * 48 is refused
 GOOD = {"SECRET_KEY": GOOD_SECRET, "BASE_URL": "https://yuyue.thwjj.example.cn",
         "SMS_BACKEND": "aliyun", "SMS_ACCESS_KEY_ID": "LTAI-test", "SMS_ACCESS_KEY_SECRET": "s3cret",
         "SMS_TEMPLATE_CODES": "confirm=SMS_1,invite=SMS_2"}

@@ -104,7 +104,7 @@ async def test_a_changed_phone_updates_the_record(db, tmp_path):
 
 async def _imported() -> list[tuple]:
     """Every record as the import left it, its ciphers decrypted (each encryption differs)."""
-    return [(r.name, VAULT.decrypt(r.id_cipher), r.id_hash, r.id_masked, r.birth_date,
+    return [(r.name, VAULT.decrypt(r.id_cipher), r.id_hash, r.id_masked, r.birth_year,
              VAULT.decrypt(r.phone_cipher), r.phone_hash, r.phone_masked, r.first_dose_date,
              r.first_site_id, r.vaccine, r.subdistrict, r.invited_at, r.lang)
             for r in await Resident.all().order_by("id_hash")]

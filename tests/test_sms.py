@@ -25,7 +25,7 @@ ENTRY_NOTES = {"zh": ("身份证", "口罩", "健康码", "体温", "一米"),
 
 
 def person(name: str = "欧阳明", lang: str = "zh", born: dt.date = dt.date(1980, 5, 17)) -> Resident:
-    return Resident(name=name, lang=lang, birth_date=born)
+    return Resident(name=name, lang=lang, birth_year=born.year)
 
 
 def visit(**kw) -> wording.Visit:

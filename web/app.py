@@ -20,6 +20,7 @@ from models.district import District
 from starlette.exceptions import HTTPException
 
 from . import errors, metrics, templating
+from .keys import RotatingSessionMiddleware
 from .routes import (admin, api, callcentre, entry, group, guide, public, resident, site, staff,
                      wechat)
 from .csrf import CSRF
@@ -149,9 +150,9 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True,
             # Below CSRF and the body guard (refused requests never queue), above the work.
             Middleware(WaitingRoom, active=settings.waiting_room_active,
                        wait=settings.waiting_room_wait, post_wait=settings.waiting_room_post_wait,
-                       secret=settings.secret_key, https=settings.https),
-            Middleware(
-                SessionMiddleware, secret_key=settings.secret_key, session_cookie="session",
+                       secret=settings.signing_keys, https=settings.https),
+            Middleware(  # signed with SECRET_KEY, still accepted when signed with SECRET_KEY_OLD
+                RotatingSessionMiddleware, secret_keys=settings.signing_keys, session_cookie="session",
                 max_age=4 * 3600, same_site="lax", https_only=settings.https,
             ),
             *([Middleware(metrics.RouteName)] if settings.metrics_on else []),  # the route's name

@@ -37,7 +37,7 @@ def _secret_key(data_dir: Path) -> str:
     path = data_dir / "secret_key"
     if path.is_file():
         return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # the database goes there too
     key = secrets.token_urlsafe(48)
     # O_EXCL: when several workers start at once, exactly one writes the key.
     try:
@@ -54,6 +54,9 @@ class Settings:
     database_url: str = "sqlite://data/booking.sqlite3"
     base_url: str = "http://127.0.0.1:8000"
     secret_key: str = field(default="", repr=False)
+    # Keys in use before a rotation (SECRET_KEY_OLD, comma-separated): what they encrypted or
+    # signed stays readable; everything new uses secret_key; `run.py rotate-keys` rewrites the rest.
+    secret_key_old: tuple[str, ...] = field(default=(), repr=False)
     sms_backend: str = "console"  # console | aliyun | tencent (models/messaging/gateways/)
     sms_signature: str = "天河区卫健局"
     sms_template_codes: str = ""  # confirm=SMS_123,confirm.en=SMS_124,… (see docs/sms.md)
@@ -142,6 +145,12 @@ class Settings:
     debug: bool = False
 
     @property
+    def signing_keys(self) -> list[str]:
+        """For itsdangerous (sessions, the device cookie, the waiting room): oldest first; it
+        signs with the last, secret_key, and accepts a signature by any."""
+        return [*reversed(self.secret_key_old), self.secret_key]
+
+    @property
     def https(self) -> bool:
         return self.base_url.startswith("https://")
 
@@ -184,6 +193,7 @@ def load_settings(**overrides) -> Settings:
         database_url=env.get("DATABASE_URL", Settings.database_url),
         base_url=env.get("BASE_URL", Settings.base_url).rstrip("/"),
         secret_key=env.get("SECRET_KEY", ""),
+        secret_key_old=tuple(k.strip() for k in env.get("SECRET_KEY_OLD", "").split(",") if k.strip()),
         sms_backend=env.get("SMS_BACKEND", Settings.sms_backend),
         sms_signature=env.get("SMS_SIGNATURE", Settings.sms_signature),
         sms_template_codes=env.get("SMS_TEMPLATE_CODES", ""),
@@ -269,7 +279,7 @@ def build_district(settings: Settings, *, clock: SystemClock | None = None) -> D
     """The rule book, keys and clock every part of the domain is handed (built once per process)."""
     return District(
         rules=RuleBook.from_file(settings.vaccine_rules_file, lead_days=settings.booking_lead_days),
-        vault=Vault(settings.secret_key),
+        vault=Vault(settings.secret_key, settings.secret_key_old),
         clock=clock or SystemClock(),
         base_url=settings.base_url,
         hold_minutes=settings.hold_minutes,

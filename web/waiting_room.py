@@ -121,7 +121,7 @@ class Line:
 class WaitingRoom:
     """Pure ASGI middleware; web/app.py puts it below CSRF and GZip, above the session."""
 
-    def __init__(self, app, *, active: int, wait: float, post_wait: float, secret: str,
+    def __init__(self, app, *, active: int, wait: float, post_wait: float, secret: str | list[str],
                  https: bool = False, session_cookie: str = "session",
                  session_max_age: int = 4 * 3600):
         self.app = app

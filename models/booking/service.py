@@ -19,7 +19,7 @@ from ..messaging.sms import Sms
 from ..operations import metrics
 from ..people.links import issue_link, link_url, new_link
 from ..people.pii import mask_name
-from ..people.residents import active_booking, is_restricted
+from ..people.residents import active_booking, birth_date_of, is_restricted
 from ..rules.eligibility import Refusal, Refused, needs_companion, refusal
 from ..rules.interval import Window
 from . import availability, engine
@@ -34,6 +34,7 @@ class Standing:
     window: Window
     booking: Booking | None  # the active one, slot and site loaded
     refusal: Refusal | None
+    born: dt.date  # read from the encrypted ID number (only the year is stored): rule 8
     restricted: bool = False
 
     @property
@@ -65,7 +66,7 @@ class Standing:
 
     def needs_companion(self, day: dt.date) -> bool:
         """They must come with a family member on `day` (rule 8)."""
-        return needs_companion(self.resident.birth_date, day)
+        return needs_companion(self.born, day)
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ async def stand(district: District, resident: Resident, now: dt.datetime | None 
     if (why is None and not await availability.any_free(window, now)
             and await engine.live_hold(resident.id, now) is None):  # their own held place counts
         why = Refusal.NO_ROOM
-    return Standing(resident, now, window, booking, why, restricted)
+    return Standing(resident, now, window, booking, why, birth_date_of(district.vault, resident), restricted)
 
 
 def _may_choose(standing: Standing) -> None:
@@ -136,16 +137,19 @@ def _notice(district: District, resident: Resident, kind: str, channel: str = "s
     the person may never have had a link, so the SMS carries a new one (issued in the same
     transaction) to see, move or cancel the booking."""
 
+    # Worked out here, before the engine's write lock: the birth date the SMS's rule 8 note needs.
+    born = birth_date_of(district.vault, resident) if kind != "cancel" else None
+
     def rows(booking: Booking, slot: Slot | None) -> list[tuple[type, dict]]:
         written: list[tuple[type, dict]] = []
         if kind != "cancel" and channel in LINKLESS_CHANNELS:
             token, link = new_link(now=district.clock.now(), days_valid=district.link_days_valid)
             written.append((Link, {**link, "resident_id": resident.id}))
             sms = wording.callcentre_booking_sms(resident, booking, slot, link_url(district.base_url, token),
-                                                 moved=kind == "move")
+                                                 born=born, moved=kind == "move")
         else:
             sms = (wording.cancel_sms(resident, booking) if kind == "cancel"
-                   else wording.booking_sms(resident, booking, slot, moved=kind == "move"))
+                   else wording.booking_sms(resident, booking, slot, born=born, moved=kind == "move"))
         written.append((SmsMessage, {**message_values(district.vault, resident, sms, kind=kind),
                                      "resident_id": resident.id}))
         return written
@@ -219,9 +223,10 @@ async def move_off_closed(district: District, booking: Booking, slot_id: int) ->
     `booking` has its resident loaded."""
     resident = booking.resident
     window = district.rules.window(resident.first_dose_date, resident.vaccine)
+    born = birth_date_of(district.vault, resident)
 
     def rows(moved: Booking, slot: Slot | None) -> list[tuple[type, dict]]:
-        sms = wording.closure_move_sms(resident, moved, slot)
+        sms = wording.closure_move_sms(resident, moved, slot, born=born)
         return [(SmsMessage, {**message_values(district.vault, resident, sms, kind="closure_move"),
                               "resident_id": resident.id})]
 

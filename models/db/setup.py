@@ -44,10 +44,24 @@ async def init_db(url: str, *, migrate_schema: bool = True) -> None:
         # Migrations and the app would each get their own empty in-memory database.
         raise ValueError("in-memory SQLite is not supported: use a file, sqlite://path/to/db.sqlite3")
     if is_sqlite(url) and ":memory:" not in url:
-        Path(url.removeprefix("sqlite://").split("?")[0]).parent.mkdir(parents=True, exist_ok=True)
+        _private_sqlite_file(Path(url.removeprefix("sqlite://").split("?")[0]))
     if migrate_schema:
         await migrate(config=tortoise_config(url))
     await Tortoise.init(config=tortoise_config(url), _enable_global_fallback=True)
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """A new SQLite database is created 0600 in a folder made 0700 (it holds every resident):
+    SQLite gives its -wal and -shm files the database file's mode. One already there is left as
+    it is (`run.py` also starts with umask 077)."""
+    import os
+
+    if not path.parent.is_dir():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
 
 
 async def ping() -> None:

@@ -54,8 +54,10 @@ class Resident(Model):
     name = fields.CharField(max_length=50)
     id_hash = fields.CharField(max_length=64, unique=True)
     id_cipher = fields.TextField()
-    id_masked = fields.CharField(max_length=18)
-    birth_date = fields.DateField()
+    id_masked = fields.CharField(max_length=18)  # pii.mask_id(): 440106**********3X
+    # Only the year in clear (reports, the 70-or-more rule's ordering); the full date is read from
+    # the encrypted ID number where it is needed (residents.birth_date_of, rule 8).
+    birth_year = fields.IntField()
     phone_hash = fields.CharField(max_length=64, db_index=True)
     phone_cipher = fields.TextField()
     phone_masked = fields.CharField(max_length=11)

@@ -221,10 +221,11 @@ class Visit:
     companion: bool  # 70 or more on the day (rule 8)
 
 
-def visit(resident: Resident, booking: Booking, slot: Slot) -> Visit:
-    """The Visit of `booking` in `slot` (its site loaded)."""
+def visit(resident: Resident, booking: Booking, slot: Slot, born: dt.date) -> Visit:
+    """The Visit of `booking` in `slot` (its site loaded); `born`: the person's birth date, read
+    from their encrypted ID number (people.residents.birth_date_of), for rule 8."""
     return Visit(format_code(booking.code), slot.day, slot.start, slot.end, slot.site.name,
-                 slot.site.address, needs_companion(resident.birth_date, slot.day))
+                 slot.site.address, needs_companion(born, slot.day))
 
 
 def _visit_values(v: Visit, lang: str, **more: str) -> dict[str, str]:
@@ -325,16 +326,17 @@ def login_code(code: str, lang: str = "zh") -> Sms:
 # ---- from the tables
 
 
-def booking_sms(resident: Resident, booking: Booking, slot: Slot, *, moved: bool = False) -> Sms:
+def booking_sms(resident: Resident, booking: Booking, slot: Slot, *, born: dt.date,
+                moved: bool = False) -> Sms:
     """The message for a booking made or moved into `slot` (its site loaded)."""
-    return confirmation(resident, visit(resident, booking, slot), moved=moved)
+    return confirmation(resident, visit(resident, booking, slot, born), moved=moved)
 
 
 def callcentre_booking_sms(resident: Resident, booking: Booking, slot: Slot, link: str, *,
-                           moved: bool = False) -> Sms:
+                           born: dt.date, moved: bool = False) -> Sms:
     """The message for a booking made or moved by the call centre: with a personal link when it
     fits, else the one the person's own link would give."""
-    v = visit(resident, booking, slot)
+    v = visit(resident, booking, slot, born)
     return callcentre_confirmation(resident, v, link, moved=moved) or confirmation(resident, v, moved=moved)
 
 
@@ -346,12 +348,12 @@ def risk_cancel_sms(resident: Resident, booking: Booking, *, subdistrict: str, l
     return risk_cancel(resident, format_code(booking.code), subdistrict=subdistrict, level=level)
 
 
-def closure_move_sms(resident: Resident, booking: Booking, slot: Slot) -> Sms:
-    return closure_move(resident, visit(resident, booking, slot))
+def closure_move_sms(resident: Resident, booking: Booking, slot: Slot, *, born: dt.date) -> Sms:
+    return closure_move(resident, visit(resident, booking, slot, born))
 
 
-def day_before_sms(resident: Resident, booking: Booking, slot: Slot) -> Sms:
-    return day_before(resident, visit(resident, booking, slot))
+def day_before_sms(resident: Resident, booking: Booking, slot: Slot, *, born: dt.date) -> Sms:
+    return day_before(resident, visit(resident, booking, slot, born))
 
 
 # ---- BASE_URL: long enough for every message that carries a link?

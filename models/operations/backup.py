@@ -7,6 +7,10 @@ named by UTC time (`booking-20261128T001500Z.sqlite3` / `.pgdump`) with a `sha25
 it (`… .sha256`), and only the newest `keep` are kept. A restore checks that file first and
 refuses a database that holds data unless forced.
 
+A copy holds every ID number and phone (encrypted) and the rest in clear: copies and checksums
+are created 0600 in a folder made (or narrowed to) 0700, whatever the umask (`private_dir`,
+`private_file`); a restored SQLite file is created 0600 too.
+
 The password of a PostgreSQL URL reaches pg_dump through a private passfile named in the
 connection string, never on the command line (where `ps` shows it) or in the environment.
 """
@@ -31,6 +35,7 @@ BACKUP_NAME = re.compile(r"^booking-(\d{8}T\d{6}Z)(?:-(\d+))?\.(sqlite3|pgdump)$
 # A database "holds data" when any of these has a row: restoring over it would lose them.
 WATCHED = ("resident", "booking", "site", "slot", "staff_user")
 BUSY_MS = 10_000
+FILE_MODE, DIR_MODE = 0o600, 0o700  # personal data: the owner only
 
 
 class BackupError(Exception):
@@ -84,15 +89,32 @@ async def make_backup(database_url: str, to_dir: str | Path, keep: int, *, now: 
         raise BackupError(f"{exc.strerror or exc}: {exc.filename or to_dir}") from None
 
 
+def private_dir(folder: Path) -> None:
+    """Make the folder (and missing parents) 0700; an existing one of ours loses group and other
+    access (a folder of backups readable by others lists them at least)."""
+    folder.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    mode = folder.stat().st_mode & 0o777
+    if mode & 0o077 and folder.stat().st_uid == os.getuid():
+        os.chmod(folder, mode & DIR_MODE)
+
+
+def private_file(path: Path) -> None:
+    """Create `path` empty, 0600, before anything writes into it (sqlite3 and pg_dump keep the
+    mode of a file that is there); refuse one already there (O_EXCL)."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
+
+
 def _make_backup(database_url: str, to_dir: Path, keep: int, now: dt.datetime) -> Backup:
     kind = kind_of(database_url)
     try:
-        to_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(to_dir)
     except OSError as exc:
         raise BackupError(f"cannot create the backup folder {to_dir}: {exc.strerror}") from None
     final = _free_name(to_dir, now.astimezone(dt.timezone.utc), SUFFIXES[kind])
     part = final.with_name(final.name + ".part")
     try:
+        part.unlink(missing_ok=True)  # left by a copy that was killed
+        private_file(part)
         if kind == "sqlite":
             _sqlite_copy(sqlite_path(database_url), part)
         else:
@@ -103,6 +125,8 @@ def _make_backup(database_url: str, to_dir: Path, keep: int, now: dt.datetime) -
     finally:
         part.unlink(missing_ok=True)
     checksum = checksum_path(final)
+    checksum.unlink(missing_ok=True)
+    private_file(checksum)
     checksum.write_text(f"{digest}  {final.name}\n", encoding="ascii")
     _fsync(checksum)
     return Backup(final, final.stat().st_size, digest, prune(to_dir, keep))
@@ -286,7 +310,10 @@ def _set_aside(target: Path) -> None:
 
 
 def _sqlite_restore(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.parent.is_dir():
+        private_dir(target.parent)
+    if not target.exists():
+        private_file(target)  # its -wal and -shm take its mode
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
     try:
         if src.execute("PRAGMA integrity_check").fetchone()[0] != "ok":

@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..messaging.config import SmsConfig
+from ..people.pii import secret_problem
 from .backup import backups, kind_of, sqlite_path
 
 MIN_SECRET_LENGTH = 32
@@ -74,6 +75,8 @@ def _secret(d: Diagnosis, conf: Production) -> None:
     elif len(conf.secret_key) < MIN_SECRET_LENGTH:
         d.add(False, "SECRET_KEY", f"too short ({len(conf.secret_key)} characters; "
               f"at least {MIN_SECRET_LENGTH})")
+    elif problem := secret_problem(conf.secret_key):  # what `serve` refuses too (issue 21)
+        d.add(False, "SECRET_KEY", problem)
     else:
         d.add(True, "SECRET_KEY", f"set, {len(conf.secret_key)} characters")
 

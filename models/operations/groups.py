@@ -285,9 +285,10 @@ def _clean(text: str, limit: int) -> str:
 
 
 def _mask_any(text: str) -> str:
-    """Something typed as an ID number that is not one, masked like one."""
+    """Something typed as an ID number that is not one, masked like one (pii.mask_id: the
+    region and the last two characters)."""
     text = text[:18]
-    return text[:6] + "*" * (len(text) - 10) + text[-4:] if len(text) >= 12 else "*" * len(text)
+    return text[:6] + "*" * (len(text) - 8) + text[-2:] if len(text) >= 12 else "*" * len(text)
 
 
 def _member_fields(vault: pii.Vault, person: Typed) -> dict:

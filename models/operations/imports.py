@@ -695,7 +695,7 @@ class _Checker:
                     values["name"].strip(), vault.keyed_hash(phone), pii.mask_phone(phone),
                     values["first_dose_date"], site.id, values["vaccine"].strip(),
                     (values["subdistrict"] or site.subdistrict).strip(),
-                    pii.mask_id(number), values["birth_date"],
+                    pii.mask_id(number), values["birth_date"].year,
                     vault.encrypt(number) if encrypt else None,
                     vault.encrypt(phone) if encrypt else None)
             out.append((line, reasons, id_hash, number, phone, fields))
@@ -721,7 +721,7 @@ COMPARED = ("name", "phone_hash", "phone_masked", "first_dose_date", "first_site
 
 
 # A checked row's record, as _Checker.rows() gives it: COMPARED first, then what a new one adds.
-FIELDS = COMPARED + ("id_masked", "birth_date", "id_cipher", "phone_cipher")
+FIELDS = COMPARED + ("id_masked", "birth_year", "id_cipher", "phone_cipher")
 
 
 async def _residents_by_hash(hashes: list[str]) -> dict[str, dict]:

@@ -6,8 +6,8 @@ people without a second dose whose window closed (their product's `max_days`, th
 active booking, a hold, or an SMS still queued or being sent.
 
 What goes, per person: the encrypted ID number and phone (replaced by an encryption of ERASED, so
-every screen that reveals them shows that word instead of failing), the keyed look-up hashes, the
-day and month of birth (the year is kept, as 1 January),
+every screen that reveals them shows that word instead of failing), the keyed look-up hashes (the
+day and month of birth go with the encrypted number: only `birth_year` is stored in clear, and kept),
 the masked ID down to its region code, the masked phone, the name down to its masked form, the
 phone, body and parameters of their SMS, the same values on group-list rows that point at them;
 their links are revoked. The keyed hashes go too: ID numbers and mobile numbers are guessable
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from tortoise.expressions import Q, Subquery
 from tortoise.transactions import in_transaction
 
-from ..clock import TZ, as_date, as_utc
+from ..clock import TZ, as_utc
 from ..db.tables import Booking, GroupMember, Hold, Link, LoginCode, Resident, SmsMessage
 from ..district import District
 from ..messaging import caps
@@ -113,10 +113,10 @@ def _region_only(id_masked: str) -> str:
 # One statement for a batch (executemany): an ORM update per person made a million take half an
 # hour. invited_at / reminded_at are set when empty, so that no invitation or reminder batch
 # picks an erased record (its phone is gone).
-ERASE_SQL = ("UPDATE resident SET name = ?, id_hash = ?, id_cipher = ?, id_masked = ?, birth_date = ?, "
+ERASE_SQL = ("UPDATE resident SET name = ?, id_hash = ?, id_cipher = ?, id_masked = ?, "
              "phone_hash = '', phone_cipher = ?, phone_masked = ?, invited_at = COALESCE(invited_at, ?), "
              "reminded_at = COALESCE(reminded_at, ?) WHERE id = ?")
-FIELDS = ("id", "name", "id_masked", "birth_date", "second_dose_date")
+FIELDS = ("id", "name", "id_masked", "second_dose_date")
 
 
 def _dialect_sql(conn, sql: str) -> str:
@@ -135,10 +135,8 @@ async def _erase_batch(erased_cipher: str, rows: list[dict], as_of: dt.date, con
     when = now.isoformat(" ") if sqlite else now  # as Tortoise stores a datetime there
     values = []
     for r in rows:
-        born = as_date(r["birth_date"]).replace(month=1, day=1)
         values.append([mask_name(r["name"]), f"{MARK}{r['id']}", erased_cipher,
-                       _region_only(r["id_masked"]), born.isoformat() if sqlite else born,
-                       erased_cipher, ERASED_PHONE, when, when, r["id"]])
+                       _region_only(r["id_masked"]), erased_cipher, ERASED_PHONE, when, when, r["id"]])
     await conn.execute_many(_dialect_sql(conn, ERASE_SQL), values)
     messages = await SmsMessage.filter(resident_id__in=ids).using_db(conn).update(
         phone_cipher=erased_cipher, phone_masked=ERASED_PHONE, phone_hash="",

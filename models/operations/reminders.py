@@ -17,6 +17,7 @@ from ..db.tables import Booking, RiskArea
 from ..district import District
 from ..messaging import wording
 from ..messaging.outbox import queue
+from ..people.residents import birth_date_of
 
 PAGE = 500
 KIND = "day_before"
@@ -52,7 +53,8 @@ async def queue_day_before(district: District, day: dt.date | None = None) -> in
 async def _remind(district: District, booking: Booking, day: dt.date) -> bool:
     """Queue one reminder if the booking is still active in its window (cancelled or moved since
     the page was read: none); False when it was already queued, by this run or another."""
-    sms = wording.day_before_sms(booking.resident, booking, booking.slot)
+    sms = wording.day_before_sms(booking.resident, booking, booking.slot,
+                                 born=birth_date_of(district.vault, booking.resident))
     try:
         async with in_transaction() as conn:
             still = await Booking.filter(id=booking.id, status=Booking.ACTIVE,

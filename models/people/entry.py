@@ -86,7 +86,7 @@ class Member:
 
     resident_id: int
     masked_name: str
-    id_tail: str  # the last four characters of the ID number, to tell two 张*明 apart
+    id_tail: str  # the last two characters of the ID number (all the mask shows), to tell two 张*明 apart
     state: str  # open (may book or is not yet due), booked, vaccinated
 
 
@@ -222,11 +222,12 @@ async def phone_session(login_id: int | None, *, now: dt.datetime) -> str | None
 
 async def family(district: District, phone_hash: str) -> list[Member]:
     """Everyone registered with the phone, eldest first: each books for themselves."""
-    people = await Resident.filter(phone_hash=phone_hash).order_by("birth_date", "id")
+    # Eldest first by birth year (only the year is stored in clear), then as registered.
+    people = await Resident.filter(phone_hash=phone_hash).order_by("birth_year", "id")
     booked = set(await Booking.filter(resident_id__in=[p.id for p in people],
                                       status=Booking.ACTIVE).values_list("resident_id", flat=True))
     return [
-        Member(p.id, pii.mask_name(p.name), p.id_masked[-4:],
+        Member(p.id, pii.mask_name(p.name), p.id_masked[-2:],
                "vaccinated" if p.second_dose_date else "booked" if p.id in booked else "open")
         for p in people
     ]

@@ -8,9 +8,10 @@ import hashlib
 import hmac
 import re
 import unicodedata
+from typing import Sequence
 
 import phonenumbers
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from stdnum.cn import ric
 from stdnum.exceptions import InvalidChecksum, ValidationError
 
@@ -30,45 +31,110 @@ class InvalidPhone(ValueError):
 class Vault:
     """The keys for personal values, derived from the server secret: look-up hashes and encryption.
 
-    Built once by whoever starts the service (web/app.py, run.py) and handed down.
+    Built once by whoever starts the service (web/app.py, run.py) and handed down. `old_keys`
+    (SECRET_KEY_OLD) are the secrets in use before a rotation: values encrypted under them stay
+    readable, new values are encrypted and hashed with `secret_key` only, and `run.py rotate-keys`
+    (models/operations/rotation.py) rewrites the rest, after which the old keys can go.
     """
 
-    def __init__(self, secret_key: str):
+    def __init__(self, secret_key: str, old_keys: Sequence[str] = ()):
         if not secret_key:
             raise ValueError("a secret key is needed to protect personal data")
-        digest = lambda label: hashlib.sha256(f"{label}:{secret_key}".encode()).digest()  # noqa: E731
-        self._set_keys(digest("pii-hmac"), base64.urlsafe_b64encode(digest("pii-fernet")))
+        olds = [key for key in dict.fromkeys(old_keys) if key and key != secret_key]
+        self._set_keys([_derived(key) for key in (secret_key, *olds)])
 
-    def _set_keys(self, hmac_key: bytes, fernet_key: bytes) -> None:
-        self._hmac_key, self._fernet_key = hmac_key, fernet_key
+    def _set_keys(self, keys: list[tuple[bytes, bytes]]) -> None:
+        """keys: (HMAC key, Fernet key) of each secret, the current one first."""
+        self._keys = keys
+        (hmac_key, fernet_key), old = keys[0], keys[1:]
+        self._hmac_key, self._fernet_key = hmac_key, fernet_key  # the current ones
         # The key set up once; each hash copies it (half the cost: an import hashes 2 values a row).
         self._hmac = hmac.new(hmac_key, digestmod=hashlib.sha256)
-        self._fernet = Fernet(fernet_key)
+        self._old_hmacs = [hmac.new(k, digestmod=hashlib.sha256) for k, _ in old]
+        self._current = Fernet(fernet_key)
+        # Encrypts with the first key, decrypts with any (Fernet's own rotation).
+        self._fernet = MultiFernet([self._current, *(Fernet(f) for _, f in old)]) if old else self._current
 
     def __reduce__(self):
-        """Pickled as its two derived keys (never the secret itself): how an import hands the
+        """Pickled as its derived keys (never the secrets themselves): how an import hands the
         Vault to the worker process that checks, hashes and encrypts its rows."""
-        return _vault_from_keys, (self._hmac_key, self._fernet_key)
+        return _vault_from_keys, (self._keys,)
+
+    @property
+    def rotating(self) -> bool:
+        """Old keys are set: some values may still be under one of them."""
+        return len(self._keys) > 1
 
     def keyed_hash(self, value: str) -> str:
-        """The HMAC-SHA256 used to look a record up without storing the value."""
+        """The HMAC-SHA256 used to look a record up without storing the value (current key)."""
         keyed = self._hmac.copy()
         keyed.update(value.encode())
         return keyed.hexdigest()
 
+    def old_hashes(self, value: str) -> list[str]:
+        """The value's look-up hashes under each old key (none when no rotation is under way)."""
+        found = []
+        for old in self._old_hmacs:
+            keyed = old.copy()
+            keyed.update(value.encode())
+            found.append(keyed.hexdigest())
+        return found
+
     def encrypt(self, value: str) -> str:
-        """Encrypt a personal value for storage."""
-        return self._fernet.encrypt(value.encode()).decode()
+        """Encrypt a personal value for storage (current key)."""
+        return self._current.encrypt(value.encode()).decode()
 
     def decrypt(self, token: str) -> str:
-        """Decrypt a value stored by encrypt()."""
+        """Decrypt a value stored by encrypt(), under the current key or an old one."""
         return self._fernet.decrypt(token.encode()).decode()
 
+    def is_current(self, token: str) -> bool:
+        """Whether the value is encrypted under the current key (rotate-keys is done with it)."""
+        try:
+            self._current.decrypt(token.encode())
+        except InvalidToken:
+            return False
+        return True
 
-def _vault_from_keys(hmac_key: bytes, fernet_key: bytes) -> Vault:
+
+def _derived(secret_key: str) -> tuple[bytes, bytes]:
+    digest = lambda label: hashlib.sha256(f"{label}:{secret_key}".encode()).digest()  # noqa: E731
+    return digest("pii-hmac"), base64.urlsafe_b64encode(digest("pii-fernet"))
+
+
+def _vault_from_keys(keys: list[tuple[bytes, bytes]]) -> Vault:
     vault = Vault.__new__(Vault)
-    vault._set_keys(hmac_key, fernet_key)
+    vault._set_keys(keys)
     return vault
+
+
+# ---- secrets that must be real
+
+MIN_SECRET_LENGTH = 32
+# Values that documentation, examples and habit put in SECRET_KEY: never a real secret, whatever
+# their length (compared without case, spaces, dashes or underscores).
+PLACEHOLDER_SECRETS = ("CHANGE-ME", "changeme", "change-me-please", "secret", "secret-key",
+                       "your-secret-key", "replace-me", "password", "default", "development",
+                       "dev", "test", "example", "insecure", "xxx")
+_PLACEHOLDER_WORDS = ("changeme", "replaceme", "yoursecret", "placeholder")
+MIN_DISTINCT_CHARACTERS = 8  # 'x' * 48 is long but not secret
+
+
+def _folded(text: str) -> str:
+    return re.sub(r"[\s_\-.]", "", text).lower()
+
+
+def secret_problem(secret_key: str) -> str | None:
+    """Why `secret_key` cannot protect a production service (a placeholder, too short, too
+    repetitive), or None. `run.py serve` refuses to start with such a SECRET_KEY."""
+    folded = _folded(secret_key)
+    if folded in {_folded(p) for p in PLACEHOLDER_SECRETS} or any(w in folded for w in _PLACEHOLDER_WORDS):
+        return "is a placeholder from an example, not a secret"
+    if len(secret_key) < MIN_SECRET_LENGTH:
+        return f"is {len(secret_key)} characters long; at least {MIN_SECRET_LENGTH} are needed"
+    if len(set(secret_key)) < MIN_DISTINCT_CHARACTERS:
+        return "repeats a few characters; use a random one"
+    return None
 
 
 # ASCII whitespace (as str.isspace() sees it) and dashes: what normalise_id drops from ASCII text.
@@ -204,8 +270,13 @@ def normalise_phone(text: str) -> str:
 
 
 def mask_id(id_number: str) -> str:
-    """440106199001011234 -> 440106********123X style: region and last four kept."""
-    return id_number[:6] + "*" * 8 + id_number[-4:]
+    """440106199001011234 -> 440106**********34: the region and the last two characters kept.
+
+    The birth year is stored in clear (Resident.birth_year): were the stars to hide exactly the
+    birth date (the 8 digits the old mask hid), year, region and check character would leave a
+    few dozen numbers per mask. Hiding the date and the first two sequence digits leaves about
+    3,300 per mask once the year is known (tests/test_pii_at_rest.py counts them)."""
+    return id_number[:6] + "*" * 10 + id_number[-2:]
 
 
 def mask_phone(phone: str) -> str:

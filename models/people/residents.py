@@ -30,7 +30,7 @@ async def upsert_resident(
             id_hash=id_hash,
             id_cipher=vault.encrypt(id_number),
             id_masked=pii.mask_id(id_number),
-            birth_date=pii.birth_date(id_number),
+            birth_year=pii.birth_date(id_number).year,
             phone_cipher=vault.encrypt(phone),
             **values,
         )
@@ -44,6 +44,16 @@ async def upsert_resident(
         setattr(existing, key, value)
     await existing.save(update_fields=list(changed))
     return existing, "updated"
+
+
+def birth_date_of(vault: pii.Vault, resident: Resident) -> dt.date:
+    """Their birth date, read from the encrypted ID number: only the year is stored in clear (so
+    that mask, year and region never give the number back). Rule 8 (70 or more on the day) needs
+    the day; nothing of it is kept. An erased record (purge) has only the year left: 1 January."""
+    try:
+        return pii.birth_date(vault.decrypt(resident.id_cipher))
+    except ValueError:  # erased: the cipher holds no ID number
+        return dt.date(max(resident.birth_year, 1), 1, 1)
 
 
 async def prefer_language(resident: Resident, lang: str) -> None:

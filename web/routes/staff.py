@@ -28,7 +28,8 @@ DEVICE_DAYS = 365
 
 
 def _devices(request: Request) -> URLSafeSerializer:
-    return URLSafeSerializer(request.app.state.settings.secret_key, salt="staff-device")
+    # SECRET_KEY signs; a device cookie signed with SECRET_KEY_OLD is still known (key rotation).
+    return URLSafeSerializer(request.app.state.settings.signing_keys, salt="staff-device")
 
 
 def _known_device(request: Request, username: str) -> str | None:
