@@ -48,6 +48,9 @@ async def init_db(url: str, *, migrate_schema: bool = True) -> None:
     if migrate_schema:
         await migrate(config=tortoise_config(url))
     await Tortoise.init(config=tortoise_config(url), _enable_global_fallback=True)
+    from . import fast  # imports Tortoise's fields: not needed before this point
+
+    fast.forget_loaders()
 
 
 def _private_sqlite_file(path: Path) -> None:
