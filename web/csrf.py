@@ -65,9 +65,10 @@ def origin_of(url: str) -> str:
 
 
 class CSRF:
-    def __init__(self, app, *, secret: str, https: bool, refuse, base_url: str = "",
+    def __init__(self, app, *, secret: str | list[str], https: bool, refuse, base_url: str = "",
                  skip: frozenset[str] = frozenset(), streamed=()):
         self.app = app
+        # A list of keys, oldest first (key rotation): itsdangerous signs with the last, accepts any.
         self.signer = URLSafeSerializer(secret)
         self.https = https
         self.refuse = refuse  # async (scope, send, status, kind) -> None
