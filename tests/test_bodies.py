@@ -347,8 +347,10 @@ def _group_rss(pgid: int) -> int:
 
 def _post_big(port: int, shape: str, cookie: str = "") -> tuple[bytes, float]:
     """An anonymous 200 MB multipart POST to the upload, written a megabyte at a time (never held
-    whole): after 4 MB the client waits up to 10 s for an answer, then sends the rest anyway, as
-    an attacker would. The answer's first line and the seconds it took (inf: none came)."""
+    whole): after 4 MB the client stops and waits for an answer (up to a minute: a loaded machine
+    is slow, but an app that reads the whole body before answering never answers while the rest
+    is held back), then sends the rest anyway, as an attacker would. The answer's first line and
+    the seconds it took (inf: none came)."""
     if shape == "field":  # one huge ordinary field: what asgi-csrf kept in memory, twice
         head = b'--x\r\nContent-Disposition: form-data; name="text"\r\n\r\n'
     else:
@@ -366,7 +368,7 @@ def _post_big(port: int, shape: str, cookie: str = "") -> tuple[bytes, float]:
         for _ in range(4):
             s.sendall(block)
             written += len(block)
-        if not select.select([s], [], [], 10)[0]:
+        if not select.select([s], [], [], 60)[0]:
             return b"", float("inf")  # an app that reads the whole body first answers only then
         answer, seconds = s.recv(4096), time.monotonic() - started
         try:
@@ -390,8 +392,8 @@ def test_an_anonymous_200_mb_upload_is_refused_at_once_and_takes_no_memory(tmp_p
                                        ("file", cookie, b"303"), ("field", "", b"403")):
             line, seconds = _post_big(server.port, shape, cookies)
             # 303: to the sign-in page (the staff check); 403: no CSRF cookie, refused before it
+            # Answered while 196 of the 200 MB were still held back: nothing was waited for.
             assert line.startswith(b"HTTP/1.1 " + status), (shape, cookies, line, seconds)
-            assert seconds < 5, f"{shape}: answered after {seconds:.1f} s"
         grown = _group_rss(server.proc.pid) - before
         assert grown < 30 * 1024 * 1024, f"the server kept {grown >> 20} MB after 800 MB refused"
         with urllib.request.urlopen(server.base_url + "/healthz", timeout=10) as r:

@@ -54,8 +54,9 @@ def observe(route: str, status: int, seconds: float) -> None:
 
 class RouteName:
     """The innermost middleware: tells SecurityHeaders (outermost) which route answered. The
-    router writes it in the scope, but asgi-csrf passes a copy of the scope down, so the outer
-    layers never see it there; the list SecurityHeaders put in the scope is shared by the copies."""
+    router writes it in the scope, but a middleware may pass a copy of the scope down (Starlette's
+    own do), so the outer layers may never see it there; the list SecurityHeaders put in the scope
+    is shared by the copies."""
 
     def __init__(self, app):
         self.app = app
