@@ -27,6 +27,7 @@ from models.people.links import issue_link, resolve_token, verify_identity
 from models.staff.scope import Area
 from tests.conftest import TEST_SECRET, VAULT
 from tests.factories import make_resident, make_site
+from tests.pages import parse
 from tests.realserver import ROOT
 from tests.staff_helpers import make_staff
 from web.settings import Settings, build_district
@@ -124,16 +125,22 @@ def _client(settings: Settings, clock, cookies=None) -> httpx.AsyncClient:
 
 
 async def test_a_session_signed_with_the_old_key_still_opens_after_rotation(linked, settings, clock):
-    _, _, token = linked
+    _, number, token = linked
     async with _client(settings, clock) as before:  # signed with TEST_SECRET
         assert (await before.get(f"/b/{token}")).status_code == 303
         session = before.cookies["session"]
-        assert "张*明" in (await before.get("/booking")).text
+        page = await before.get("/booking")
+        assert "张*明" in page.text
+        form_token = parse(page).find("input", attrs={"name": "csrftoken"})["value"]
+        csrf_cookie = before.cookies["csrftoken"]
 
     rotated = settings.with_(secret_key=NEW_SECRET, secret_key_old=(TEST_SECRET,))
-    async with _client(rotated, clock, cookies={"session": session}) as after:
+    async with _client(rotated, clock, cookies={"session": session, "csrftoken": csrf_cookie}) as after:
         page = await after.get("/booking")
         assert page.status_code == 200 and "张*明" in page.text, "the old session still opens"
+        # A form loaded before the restart still posts (its CSRF token signed with the old key).
+        posted = await after.post("/booking/verify", data={"csrftoken": form_token, "id_number": number})
+        assert posted.status_code == 303, (posted.status_code, posted.text[:300])
         # What the server signs now, it signs with the new key only.
         await after.get(f"/b/{token}")
         fresh = after.cookies["session"]

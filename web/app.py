@@ -8,7 +8,6 @@ import logging
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -144,7 +143,7 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True,
             Middleware(BodyGuard, refuse=errors.refuse, uploads=admin.UPLOADS, signed=SIGNED_BY_CALLER),
             # Every method but GET, HEAD, OPTIONS, TRACE on every path but SIGNED_BY_CALLER; an
             # upload's token is read as its handler reads the body, after the staff check.
-            Middleware(CSRF, secret=settings.secret_key, https=settings.https, refuse=errors.refuse,
+            Middleware(CSRF, secret=settings.signing_keys, https=settings.https, refuse=errors.refuse,
                        base_url=settings.base_url, skip=SIGNED_BY_CALLER, streamed=admin.UPLOADS),
             Middleware(GZipMiddleware, minimum_size=500, compresslevel=5),  # 9: 2x the CPU, 1% smaller
             # Below CSRF and the body guard (refused requests never queue), above the work.

@@ -80,6 +80,14 @@ class Vault:
             found.append(keyed.hexdigest())
         return found
 
+    def matches(self, value: str, stored_hash: str) -> bool:
+        """Whether `stored_hash` is the value's look-up hash under the current key or an old one:
+        a row rotate-keys has not reached yet still answers a check (the link's ID check)."""
+        found = False
+        for candidate in (self.keyed_hash(value), *self.old_hashes(value)):
+            found |= hmac.compare_digest(candidate, stored_hash)
+        return found
+
     def encrypt(self, value: str) -> str:
         """Encrypt a personal value for storage (current key)."""
         return self._current.encrypt(value.encode()).decode()
