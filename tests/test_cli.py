@@ -124,10 +124,11 @@ def test_serve_creates_the_schema_then_runs_uvicorn_without_access_log(monkeypat
     (args, kwargs), = calls
     assert args == ("web.app:app_factory",)
     # One worker without Redis: rate limits counted in one process are counted once.
-    # Kept-alive connections outlive a waiting page's refresh (at most 20 s).
+    # Kept-alive connections outlive a waiting page's refresh (at most 20 s); a worker slow to
+    # answer the supervisor on a loaded machine is not killed.
     assert kwargs == dict(factory=True, host="127.0.0.1", port=8123, workers=1,
                           proxy_headers=False, access_log=False, loop="uvloop", http="httptools",
-                          timeout_keep_alive=30)
+                          timeout_keep_alive=30, timeout_worker_healthcheck=30)
     assert (tmp_path / "x.sqlite3").exists()
 
 

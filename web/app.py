@@ -22,8 +22,9 @@ from . import errors, metrics, templating
 from .keys import RotatingSessionMiddleware
 from .routes import (admin, api, callcentre, entry, group, guide, public, resident, site, staff,
                      wechat)
+from .limits import RateLimits
 from .csrf import CSRF
-from .security import BodyGuard, RateLimits, SecurityHeaders
+from .security import BodyGuard, SecurityHeaders
 from models.messaging.delivery import GatewayRate, run_sender
 from models.messaging.gateways import get_backend
 from .settings import Settings, build_district, load_settings, rate_limit_rules, sms_config

@@ -28,7 +28,6 @@ MAX_BOOKING_CODE = 32
 CODE_COUNTED = ("wrong", "too_many")  # wrong codes stay counted
 
 
-
 def _now(request: Request) -> dt.datetime:
     return district(request).clock.now()
 
@@ -70,7 +69,7 @@ def _sms_cap_page(request: Request, journey: Journey, refused: entry.EntryRefuse
 async def _send_code(request: Request, phone_text: str):
     """Ask for a code (counted per address, before anything is queued: each may cost an SMS)
     and go to the code page. A request that queued nothing (a mistyped number, a code sent
-    less than a minute ago) gives its count back."""
+    less than a minute ago, the number's SMS cap) gives its count back."""
     limits, address = _limits(request)
     hit = await limits.hit("sms_code", address)
     if not hit:

@@ -84,8 +84,8 @@ async def staff_login(request: Request):
     if result.user is None:  # the wrong password stays counted
         await audit.record(action="login_failed", username=username, address=address)
         return render(request, "pages/staff/login.html", {**context, "error": "wrong"}, status=422)
-    await audit.record(action="login", user=result.user, address=address)
     await limits.give_back(*hits)  # the owner: an office of staff signing in is not a guesser
+    await audit.record(action="login", user=result.user, address=address)
     response = see_other(safe_next(context["next"], home_of(request, result.user)))
     settings = request.app.state.settings
     response.set_cookie(STAFF_COOKIE, result.token, max_age=int(LIFETIME.total_seconds()),
