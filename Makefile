@@ -31,8 +31,14 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --ignore-scripts
 	touch $@
 
+# The suite in two passes: everything but the few `serial` tests on TEST_WORKERS processes
+# (pytest-xdist; each its own databases), then the serial ones alone. MARK narrows both passes
+# (make test MARK="not browser"); PYTEST_ARGS goes to pytest as it is.
+TEST_WORKERS ?= 3
+MARK ?=
 test: $(VENV)/.dev-deps browser nginx node_modules/.installed
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist load -m "not serial$(if $(MARK), and ($(MARK)))" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "serial$(if $(MARK), and ($(MARK)))" $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 # The SMS-rush benchmark (bench/RESULTS.md): 200,000 residents on SQLite, `make run`'s server
 # settings, 200 residents at once for 60 s; one JSON line. More: make bench BENCH_ARGS="--help".

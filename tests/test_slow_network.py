@@ -18,7 +18,7 @@ from tests.conftest import TEST_SECRET
 from tests.factories import journey_world
 from tests.realserver import ROOT, Server
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.serial]  # it measures: alone
 pytest.importorskip("playwright.sync_api")
 
 NETWORK = {"offline": False, "latency": 400, "downloadThroughput": 50_000, "uploadThroughput": 50_000}
