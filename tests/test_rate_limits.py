@@ -90,33 +90,30 @@ async def test_with_redis_two_processes_share_one_count():
     assert await one.hit("verify", "198.51.100.3"), "another address has its own count"
 
 
-@needs_redis
-async def test_two_app_workers_with_redis_url_refuse_the_guesser_together(db, settings, clock):
+async def _guesses_on_two_workers(settings, clock) -> list[int]:
+    """Four made-up links from one address, alternating between two apps (two workers)."""
     from web.app import create_app
 
-    settings = settings.with_(redis_url=REDIS_URL, redis_prefix=_fresh_prefix(),
-                              rate_limit_open_link="2/minute")
     apps = [create_app(settings, manage_db=False, clock=clock) for _ in range(2)]
     statuses = []
     for n in range(4):
         transport = httpx.ASGITransport(app=apps[n % 2], client=("198.51.100.9", 5000))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
             statuses.append((await c.get(f"/b/guess{n}")).status_code)
-    assert statuses == [404, 404, 429, 429]
+    return statuses
+
+
+@needs_redis
+async def test_two_app_workers_with_redis_url_refuse_the_guesser_together(db, settings, clock):
+    settings = settings.with_(redis_url=REDIS_URL, redis_prefix=_fresh_prefix(),
+                              rate_limit_open_link="2/minute")
+    assert await _guesses_on_two_workers(settings, clock) == [404, 404, 429, 429]
 
 
 async def test_two_app_workers_without_redis_refuse_the_guesser_together(db, settings, clock):
     """Issue 21: without REDIS_URL each worker counted alone; now the database counts for all."""
-    from web.app import create_app
-
     settings = settings.with_(redis_url="", rate_limit_open_link="2/minute")
-    apps = [create_app(settings, manage_db=False, clock=clock) for _ in range(2)]
-    statuses = []
-    for n in range(4):
-        transport = httpx.ASGITransport(app=apps[n % 2], client=("198.51.100.9", 5000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-            statuses.append((await c.get(f"/b/guess{n}")).status_code)
-    assert statuses == [404, 404, 429, 429]
+    assert await _guesses_on_two_workers(settings, clock) == [404, 404, 429, 429]
 
 
 def _crowd_world(url: str, people: int) -> dict:

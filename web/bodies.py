@@ -78,6 +78,21 @@ def set_content_type(scope, value: str) -> None:
     scope["headers"].append((b"content-type", value.encode("latin-1")))
 
 
+def replaying(body: bytes, receive):
+    """A `receive` that gives the app a body already read, whole, once; then the real one (a
+    disconnect, as the server tells it)."""
+    replayed = False
+
+    async def replay():
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
 class TokenReader:
     """Feeds a multipart body, a chunk at a time, to python-multipart's parser and keeps only the
     `csrftoken` field's value (at most MAX_TOKEN_BYTES) and the part headers of the part being

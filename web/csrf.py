@@ -33,7 +33,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.requests import cookie_parser
 
 from .bodies import (MULTIPART, URLENCODED, BodyRefused, CsrfRefused, TokenReader, content_type,
-                     good_boundary, header_values)
+                     good_boundary, header_values, replaying)
 from .security import MAX_FORM_BYTES
 
 COOKIE = "csrftoken"
@@ -190,16 +190,7 @@ class CSRF:
             found = reader.token
         if found is None or not secrets.compare_digest(found, expected):
             return await refused()
-        replayed = False
-
-        async def replay():
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        return await self.app(scope, replay, send_with_cookie)
+        return await self.app(scope, replaying(body, receive), send_with_cookie)
 
 
 async def _read_small(receive) -> tuple[bytes | None, bool]:

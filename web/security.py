@@ -15,7 +15,7 @@ from starlette.datastructures import MutableHeaders
 from models.operations import metrics
 
 from .bodies import (MULTIPART, URLENCODED, BodyRefused, BodyTooLarge, content_type, good_boundary,
-                     set_content_type)
+                     replaying, set_content_type)
 from .logs import REQUEST_ID, new_request_id
 
 access_log = logging.getLogger("booking.access")
@@ -188,16 +188,7 @@ class BodyGuard:
             problem = (415, "unsupported")
         if problem:
             return await self.refuse(scope, send, *problem)
-        sent = False
-
-        async def replay():
-            nonlocal sent
-            if sent:
-                return await receive()
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        return await self.app(scope, replay, send)
+        return await self.app(scope, replaying(body, receive), send)
 
     async def _stream(self, scope, receive, send, limit: int):
         received = 0
