@@ -243,7 +243,7 @@ async def test_residents_mid_journey_go_in_before_queued_residents_and_new_arriv
     TimestampSigner("another-secret", salt="booking.waiting-room").sign("1").decode(),
     TimestampSigner(TEST_SECRET, salt="booking.waiting-room").sign("not-a-time").decode(),
     TimestampSigner(TEST_SECRET, salt="booking.waiting-room").sign("99999999999999").decode(),  # future
-])
+], ids=["garbage", "dots", "empty", "not-utf8", "long", "other-key", "not-a-time", "future"])
 async def test_a_forged_or_garbled_queue_cookie_is_a_new_arrival(app, forged):
     room = room_over(app)
     Call(room, "first")
