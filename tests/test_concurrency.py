@@ -90,8 +90,10 @@ async def rush(base_url: str, world: dict, repeats: dict[int, int],
     barrier = asyncio.Barrier(len(people))
 
     async def one(i: int, p: Person) -> None:
-        await p.sign_in()
-        await barrier.wait()
+        try:
+            await p.sign_in()
+        finally:  # one who could not sign in must not leave the others waiting for ever
+            await barrier.wait()
         check = await p.choose(world["site"], world["rush"])
         if check is not None:
             await p.confirm(check, world["rush"], times=repeats.get(i, 1))
