@@ -22,7 +22,7 @@ from models.people.links import issue_link, verify_identity
 from tests.conftest import NOW, TEST_SECRET, TODAY, VAULT
 from tests.factories import make_resident, make_site, make_slot
 from tests.realserver import Server
-from web.security import RateLimits
+from web.limits import RateLimits
 
 TOKEN = "metrics-token-for-the-tests-0123456789"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}

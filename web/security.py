@@ -214,7 +214,3 @@ class BodyGuard:
             if started:
                 raise
             await self.refuse(scope, send, refusal.status, refusal.kind)
-
-
-# The rate limits moved to web/limits.py (issue 21: they count before they let through).
-from .limits import RateLimits  # noqa: E402,F401  (old imports keep working)
