@@ -53,6 +53,25 @@ async def test_fifty_hits_at_once_let_exactly_the_limit_through_in_every_store(d
     assert not await workers[-1].hit("login_guess", "boss|198.51.100.1")
 
 
+@pytest.mark.parametrize("store", STORES)
+async def test_refused_attempts_hold_no_place_in_the_counters_after_the_one_that_refused(db, store):
+    """The CI failure of 2026-12-07: fifty wrong passwords at once each took a place in the
+    address's counter while in flight, pushing one of the five checkable ones out (refused, its
+    guess given back), so the right password afterwards was checked and let in."""
+    from web.limits import RateLimits
+
+    kw = {"store": "memory"} if store == "memory" else {
+        "redis_url": REDIS_URL, "prefix": f"test-{secrets.token_hex(6)}"} if store == "redis" else {}
+    limits = RateLimits({"login_guess": "1 per 15 minutes", "staff_login": "2 per 15 minutes"}, **kw)
+    first = await limits.hit_all([("login_guess", "boss"), ("staff_login", "addr")])
+    assert all(first)
+    for _ in range(5):  # refused by the first counter: the second is never touched
+        refused = await limits.hit_all([("login_guess", "boss"), ("staff_login", "addr")])
+        assert [bool(h) for h in refused] == [False, False] and refused[1].retry_after == 0
+    assert await limits.hit("staff_login", "addr")  # one place left of two, as if alone
+    assert not await limits.hit("staff_login", "addr")
+
+
 async def test_fifty_wrong_id_numbers_at_once_on_one_link_check_at_most_five(db, world, district):
     resident, number = world["people"]["son"]
     _, wrong = world["people"]["wife"]
