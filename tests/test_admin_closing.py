@@ -1,5 +1,7 @@
-"""Closing a day or a window: the preview's counts, a bulk move that runs out of room (the rest
-cancelled), one SMS each, the same closure run twice, and a crash in the middle of the CLI run."""
+"""Closing a day or a window: the preview's counts, one target picker with free places only, buttons
+that say in numbers what they do (and are refused when they would do something else), confirm forms
+tied to the numbers they showed, a bulk move that runs out of room (the rest cancelled), one SMS
+each, the same closure run twice, and a crash in the middle of the CLI run."""
 from __future__ import annotations
 
 import asyncio
@@ -15,7 +17,7 @@ import pytest
 
 from models.booking import service
 from models.clock import SystemClock
-from models.db.tables import AuditEntry, Booking, SmsMessage, Slot
+from models.db.tables import AuditEntry, Booking, Hold, SmsMessage, Slot
 from models.messaging import wording
 from models.operations import closing
 from models.operations.checks import check_database
@@ -29,6 +31,25 @@ ROOT = Path(__file__).resolve().parent.parent
 CLOSED_DAY = dt.date(2021, 7, 5)
 MOVE_DAY = dt.date(2021, 7, 6)
 CLOSURE_KINDS = ("closure_move", "closure_cancel")
+
+
+def form_fields(page, form_id: str, button: str | None = None, **changes) -> dict:
+    """What a browser would send from the form `form_id` as the page shows it: its inputs and each
+    select's selected option, the pressed button's value, then `changes` (a select changed)."""
+    form = page.find("form", id=form_id)
+    assert form is not None, form_id
+    data = {i["name"]: i.get("value", "") for i in form.find_all("input") if i.get("name")}
+    for select in form.find_all("select"):
+        chosen = select.find("option", selected=True) or select.find("option")
+        data[select["name"]] = chosen.get("value", "") if chosen else ""
+    if button is not None:
+        data["mode"] = button
+    data.pop("csrftoken", None)
+    return {**data, **changes}
+
+
+def move_button(page):
+    return page.find("button", attrs={"name": "mode", "value": "move"})
 
 
 async def _people(district, site, slot, n: int, *, first: int = 0):
@@ -69,14 +90,13 @@ async def test_closing_a_day_with_a_move_that_runs_out_of_room_moves_the_first_a
     await make_staff("admin", "boss")
     await sign_in(client, "boss")
     query = f"site={home.id}&day={CLOSED_DAY}&start=&reason=疫苗未到货"
-    page = await get_page(client, f"/admin/closing/preview?{query}&to_site={other.id}&to_day={MOVE_DAY}")
+    page = await get_page(client, f"/admin/closing/preview?{query}&to={other.id}:{MOVE_DAY}")
     shown = text(page)
     assert "受影响的有效预约：5个" in shown and "（5人）" in shown
-    assert "有3个空余名额（2个时段）。" in shown and "最多可改约3人，其余至少2人的预约将被取消" in shown
+    assert "3个空余名额（2个时段）。" in shown
+    assert text(move_button(page)) == "停诊：改约3人，取消2人" and not move_button(page).has_attr("disabled")
     assert await Slot.exclude(closed_reason="").count() == 0  # a preview changes nothing
-    response = await post_form(client, "/admin/closing/run", page, {
-        "site": home.id, "day": CLOSED_DAY.isoformat(), "start": "", "reason": "疫苗未到货",
-        "mode": "move", "to_site": other.id, "to_day": MOVE_DAY.isoformat()})
+    response = await post_form(client, "/admin/closing/run", page, form_fields(page, "closing-move", "move"))
     done = text(await get_page(client, response.headers["location"]))
     assert "3个预约已改约" in done and "2个预约已取消" in done and "停诊时段上已没有有效预约" in done
 
@@ -150,7 +170,7 @@ async def test_the_closure_form_refuses_what_cannot_be_closed_with_a_clear_messa
     page = await get_page(client, f"/admin/closing/preview?site={home.id}&day={CLOSED_DAY}&reason=雨")
     same = await post_form(client, "/admin/closing/run", page, {
         "site": home.id, "day": CLOSED_DAY.isoformat(), "reason": "雨", "mode": "move",
-        "to_site": home.id, "to_day": CLOSED_DAY.isoformat()}, status=422)
+        "to": f"{home.id}:{CLOSED_DAY}"}, status=422)
     assert "不能改约到正在停诊的同一接种点的同一天" in text(parse(same))
     assert await Slot.exclude(closed_reason="").count() == 0 and await SmsMessage.filter(
         kind__in=CLOSURE_KINDS).count() == 0
@@ -166,6 +186,133 @@ async def test_closing_one_window_can_move_its_bookings_into_the_same_days_other
     assert (result.moved, result.cancelled, result.closed) == (3, 0, 1)
     assert await Booking.filter(slot_id=ten.id, status="active").count() == 5
     assert (await Slot.get(id=ten.id)).closed_reason == ""
+
+
+# ---- one picker, buttons in numbers, confirm forms tied to what they showed (issue 22, finding 2)
+
+
+async def _admin_preview(client, home, *, to: str = "", status: int = 200):
+    await make_staff("admin", "boss")
+    await sign_in(client, "boss")
+    query = f"site={home.id}&day={CLOSED_DAY}&start=&reason=暴雨" + (f"&to={to}" if to else "")
+    return await get_page(client, f"/admin/closing/preview?{query}", status=status)
+
+
+async def _untouched(bookings) -> bool:
+    """Nothing closed, nobody moved or cancelled, no closure SMS."""
+    return (await Slot.exclude(closed_reason="").count() == 0
+            and await Booking.filter(id__in=[b.id for b in bookings], status="active").count() == len(bookings)
+            and await SmsMessage.filter(kind__in=CLOSURE_KINDS).count() == 0)
+
+
+async def test_the_preview_has_one_picker_listing_only_sites_and_days_with_free_places_never_the_closed_day(
+        client, district):
+    home, other, closed, (early, late), bookings = await _world(district)
+    full = await make_site("TH03", "龙洞街", name="龙洞街社区卫生服务中心")
+    await make_slot(full, MOVE_DAY, "09:00", "10:00", capacity=3, booked=3)
+    await make_slot(home, MOVE_DAY, "09:00", "10:00", capacity=4)  # the closed site, another day: fine
+    await make_slot(other, CLOSED_DAY + dt.timedelta(days=30), "09:00", "10:00")  # too far off
+    page = await _admin_preview(client, home)
+    assert len(page.find_all("select")) == 1 and not page.find(attrs={"name": "to_site"})
+    options = {o["value"]: text(o) for o in page.find("select", attrs={"name": "to"}).find_all("option")
+               if o["value"]}
+    assert options == {f"{home.id}:{MOVE_DAY}": "TH01 · 五山街社区卫生服务中心 （空余4个）",
+                       f"{other.id}:{MOVE_DAY}": "TH02 · 石牌街社区卫生服务中心 （空余3个）"}
+    assert move_button(page) is None  # no target picked yet: no move button at all
+    assert text(page.find("form", id="closing-cancel").find("button")) == "停诊并取消5人"
+
+
+async def test_a_target_with_no_free_place_disables_the_move_and_the_server_refuses_it(client, district):
+    """Finding 2: a target with 0 free places, "确认停诊并改约" active: 0 moved, 5 cancelled."""
+    home, other, closed, (early, late), bookings = await _world(district)
+    full = await make_site("TH03", "龙洞街")
+    await make_slot(full, MOVE_DAY, "09:00", "10:00", capacity=3, booked=3)
+    page = await _admin_preview(client, home, to=f"{full.id}:{MOVE_DAY}")
+    button = move_button(page)
+    assert button.has_attr("disabled") and text(button) == "停诊并改约0人"
+    assert "一个人也改约不了" in text(page.find(id="closing-plan"))
+    picked = page.find("select", attrs={"name": "to"}).find("option", selected=True)
+    assert "没有空余名额" in text(picked)  # the page says which target the numbers are for
+    refused = await post_form(client, "/admin/closing/run", page, form_fields(page, "closing-move", "move"),
+                              status=422)
+    assert "这个目标一个人也改约不了" in text(parse(refused).find(class_="error-summary"))
+    assert await _untouched(bookings)
+
+
+async def test_the_numbers_changed_since_the_preview_so_the_confirm_changes_nothing_and_asks_to_check_again(
+        client, district):
+    home, other, closed, (early, late), bookings = await _world(district)
+    page = await _admin_preview(client, home, to=f"{other.id}:{MOVE_DAY}")
+    assert text(move_button(page)) == "停诊：改约3人，取消2人"
+    # Somebody takes one of TH02's places meanwhile: the button's numbers are no longer true.
+    await _people(district, other, late, 1, first=50)
+    stale = await post_form(client, "/admin/closing/run", page, form_fields(page, "closing-move", "move"),
+                            status=409)
+    again = parse(stale)
+    assert "情况已变化，请再核对一次" in text(again.find(class_="error-summary"))
+    assert await _untouched(bookings)
+    assert text(move_button(again)) == "停诊：改约2人，取消3人"  # the numbers as they are now
+    done = await post_form(client, "/admin/closing/run", again, form_fields(again, "closing-move", "move"))
+    assert "moved=2" in done.headers["location"] and "cancelled=3" in done.headers["location"]
+    assert await Booking.filter(id__in=[b.id for b in bookings], status="cancelled").count() == 3
+
+
+async def test_a_target_changed_in_the_picker_without_looking_again_moves_nobody(client, district):
+    """Without JavaScript the select can change while the numbers below it are still the old
+    target's: the confirm is refused, and the page shows the numbers for the target now picked."""
+    home, other, closed, (early, late), bookings = await _world(district)
+    roomy = await make_site("TH04", "龙洞街", name="龙洞街社区卫生服务中心")
+    await make_slot(roomy, MOVE_DAY, "09:00", "10:00", capacity=20)
+    page = await _admin_preview(client, home, to=f"{other.id}:{MOVE_DAY}")
+    stale = await post_form(client, "/admin/closing/run", page,
+                            form_fields(page, "closing-move", "move", to=f"{roomy.id}:{MOVE_DAY}"), status=409)
+    assert await _untouched(bookings)
+    assert text(move_button(parse(stale))) == "停诊并改约5人"
+    look = await post_form(client, "/admin/closing/run", page,  # the picker's own button
+                           form_fields(page, "closing-move", "look", to=f"{roomy.id}:{MOVE_DAY}"))
+    assert f"to={roomy.id}%3A{MOVE_DAY}" in look.headers["location"] and await _untouched(bookings)
+    shown = await get_page(client, look.headers["location"])
+    assert text(move_button(shown)) == "停诊并改约5人"
+    done = await post_form(client, "/admin/closing/run", shown, form_fields(shown, "closing-move", "move"))
+    assert "moved=5" in done.headers["location"] and "cancelled=0" in done.headers["location"]
+    assert await Booking.filter(slot__site_id=roomy.id, status="active").count() == 5
+
+
+async def test_cancel_all_says_how_many_and_is_refused_when_that_number_changed(client, district):
+    home, other, closed, (early, late), bookings = await _world(district)
+    page = await _admin_preview(client, home)
+    assert text(page.find("form", id="closing-cancel").find("button")) == "停诊并取消5人"
+    newcomer = await _people(district, home, closed[0], 1, first=60)  # booked the closed day meanwhile
+    stale = await post_form(client, "/admin/closing/run", page, form_fields(page, "closing-cancel"), status=409)
+    assert await _untouched(bookings + newcomer)
+    again = parse(stale)
+    assert text(again.find("form", id="closing-cancel").find("button")) == "停诊并取消6人"
+    await post_form(client, "/admin/closing/run", again, form_fields(again, "closing-cancel"))
+    assert await Booking.filter(status="cancelled").count() == 6
+
+
+async def test_the_plan_counts_exactly_what_the_closure_then_does_interval_rules_and_holds_included(db, district):
+    """Moving to an earlier day: the first booking's interval does not allow it (cancelled, not a
+    place lost); a live hold takes a place, an expired one does not (the engine sweeps it)."""
+    home, other = await make_site("TH01"), await make_site("TH04", "龙洞街")
+    closed = await make_slot(home, CLOSED_DAY, "09:00", "10:00")
+    earlier = await make_slot(other, dt.date(2021, 7, 3), "09:00", "10:00", capacity=4)
+    recent, _ = await make_resident(home, first_dose=dt.date(2021, 6, 13), phone="13700000000")  # from 7月4日
+    assert district.rules.window(recent.first_dose_date).earliest == dt.date(2021, 7, 4)
+    bookings = [await book_for(district, recent, closed)] + await _people(district, home, closed, 3)
+    holders = [(await make_resident(home, first_dose=dt.date(2021, 6, 1), phone=f"136{i:08d}"))[0]
+               for i in range(2)]
+    now = district.clock.now()
+    await Hold.create(slot=earlier, resident=holders[0], expires_at=now + dt.timedelta(minutes=5))
+    await Hold.create(slot=earlier, resident=holders[1], expires_at=now - dt.timedelta(minutes=1))
+    await Slot.filter(id=earlier.id).update(held=2)
+    asked = await closing.closure(home, CLOSED_DAY, "", "暴雨", today=district.clock.today())
+    target = await closing.target(asked, other, earlier.day, now=now)
+    plan = await closing.plan(asked, target, rules=district.rules, now=now)
+    assert (plan.moved, plan.cancelled, plan.free) == (3, 1, 3)
+    result = await closing.close(district, asked, move_to=target)
+    assert (result.moved, result.cancelled) == (plan.moved, plan.cancelled)
+    assert (await Booking.get(id=bookings[0].id)).status == "cancelled"
 
 
 # ---- the command line, killed in the middle

@@ -12,11 +12,15 @@ untouched ones, so nobody is moved or messaged twice.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
+from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
 
 from ..booking import service
-from ..db.tables import Booking, Site, Slot
+from ..clock import as_utc
+from ..db.tables import Booking, Hold, Site, Slot
 from ..district import District
 from ..messaging import wording
 from ..people.links import link_url
@@ -45,6 +49,8 @@ REASONS = {
     "to_same": "cannot move bookings into the day being closed",
     "to_no_windows": "the --move-to-site site has no open window not yet begun on --move-to-day",
     "mode": "choose --move-to-site with --move-to-day, or --cancel",
+    "to_none": "nobody could be moved there (no free place, or nobody's interval allows that day)",
+    "changed": "the numbers changed since the preview: check again",
     "base_url": "BASE_URL is too long for the cancellation SMS with its link",
 }
 
@@ -171,6 +177,101 @@ async def target(c: Closure, site: Site | None, day: dt.date | None, *, now: dt.
         same = site.id == c.site.id and day == c.day
         raise ClosingError("to_same" if same and not c.start else "to_no_windows", "to_day")
     return Target(site, day, windows)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A site and day the bookings could be moved to, with its free places (open windows not yet
+    begun, live holds counted as taken)."""
+
+    site: Site
+    day: dt.date
+    free: int
+    windows: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.site.id}:{self.day.isoformat()}"
+
+
+DAYS_BEFORE, DAYS_AFTER = 7, 14  # the days offered as targets around the closed day
+
+
+async def _live_holds(slots: list[Slot], now: dt.datetime) -> Counter:
+    ids = [s.id for s in slots]
+    if not ids:
+        return Counter()
+    return Counter(await Hold.filter(slot_id__in=ids, expires_at__gt=as_utc(now)).values_list("slot_id", flat=True))
+
+
+def _free(slot: Slot, holds: Counter) -> int:
+    """Free places as the engine sees them when it takes one: expired holds are swept first."""
+    return max(slot.capacity - slot.booked - holds[slot.id], 0)
+
+
+async def choices(c: Closure, *, now: dt.datetime) -> list[Choice]:
+    """Every site and day with a free place that the bookings could go to, by day then site:
+    never a window being closed (the same day's other windows when only one window closes)."""
+    first, last = max(now.date(), c.day - dt.timedelta(days=DAYS_BEFORE)), c.day + dt.timedelta(days=DAYS_AFTER)
+    closing = set(await c.slots().values_list("id", flat=True))
+    slots = [s for s in await Slot.filter(day__gte=first, day__lte=last, closed_reason="", site__active=True)
+             .order_by("day", "start").select_related("site")
+             if s.id not in closing and not has_started(s.day, s.start, now)]
+    holds = Counter(await Hold.filter(slot__day__gte=first, slot__day__lte=last, expires_at__gt=as_utc(now))
+                    .values_list("slot_id", flat=True))
+    free: dict[tuple[int, dt.date], list] = {}
+    for s in slots:
+        entry = free.setdefault((s.site_id, s.day), [s.site, 0, 0])
+        entry[1] += _free(s, holds)
+        entry[2] += 1
+    found = [Choice(site, day, places, windows) for (_, day), (site, places, windows) in free.items() if places]
+    return sorted(found, key=lambda ch: (ch.day, ch.site.subdistrict, ch.site.code))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What confirming would do, as its button says: `moved` bookings into `target` (none: cancel
+    all), `cancelled` cancelled. `digest` ties a confirm form to the numbers it showed."""
+
+    closure: Closure
+    windows: tuple[int, ...]  # the windows being closed
+    target: Target | None
+    moved: int
+    cancelled: int
+    free: int = 0  # the target's free places now
+
+    @property
+    def bookings(self) -> int:
+        return self.moved + self.cancelled
+
+    @property
+    def digest(self) -> str:
+        c, t = self.closure, self.target
+        seen = [c.site.id, c.day.isoformat(), c.start, c.reason, list(self.windows),
+                [t.site.id, t.day.isoformat(), [w.id for w in t.windows]] if t else "cancel",
+                self.moved, self.cancelled]
+        return hashlib.sha256(json.dumps(seen, ensure_ascii=False).encode()).hexdigest()[:24]
+
+
+async def plan(c: Closure, move_to: Target | None, *, rules, now: dt.datetime) -> Plan:
+    """Count what close() would do now: each booking in booking order into the first target window
+    with a free place that the person's interval allows (the engine's own rule), else cancelled."""
+    windows = tuple(await c.slots().order_by("start").values_list("id", flat=True))
+    people = await Booking.filter(status=Booking.ACTIVE, slot_id__in=windows).order_by("id").values_list(
+        "resident__first_dose_date", "resident__vaccine")
+    if move_to is None:
+        return Plan(c, windows, None, 0, len(people))
+    holds = await _live_holds(move_to.windows, now)
+    free = {w.id: _free(w, holds) for w in move_to.windows}
+    places, moved = sum(free.values()), 0
+    for first_dose, vaccine in people:
+        allowed = rules.window(first_dose, vaccine or "")
+        for w in move_to.windows:
+            if free[w.id] and allowed.allows(w.day, w.start, now):
+                free[w.id] -= 1
+                moved += 1
+                break
+    return Plan(c, windows, move_to, moved, len(people) - moved, places)
 
 
 def check_link_fits(base_url: str) -> None:

@@ -1,4 +1,8 @@
-"""Closing a day or a window: how many bookings it touches, then a bulk move or cancellation."""
+"""Closing a day or a window: how many bookings it touches, then a bulk move or cancellation.
+
+The preview has one target picker (sites and days with free places) and buttons that say in
+numbers what they will do; each confirm form carries the digest of the numbers it showed, and the
+run recomputes them: a mismatch shows the preview again and changes nothing."""
 from __future__ import annotations
 
 from starlette.requests import Request
@@ -11,19 +15,23 @@ from ...staff_auth import ADMIN, current_staff, record, staff_only
 from ...templating import render
 
 MODES = ("move", "cancel")
+LOOK = "look"  # the picker's own button: show the numbers for the target chosen
 
 
-async def _page(request: Request, page: str, context: dict, *, status: int = 200):
+async def _page(request: Request, page: str, context: dict, *, status: int = 200, fragment: str | None = None):
     return render(request, f"pages/admin/{page}", {
         "staff": await current_staff(request), "sites": await closing.sites(), **context,
-    }, status=status)
+    }, status=status, fragment=fragment)
 
 
 def _asked(source) -> dict:
-    """The closure as typed: site id, day, start (blank: the whole day), reason."""
+    """The closure as typed: site id, day, start (blank: the whole day), reason; the target as
+    picked, "site_id:YYYY-MM-DD" (closing.Choice.key)."""
+    to = parse_text(source.get("to"), 24)
+    to_site, _, to_day = to.partition(":")
     return {"site": parse_id(source.get("site")), "day": parse_day(source.get("day")),
             "start": parse_text(source.get("start"), 10), "reason": parse_text(source.get("reason"), 200),
-            "to_site": parse_id(source.get("to_site")), "to_day": parse_day(source.get("to_day"))}
+            "to": to, "to_site": parse_id(to_site), "to_day": parse_day(to_day)}
 
 
 async def _closure(request: Request, asked: dict) -> closing.Closure:
@@ -42,17 +50,26 @@ async def admin_closing(request: Request):
     return await _page(request, "closing.html", {"asked": _asked(request.query_params), "error": None})
 
 
+async def _plan(request: Request, c: closing.Closure, target: closing.Target | None) -> closing.Plan:
+    d = district(request)
+    return await closing.plan(c, target, rules=d.rules, now=d.clock.now())
+
+
 async def _preview_page(request: Request, c: closing.Closure, asked: dict, *,
                         error: ClosingError | None = None, status: int = 200):
-    target = None
-    if error is None and (asked["to_site"] or asked["to_day"]):
+    """The closure's counts, the picker, and what each button would do now."""
+    move_plan = None
+    if asked["to"]:
         try:
-            target = await _target(request, c, asked)
+            move_plan = await _plan(request, c, await _target(request, c, asked))
         except ClosingError as exc:
-            error, status = exc, 422
+            if error is None:
+                error, status = exc, 422
+    choices = await closing.choices(c, now=district(request).clock.now())
     return await _page(request, "closing_preview.html", {
-        "preview": await closing.preview(c), "asked": asked, "target": target, "error": error,
-    }, status=status)
+        "preview": await closing.preview(c), "asked": asked, "error": error, "choices": choices,
+        "move_plan": move_plan, "cancel_plan": await _plan(request, c, None),
+    }, status=status, fragment="pages/admin/closing_plan.html")
 
 
 @staff_only(*ADMIN)
@@ -69,8 +86,9 @@ async def admin_closing_preview(request: Request):
 
 @staff_only(*ADMIN)
 async def admin_closing_run(request: Request):
-    """POST site, day, start, reason, mode=move (to_site, to_day) | cancel: close the windows and
-    move or cancel each booking on them; 303 to the counts."""
+    """POST site, day, start, reason, mode=move (to) | cancel, digest: close the windows and move
+    or cancel each booking on them, only if the numbers are still those the button showed; 303 to
+    the counts. mode=look: 303 to the preview of the target picked."""
     form = await request.form()
     asked = _asked(form)
     mode = parse_text(form.get("mode"), 10)
@@ -78,10 +96,18 @@ async def admin_closing_run(request: Request):
         c = await _closure(request, asked)
     except ClosingError as exc:
         return await _page(request, "closing.html", {"asked": asked, "error": exc}, status=422)
+    if mode == LOOK:
+        return see_other(url_for(request, "admin_closing_preview", site=c.site.id, day=c.day.isoformat(),
+                                 start=c.start, reason=c.reason, to=asked["to"] or None))
     try:
         if mode not in MODES:
             raise ClosingError("mode")
         move_to = await _target(request, c, asked) if mode == "move" else None
+        plan = await _plan(request, c, move_to)
+        if parse_text(form.get("digest"), 64) != plan.digest:
+            return await _preview_page(request, c, asked, error=ClosingError("changed"), status=409)
+        if move_to and not plan.moved:
+            raise ClosingError("to_none", "to")
         result = await closing.close(district(request), c, move_to=move_to)
     except ClosingError as exc:
         return await _preview_page(request, c, asked, error=exc, status=422)
