@@ -7,6 +7,7 @@ import asyncio
 import csv
 import datetime as dt
 import io
+from urllib.parse import urlencode
 
 import pytest
 
@@ -84,6 +85,10 @@ EXPECTED_STATUS = ["eligible", "eligible", "eligible", "too_early", "not_found",
                    "not_found", "duplicate", "invalid_id", "booked"]
 EXPECTED_OUTCOME = ["booked", "booked", "full", "too_early", "not_found", "name_mismatch",
                     "not_found", "duplicate", "invalid_id", "already_booked"]
+# The CSV's result column: the words of the result page's reasons (one vocabulary).
+CSV_RESULTS = {"booked": "已预约", "full": "所选时段已约满", "too_early": "还未到预约时间",
+               "not_found": "查无记录", "name_mismatch": "姓名不符", "duplicate": "重复行",
+               "invalid_id": "身份证号有误", "already_booked": "原已有预约"}
 
 
 @pytest.fixture
@@ -106,11 +111,37 @@ def rows_of(page) -> list[tuple[str, str]]:
             for tr in page.select("#rows tbody tr")]
 
 
-async def book_all(client, list_id: int, windows: list[int], *, page=None, status: int = 303):
-    page = page or await get_page(client, f"/group/{list_id}")
-    key = page.select_one("#book input[name=key]")["value"]
-    return await client.post("/group/book", data={"csrftoken": csrf(page), "g": list_id, "key": key,
-                                                  "w": windows}), key
+def shown_form(page, button: str = "#act") -> dict:
+    """What a browser posts from the page's booking (or move) form, pressing `button`: every
+    field as shown (hidden fields, the selected options, the boxes ticked)."""
+    form = page.select_one("#pick")
+    data: dict = {}
+    for field in form.select("input"):
+        if field.get("type") == "checkbox" and not field.has_attr("checked"):
+            continue
+        data.setdefault(field["name"], []).append(field.get("value", ""))
+    for select in form.select("select"):
+        chosen = select.select_one("option[selected]") or select.select_one("option")
+        data[select["name"]] = [chosen["value"]]
+    pressed = form.select_one(button)
+    data[pressed["name"]] = [pressed["value"]]
+    return data
+
+
+async def choice_page(client, path: str, windows: list[int], status: int = 200, **params):
+    """The list (or move) page for a site, day and windows, as "查看能约上几人" shows it."""
+    slot = await Slot.get(id=windows[0]) if windows else None
+    query = {"site": slot.site_id, "day": slot.day.isoformat()} if slot else {}
+    query = urlencode([*params.items(), *query.items()] + [("w", w) for w in windows])
+    return await get_page(client, f"{path}?{query}", status)
+
+
+async def book_all(client, list_id: int, windows: list[int], *, status: int = 303):
+    """Tick `windows` (one site and day), look how many fit, press the book button."""
+    page = await choice_page(client, f"/group/{list_id}", windows)
+    response = await client.post("/group/book", data=shown_form(page))
+    assert response.status_code == status, response.text[:800]
+    return response, shown_form(page)["key"][0]
 
 
 async def test_a_mixed_list_is_booked_with_exact_results_per_row(office, world, district):
@@ -130,15 +161,22 @@ async def test_a_mixed_list_is_booked_with_exact_results_per_row(office, world, 
     assert "第1行" in texts[7]  # the duplicate names the first row
     assert "校验位" in texts[8]
     assert world["own_booking"].code[:4] in texts[9].replace("-", "")  # their own booking shown
-    fit = text(page).split("所选时段共余")[1]
-    assert fit.startswith("7个名额；3人中有3人")  # every window with room chosen at first
+    # No window ticked until the clerk ticks one; then the button says whom, when and where.
+    assert not page.select("#pick input[name=w][checked]") and not page.select("#act")
+    assert "请勾选一个或多个时间段" in text(page.select_one("#fit"))
+    both = await choice_page(office, f"/group/{group.id}", [world["nine"].id, world["ten"].id])
+    assert text(both.select_one("#fit")).startswith("所选时段共余7个名额；3人中有3人")
+    assert text(both.select_one("#act")).startswith("为3人预约 7月2日")
     assert "138****0000" in text(page) and world["people"]["a"][1] not in page.decode()
 
     response, _ = await book_all(office, group.id, [world["nine"].id])  # 2 places for 3 people
     assert response.headers["location"] == f"/group/{group.id}/result"
     result = await get_page(office, f"/group/{group.id}/result")
-    assert "10人中已为2人预约" in text(result.select_one("#summary"))
-    assert "8人未能办理" in text(result.select_one("#summary"))
+    # Two done of ten: green for them, the rest beside in a plain notice (not all in red), and
+    # the heading without a stray space.
+    summary = result.select_one("#summary")
+    assert summary["class"] == ["found"] and summary.h2.get_text() == "10人中已为2人预约"
+    assert text(result.select_one("#not-done")).startswith("8人未能办理： 查无记录：2 所选时段已约满：1")
     outcomes = [tr["class"][0].removeprefix("outcome-") for tr in result.select("#result tbody tr")]
     assert outcomes == EXPECTED_OUTCOME
 
@@ -159,12 +197,12 @@ async def test_a_mixed_list_is_booked_with_exact_results_per_row(office, world, 
     assert download.status_code == 200 and download.content.startswith("\ufeff".encode())
     assert download.headers["content-type"].startswith("text/csv")
     table = list(csv.DictReader(io.StringIO(download.content.decode("utf-8-sig"))))
-    assert [r["result"] for r in table] == EXPECTED_OUTCOME
-    assert table[0]["code"].replace("-", "") == bookings[0].code and table[0]["day"] == "2021-07-02"
-    assert table[0]["time"] == "09:00-10:00" and table[0]["site"] == "五山街社区卫生服务中心"
-    assert table[9]["code"].replace("-", "") == world["own_booking"].code  # already booked: when
+    assert [r["结果"] for r in table] == [CSV_RESULTS[o] for o in EXPECTED_OUTCOME]
+    assert table[0]["预约码"].replace("-", "") == bookings[0].code and table[0]["日期"] == "2021-07-02"
+    assert table[0]["时间"] == "09:00-10:00" and table[0]["接种点"] == "五山街社区卫生服务中心"
+    assert table[9]["预约码"].replace("-", "") == world["own_booking"].code  # already booked: when
     assert not any(number in download.text for _, number in world["people"].values())
-    assert table[0]["id_number"] == a.id_masked
+    assert table[0]["身份证号"] == a.id_masked
 
 
 async def test_booking_the_same_list_again_books_nobody_twice(office, world):
@@ -186,9 +224,7 @@ async def test_booking_the_same_list_again_books_nobody_twice(office, world):
 async def test_a_booking_form_posted_twice_books_nobody_twice(office, world):
     await upload(office, "双击", mixed_list(world))
     group = await GroupList.get(name="双击")
-    page = await get_page(office, f"/group/{group.id}")
-    key = page.select_one("#book input[name=key]")["value"]
-    form = {"csrftoken": csrf(page), "g": group.id, "key": key, "w": [world["ten"].id]}
+    form = shown_form(await choice_page(office, f"/group/{group.id}", [world["ten"].id]))
     first, second = await asyncio.gather(office.post("/group/book", data=form),
                                          office.post("/group/book", data=form))
     third = await office.post("/group/book", data=form)  # the back button, then the same form
@@ -208,15 +244,15 @@ async def test_moving_and_cancelling_the_group_and_one_person(office, world, dis
     members = {m.row: m for m in await GroupMember.filter(group=group)}
 
     # One person to nine.
-    page = await get_page(office, f"/group/{group.id}/move?m={members[1].id}&site={world['home'].id}"
-                                  f"&day={DAY}&w={world['nine'].id}")
+    page = await choice_page(office, f"/group/{group.id}/move", [world["nine"].id], m=members[1].id)
     assert "全部1人都能约上" in text(page)
-    await post_form(office, "/group/move", page, {"g": group.id, "m": members[1].id, "w": world["nine"].id})
+    assert text(page.select_one("#act")).startswith("为1人改约到 7月2日")
+    assert (await office.post("/group/move", data=shown_form(page))).status_code == 303
     assert (await Booking.get(id=(await GroupMember.get(id=members[1].id)).booking_id)).slot_id == world["nine"].id
 
     # The whole group to nine: one is there already, one more place, the third does not fit.
-    page = await get_page(office, f"/group/{group.id}/move?site={world['home'].id}&day={DAY}&w={world['nine'].id}")
-    await post_form(office, "/group/move", page, {"g": group.id, "w": world["nine"].id})
+    page = await choice_page(office, f"/group/{group.id}/move", [world["nine"].id])
+    assert (await office.post("/group/move", data=shown_form(page))).status_code == 303
     result = await get_page(office, f"/group/{group.id}/result")
     assert "3人中已为2人改约" in text(result)
     outcomes = [tr["class"][0].removeprefix("outcome-") for tr in result.select("#result tbody tr")]

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import io
 import re
 import unicodedata
@@ -95,6 +96,9 @@ NOT_OURS = "not_ours"  # move or cancel: no booking made through this list
 DONE_OUTCOMES = {BOOK: BOOKED, MOVE: MOVED, CANCEL: CANCELLED}
 
 _SAME_NAME_IGNORES = re.compile(r"[\s·•・.\-]")
+# What _prepared() folds in an upload: full-width digits, X and commas (separators, ID numbers
+# and phones); nothing else, so names stay as typed.
+_FOLD = str.maketrans("０１２３４５６７８９Ｘｘ，", "0123456789Xx,")
 
 
 class ListError(ValueError):
@@ -109,6 +113,16 @@ class ListError(ValueError):
 
 class NoSuchList(LookupError):
     """No list with this id."""
+
+
+class Changed(Exception):
+    """The choice posted is not what the page showed (a select changed and the page was not
+    looked at again, or the list or the places changed meanwhile): nothing was done. `page` is
+    the list (or move) page for the choice as posted, to show again."""
+
+    def __init__(self, page: "ListPage"):
+        super().__init__("changed")
+        self.page = page
 
 
 class NotYours(Exception):
@@ -173,15 +187,19 @@ class Fit:
 
 @dataclass(frozen=True)
 class Picker:
-    """Site, day and time windows to book or move to, with free places and the fit."""
+    """Site, day and time windows to book or move to, with free places and the fit. `digest`
+    sums up what the page shows (the list, site, day, windows ticked, the people it is for and
+    how many fit): the action's form carries it, and the action is taken only if the same choice
+    still gives the same digest (see book_shown())."""
 
     sites: list[Site]
     site: Site | None
     days: list[DayChoice]
     day: dt.date | None
     windows: list[Slot]  # the day's windows not yet begun, at the site
-    chosen: list[Slot]
+    chosen: list[Slot]  # only the windows ticked (none until the clerk ticks one)
     fit: Fit | None
+    digest: str = ""
 
 
 @dataclass(frozen=True)
@@ -247,7 +265,8 @@ def _prepared(data: bytes) -> str:
     except UnicodeDecodeError:
         raise imports.ImportFileError("not UTF-8 text", "not_utf8") from None
     # Full-width commas and digits (an input method's), and the tabs of a pasted spreadsheet.
-    lines = unicodedata.normalize("NFKC", text).splitlines()
+    # Only these: a name keeps its full-width punctuation as typed (「·」「（」), see _clean().
+    lines = text.translate(_FOLD).splitlines()
     lines = [line.replace("\t", ",") if "\t" in line and "," not in line else line for line in lines]
     first = next((i for i, line in enumerate(lines) if line.strip()), None)
     if first is None:
@@ -277,10 +296,9 @@ def parse_list(data: bytes, filename: str = "list") -> list[Typed]:
 
 
 def _clean(text: str, limit: int) -> str:
-    """A name as typed, fit to keep and show: a long digit run (an ID or phone number in the
-    wrong column) starred out."""
-    text = unicodedata.normalize("NFKC", text or "")
-    text = "".join(ch for ch in text if ch.isprintable()).strip()
+    """A name as typed (full-width punctuation kept: same_name() folds it only to compare), fit
+    to keep and show: a long digit run (an ID or phone number in the wrong column) starred out."""
+    text = "".join(ch for ch in text or "" if ch.isprintable() or ch == "\u3000").strip()
     return imports.LONG_NUMBER.sub(lambda m: "*" * len(m.group()), text)[:limit]
 
 
@@ -384,6 +402,55 @@ async def add_member(vault: pii.Vault, user: StaffUser, list_id: int | None, per
     raise AssertionError("unreachable")
 
 
+async def find_member(user: StaffUser, list_id: int | None, member_id: int | None) -> GroupMember:
+    """A row of a list this account may see (NoSuchList when the row is not on that list)."""
+    group = await find_list(user, list_id)
+    member = await GroupMember.get_or_none(id=member_id or 0, group_id=group.id)
+    if member is None:
+        raise NoSuchList(list_id)
+    member.group = group
+    return member
+
+
+async def _booked_through_list(member: GroupMember) -> bool:
+    return bool(member.booking_id) and await Booking.filter(id=member.booking_id,
+                                                            status=Booking.ACTIVE).exists()
+
+
+async def correct_member(vault: pii.Vault, user: StaffUser, list_id: int | None,
+                         member_id: int | None, person: Typed) -> GroupMember:
+    """Correct a row as retyped: the name; the ID number and the phone only when typed again
+    (empty: kept). The row keeps its number; its old outcome goes (it was another person's).
+    ListError booked_row for a row this list has booked (move or cancel it instead), no_name."""
+    member = await find_member(user, list_id, member_id)
+    if await _booked_through_list(member):
+        raise ListError("booked_row")
+    values = _member_fields(vault, Typed(person.name, person.id_number or "", person.phone))
+    if not values["name"]:
+        raise ListError("no_name")
+    if not person.id_number.strip():  # kept: only the name (and perhaps the phone) changes
+        values = {k: v for k, v in values.items() if not k.startswith("id_")}
+    else:  # a new ID number: clear what the old one left
+        values = {"id_hash": "", "id_cipher": "", "id_masked": "", "id_problem": "", **values,
+                  "resident_id": None}
+    if not person.phone.strip():
+        values = {k: v for k, v in values.items() if not k.startswith("phone_")}
+    values.update(outcome="", run=0, booking_id=None)
+    await GroupMember.filter(id=member.id).update(**values)
+    await member.refresh_from_db()
+    return member
+
+
+async def remove_member(user: StaffUser, list_id: int | None, member_id: int | None) -> GroupMember:
+    """Take a row off the list (the others keep their numbers). ListError booked_row for a row
+    this list has booked: cancel it first."""
+    member = await find_member(user, list_id, member_id)
+    if await _booked_through_list(member):
+        raise ListError("booked_row")
+    await GroupMember.filter(id=member.id).delete()
+    return member
+
+
 # ---- where each row stands
 
 
@@ -481,13 +548,15 @@ async def _picker(district: District, group: GroupList, people: list[Row], site_
     if day not in [d.day for d in days]:
         day = next((d.day for d in days if d.free), days[0].day if days else None)
     windows = await availability.windows_for_day(site.id, day, now) if site and day else []
-    chosen = [w for w in windows if w.id in slot_ids]
-    if not chosen:  # nothing chosen on this day yet: every window with room
-        chosen = [w for w in windows if w.free]
+    # Only what the clerk ticked, and only windows with room (a full one cannot be ticked).
+    chosen = [w for w in windows if w.id in slot_ids and w.free]
     fit = None
     if chosen:
         fit = Fit(len(people), sum(_allowed(r, chosen, now) for r in people), sum(w.free for w in chosen))
-    return Picker(sites, site, days, day, windows, chosen, fit)
+    shown = (group.id, site.id if site else 0, day.isoformat() if day else "",
+             sorted(w.id for w in chosen), sorted(r.member.id for r in people), fit.fits if fit else 0)
+    digest = hashlib.sha256(repr(shown).encode()).hexdigest()[:20]
+    return Picker(sites, site, days, day, windows, chosen, fit, digest)
 
 
 async def _chosen_slots(slot_ids: list[int], now: dt.datetime) -> list[Slot]:
@@ -604,6 +673,47 @@ def _where(booking: Booking) -> str:
     return f"{slot.site.code} {slot.day} {slot.start}"
 
 
+def _same_as_shown(page: ListPage, site_id: int | None, day: dt.date | None, shown: str) -> None:
+    """Raise Changed unless the choice posted gives the page the clerk looked at: the same site
+    and day (the picker falls back to others for ones it does not offer) and the same digest."""
+    p = page.picker
+    if not shown or shown != p.digest or (p.site.id if p.site else None) != site_id or p.day != day:
+        raise Changed(page)
+
+
+async def book_shown(district: District, user: StaffUser, list_id: int | None, *,
+                     site_id: int | None, day: dt.date | None, slot_ids: list[int], shown: str,
+                     key: str) -> Done:
+    """Book the list as its page showed it (`shown`: the page's Picker.digest) for the site, day
+    and windows posted; Changed (nothing booked) when that choice no longer gives that page."""
+    page = await list_page(district, user, list_id, site_id=site_id, day=day, slot_ids=slot_ids)
+    now = district.clock.now()
+    if await _posted_again(page.rows, key, slot_ids):  # a double click, or back and post again
+        return await _book(district, page.group, page.rows, await _chosen_slots(slot_ids, now), now, key=key)
+    _same_as_shown(page, site_id, day, shown)
+    slots = await _chosen_slots([w.id for w in page.picker.chosen], now)
+    return await _book(district, page.group, page.rows, slots, now, key=key)
+
+
+async def _posted_again(rows: list[Row], key: str, slot_ids: list[int]) -> bool:
+    """The same booking form posted again: its key has booked people, in the windows posted.
+    The page it showed is no more (those people are booked now), but it is the same action:
+    done again, it finds the same bookings (request_key) and books nobody twice."""
+    keys = [request_key(key, r.member) for r in rows]
+    made = set(await Booking.filter(request_key__in=keys).values_list("slot_id", flat=True)) if keys else set()
+    return bool(made) and made <= set(slot_ids)
+
+
+async def move_shown(district: District, user: StaffUser, list_id: int | None, *,
+                     member_id: int | None, site_id: int | None, day: dt.date | None,
+                     slot_ids: list[int], shown: str) -> Done:
+    """Move as the move page showed it (see book_shown())."""
+    page = await move_page(district, user, list_id, member_id=member_id, site_id=site_id, day=day,
+                           slot_ids=slot_ids)
+    _same_as_shown(page, site_id, day, shown)
+    return await move(district, user, list_id, [w.id for w in page.picker.chosen], member_id=member_id)
+
+
 async def book(district: District, user: StaffUser, list_id: int | None, slot_ids: list[int], *,
                key: str) -> Done:
     """Book every eligible row into the chosen windows (earliest first, in row order, as far as
@@ -612,6 +722,11 @@ async def book(district: District, user: StaffUser, list_id: int | None, slot_id
     now = district.clock.now()
     slots = await _chosen_slots(slot_ids, now)
     rows = await _rows(district, group, Area.of(user))
+    return await _book(district, group, rows, slots, now, key=key)
+
+
+async def _book(district: District, group: GroupList, rows: list[Row], slots: list[Slot],
+                now: dt.datetime, *, key: str) -> Done:
     run = await _start(group, BOOK, now)
     done = Done(group)
     full: set[int] = set()
