@@ -1,6 +1,8 @@
 """An admin's morning in headless Chromium, keyboard only: import the overnight file, open next
 week's capacity from the template, close Thursday afternoon at one site and move its bookings,
-mark a sub-district medium risk, send the day's invitations. Screenshots for the README."""
+mark a sub-district medium risk, send the day's invitations. Screenshots for the README.
+Then issue 22's finding 2: "close and move" into a target with no free place must never cancel
+everyone behind a move button; the database must match the button's words, JavaScript on or off."""
 from __future__ import annotations
 
 import datetime as dt
@@ -50,7 +52,21 @@ def world(tmp_path_factory):
             await make_resident(home, first_dose=first, name=f"林{i}华", phone=f"1350000000{i}",
                                 subdistrict="五山街")
         await make_staff("admin", "chen")
-        return {"home": home.id, "other": other.id}
+        # Finding 2's world, away from the morning's sites: TH05 closes Friday (JS on) and
+        # Saturday (JS off), 3 bookings each; TH06 is full both days, TH07 has room, TH08 one place.
+        friday, saturday = next_weekday(today, 4), next_weekday(today, 5)
+        closing = {code: await make_site(code, "猎德街", name=f"猎德街{code}服务点") for code in ("TH05", "TH06", "TH07", "TH08")}
+        for day in (friday, saturday):
+            windows = await make_slot(closing["TH05"], day, "09:00", "10:00", capacity=10)
+            await make_slot(closing["TH06"], day, "09:00", "10:00", capacity=2, booked=2)
+            await make_slot(closing["TH07"], day, "10:00", "11:00", capacity=10)
+            for i in range(3):
+                resident, _ = await make_resident(closing["TH05"], first_dose=first, name=f"何{i}英",
+                                                  phone=f"13700{day.day:02d}000{i}")
+                await book_for(district, resident, windows)
+        await make_slot(closing["TH08"], saturday, "15:00", "16:00", capacity=1)
+        return {"home": home.id, "other": other.id, "friday": friday, "saturday": saturday,
+                **{code: site.id for code, site in closing.items()}}
 
     ids = seed(url, build)
     overnight = folder / "overnight.csv"
@@ -151,12 +167,12 @@ def test_an_admins_morning_with_the_keyboard_alone(world, browser):
     page.wait_for_url("**/admin/closing/preview*")
     expect(page.locator("main")).to_contain_text("3")
     shot(page, "admin-3-closing-preview")
-    tab_to(page, "#m-to_site")
-    page.locator("#m-to_site").select_option(str(world["other"]))
-    page.keyboard.press("Tab")
-    page.locator("#m-to_day").fill(world["thursday"].isoformat())
-    page.keyboard.press("Tab")
-    page.keyboard.press("Enter")  # 确认停诊并改约
+    tab_to(page, "#m-to")
+    page.locator("#m-to").select_option(f"{world['other']}:{world['thursday'].isoformat()}")
+    move = page.locator("button[name=mode][value=move]")
+    expect(move).to_have_text("停诊：改约2人，取消1人")  # htmx: the numbers follow the picker at once
+    tab_to(page, "button[name=mode][value=move]")
+    page.keyboard.press("Enter")
     page.wait_for_url("**/admin/closing/done*")
     shot(page, "admin-3-closing-done")
     moved = count(world, "SELECT count(*) FROM booking JOIN slot ON slot.id = booking.slot_id "
@@ -186,4 +202,84 @@ def test_an_admins_morning_with_the_keyboard_alone(world, browser):
     shot(page, "admin-5-invitations")
     invited = count(world, "SELECT count(*) FROM sms_message WHERE kind = 'invite'")
     assert invited >= 4
+    context.close()
+
+
+# ---- issue 22, finding 2: close and move never cancels by surprise
+
+
+def sign_in(context, base: str):
+    page = context.new_page()
+    page.goto(f"{base}/staff")
+    page.locator("#username").fill("chen")
+    page.locator("#password").fill(PASSWORD)
+    page.locator("#password").press("Enter")
+    page.wait_for_url("**/admin")
+    return page
+
+
+def where_they_are(world, day: dt.date) -> tuple[int, int, int]:
+    """(still on the closed TH05 day, active at TH07 that day, cancelled) for `day`'s three people."""
+    on = "SELECT count(*) FROM booking JOIN slot ON slot.id = booking.slot_id WHERE slot.day = ? AND "
+    return (count(world, on + "slot.site_id = ? AND booking.status = 'active'", day.isoformat(), world["TH05"]),
+            count(world, on + "slot.site_id = ? AND booking.status = 'active'", day.isoformat(), world["TH07"]),
+            count(world, on + "slot.site_id = ? AND booking.status = 'cancelled'", day.isoformat(), world["TH05"]))
+
+
+def preview_url(world, day: dt.date, to: str = "") -> str:
+    url = f"{world['base']}/admin/closing/preview?site={world['TH05']}&day={day.isoformat()}&start=&reason=暴雨"
+    return url + (f"&to={to}" if to else "")
+
+
+def test_closing_into_a_full_target_moves_nobody_and_the_database_matches_the_button_with_javascript(
+        world, browser):
+    """Before: a target with 0 free places, "确认停诊并改约" active: 0 moved, 3 cancelled."""
+    expect = playwright_api.expect
+    friday = world["friday"]
+    context = browser.new_context(viewport={"width": 360, "height": 740}, locale="zh-CN")
+    page = sign_in(context, world["base"])
+    page.goto(preview_url(world, friday, f"{world['TH06']}:{friday.isoformat()}"))
+    move = page.locator("button[name=mode][value=move]")
+    expect(move).to_have_text("停诊并改约0人")
+    expect(move).to_be_disabled()
+    expect(page.locator("#closing-plan")).to_contain_text("一个人也改约不了")
+    shot(page, "admin-closing-full-target")
+    listed = page.locator("#m-to option").evaluate_all("os => os.map(o => [o.value, o.textContent])")
+    offered = {value: label for value, label in listed if value}
+    assert f"{world['TH05']}:{friday.isoformat()}" not in offered  # never the day being closed
+    assert "没有空余名额" in offered[f"{world['TH06']}:{friday.isoformat()}"]  # only as the stale pick
+    assert all("空余" in label for label in offered.values())
+    assert where_they_are(world, friday) == (3, 0, 0)
+
+    page.locator("#m-to").select_option(f"{world['TH07']}:{friday.isoformat()}")
+    expect(move).to_have_text("停诊并改约3人")  # no "look" pressed: the picker updated the numbers
+    expect(move).to_be_enabled()
+    assert "to=" in page.url and str(world["TH07"]) in page.url  # the address is the screen's state
+    move.click()
+    page.wait_for_url("**/admin/closing/done*")
+    assert where_they_are(world, friday) == (0, 3, 0), "the button said: move 3"
+    context.close()
+
+
+def test_without_javascript_a_picker_changed_but_not_looked_at_changes_nothing(world, browser):
+    expect = playwright_api.expect
+    saturday = world["saturday"]
+    context = browser.new_context(viewport={"width": 360, "height": 740}, locale="zh-CN",
+                                  java_script_enabled=False)
+    page = sign_in(context, world["base"])
+    page.goto(preview_url(world, saturday, f"{world['TH07']}:{saturday.isoformat()}"))
+    move = page.locator("button[name=mode][value=move]")
+    expect(move).to_have_text("停诊并改约3人")
+    # The admin picks TH08 (one place) but presses the old button, which still says "move 3".
+    page.locator("#m-to").select_option(f"{world['TH08']}:{saturday.isoformat()}")
+    move.click()
+    expect(page.locator(".error-summary")).to_contain_text("情况已变化，请再核对一次")
+    expect(move).to_have_text("停诊：改约1人，取消2人")  # now the numbers of the target picked
+    assert where_they_are(world, saturday) == (3, 0, 0), "nothing changed"
+    page.locator("#m-to").select_option(f"{world['TH07']}:{saturday.isoformat()}")
+    page.locator("button[name=mode][value=look]").click()
+    expect(move).to_have_text("停诊并改约3人")
+    move.click()
+    page.wait_for_url("**/admin/closing/done*")
+    assert where_they_are(world, saturday) == (0, 3, 0)
     context.close()
