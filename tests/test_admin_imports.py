@@ -17,6 +17,7 @@ from models.db.tables import AuditEntry, ImportReject, ImportRun, Resident
 from models.operations import imports
 from models.people import pii
 from models.people.residents import upsert_resident
+from models.staff.vocabulary import Words
 from tests.conftest import TODAY, VAULT
 from tests.factories import make_site
 from tests.pages import csrf, get_page, parse, text
@@ -112,9 +113,14 @@ async def test_an_excel_file_with_bad_rows_imports_the_good_ones_and_the_refusal
     assert "attachment" in response.headers["content-disposition"]
     assert response.content.startswith(b"\xef\xbb\xbf")  # Excel opens it as UTF-8
     rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
-    assert rows == [["line", "reason"], ["4", "id_number check character is wrong"],
-                    ["5", "first_dose_date 2021-02-30 is not a date (YYYY-MM-DD)"]]
+    assert rows == [["行号", "原因"], ["4", "身份证号最后一位校验码不对"],
+                    ["5", "第一剂日期“2021-02-30”不是日期（年-月-日）"]]
     assert find_personal_numbers(response.text + text(page)) == []
+    admin.cookies.set("lang", "en")  # the staff interface in English: the same file in English
+    english = list(csv.reader(io.StringIO((await admin.get(link["href"])).content.decode("utf-8-sig"))))
+    admin.cookies.delete("lang")
+    assert english == [["Line", "Reason"], ["4", "The ID number's check character (the last one) is wrong"],
+                       ["5", "First-dose date “2021-02-30” is not a date (year-month-day)"]]
 
     actions = {e.action: e.detail for e in await AuditEntry.filter(username="boss")}
     assert actions["upload_first_doses"].startswith(f"run {run_id}: first_doses.csv")
@@ -322,9 +328,15 @@ async def test_refusals_are_kept_as_import_rejects_of_the_run(db, tmp_path):
                     f"李四华,{a},13812345679,2021-06-01,TH01,,\n,,,,,,\n王五,1,2,3,4,,\n")
     result = await imports.import_first_doses(VAULT, path, today=TODAY)
     rejects = await ImportReject.filter(run_id=result.run_id).order_by("line").values_list("line", "reason")
-    assert rejects == [(3, f"id_number {pii.mask_id(a)} appears again (first on line 2)"),
-                       (5, result.errors[1].reason)]
+    # Kept as codes with their values (shown in the staff's language), the command line's English aside.
+    assert rejects == [(3, f'[["id_repeated",{{"id":"{pii.mask_id(a)}","first":"2"}}]]'),
+                       (5, result.errors[1].codes)]
+    assert result.errors[0].reason == f"id_number {pii.mask_id(a)} appears again (first on line 2)"
     assert result.errors[1].line == 5 and result.errors[1].reason.startswith("first_dose_date is not a date")
+    words = Words()
+    assert words.import_reason(rejects[0][1]) == f"身份证号{pii.mask_id(a)}重复（第一次出现在第2行）"
+    assert words.import_reason(rejects[1][1]).startswith("第一剂日期不是日期（年-月-日）；身份证号应为18位")
+    assert words.import_reason("phone is empty") == "phone is empty"  # a row kept before issue 22: as written
     run = await ImportRun.get(id=result.run_id)
     assert (run.rows, run.created, run.rejected, run.status) == (3, 1, 2, ImportRun.DONE)
 

@@ -52,6 +52,7 @@ from ..db.tables import ImportReject, ImportRun, Resident, Site, StaffUser
 from ..people import pii
 from ..people.residents import upsert_resident
 from ..rules.tianhe import normalise_subdistrict
+from ..staff.vocabulary import Reason, encode_reasons, reason
 
 log = logging.getLogger("booking.imports")
 
@@ -78,12 +79,13 @@ DATE = re.compile(r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})$")
 LONG_NUMBER = re.compile(r"\d{7,}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
+# Why an ID number is refused (pii.InvalidIdNumber.reason): the code stored, the command line's words.
 ID_REASONS = {
-    "length": "id_number must be 18 characters",
-    "format": "id_number must be 17 digits followed by a digit or X",
-    "birth_date": "id_number birth date is not a real date",
-    "checksum": "id_number check character is wrong",
-    "region": "id_number area code (first 6 digits) is not a known area code",
+    "length": ("id_length", "id_number must be 18 characters"),
+    "format": ("id_format", "id_number must be 17 digits followed by a digit or X"),
+    "birth_date": ("id_birth_date", "id_number birth date is not a real date"),
+    "checksum": ("id_checksum", "id_number check character is wrong"),
+    "region": ("id_region", "id_number area code (first 6 digits) is not a known area code"),
 }
 
 
@@ -102,7 +104,12 @@ class ImportFileError(ValueError):
 @dataclass(frozen=True)
 class RowError:
     line: int  # physical line in the file; the header is line 1
-    reason: str
+    reason: str  # in English, for the command line (interfaces.md: line number and reason)
+    codes: str = ""  # what ImportReject keeps: the reasons as codes (vocabulary.encode_reasons)
+
+    @classmethod
+    def of(cls, line: int, reasons: list[Reason]) -> "RowError":
+        return cls(line, "; ".join(r.text for r in reasons), encode_reasons(reasons))
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.reason}"
@@ -325,7 +332,7 @@ async def _save_progress(run_id: int, result: ImportResult, counts: Counter, row
                          rejects: list[RowError], conn=None) -> None:
     if rejects:
         await ImportReject.bulk_create(
-            [ImportReject(run_id=run_id, line=e.line, reason=e.reason[:500]) for e in rejects],
+            [ImportReject(run_id=run_id, line=e.line, reason=(e.codes or e.reason)[:500]) for e in rejects],
             using_db=conn)
     await ImportRun.filter(id=run_id).using_db(conn).update(
         rows=result.rows + rows, rejected=result.rejected + len(rejects),
@@ -498,16 +505,17 @@ async def import_sites(source, *, run: ImportRun | None = None, user: StaffUser 
             reasons, values = _check_site(row)
             code = values.get("code")
             if code in seen:
-                reasons.append(f"site code {code} appears again (first on line {seen[code]})")
+                reasons.append(reason("site_repeated", f"site code {code} appears again (first on line {seen[code]})",
+                                      code=code, first=seen[code]))
             elif code:
                 seen[code] = line
             if reasons:
-                rejects.append(RowError(line, "; ".join(reasons)))
+                rejects.append(RowError.of(line, reasons))
                 continue
             try:
                 counts[await _upsert_site(values)] += 1
             except BaseORMException:
-                rejects.append(RowError(line, "the database refused this row"))
+                rejects.append(RowError.of(line, [DATABASE_REFUSED]))
         await _save_progress(run_id, result, counts, len(batch), rejects)
         _apply(result, counts, len(batch), rejects)
         return rejects
@@ -516,22 +524,37 @@ async def import_sites(source, *, run: ImportRun | None = None, user: StaffUser 
                              on_progress=on_progress, on_reject=on_reject)
 
 
-def _check_site(row: dict[str, str]) -> tuple[list[str], dict[str, str]]:
-    reasons: list[str] = []
+def _empty(column: str) -> Reason:
+    return reason("empty", f"{column} is empty", column=column)
+
+
+def _too_long(column: str, limit: int) -> Reason:
+    return reason("too_long", f"{column} is longer than {limit} characters", column=column, limit=limit)
+
+
+def _not_a_subdistrict(text: str) -> Reason:
+    return reason("subdistrict_unknown", f"subdistrict {_quote(text)} is not one of Tianhe's 21 sub-districts",
+                  value=_quote(text))
+
+
+DATABASE_REFUSED = reason("database", "the database refused this row")
+
+
+def _check_site(row: dict[str, str]) -> tuple[list[Reason], dict[str, str]]:
+    reasons: list[Reason] = []
     code = row["code"]
     if not SITE_CODE.match(code):
-        reasons.append("code is empty" if not code else
-                       "code must be up to 32 letters, digits, '-' or '_'")
+        reasons.append(_empty("code") if not code else
+                       reason("site_code_format", "code must be up to 32 letters, digits, '-' or '_'"))
     subdistrict = normalise_subdistrict(row["subdistrict"])
     if not subdistrict:
-        reasons.append("subdistrict is empty" if not row["subdistrict"] else
-                       f"subdistrict {_quote(row['subdistrict'])} is not one of Tianhe's 21 sub-districts")
+        reasons.append(_empty("subdistrict") if not row["subdistrict"] else _not_a_subdistrict(row["subdistrict"]))
     for column, limit in (("name", 100), ("address", 200), ("phone", 40)):
         value = row.get(column, "")
         if not value and column != "phone":
-            reasons.append(f"{column} is empty")
+            reasons.append(_empty(column))
         elif len(value) > limit:
-            reasons.append(f"{column} is longer than {limit} characters")
+            reasons.append(_too_long(column, limit))
     values = {"code": code, "name": row["name"], "subdistrict": subdistrict or "",
               "address": row["address"], "phone": row.get("phone", "")}
     return reasons, values
@@ -609,10 +632,10 @@ async def import_first_doses(vault: pii.Vault, source, *, today: dt.date,
             if id_hash:
                 first = seen.first_line(id_hash, line)
                 if first is not None:
-                    reasons.append(f"id_number {pii.mask_id(number)} appears again "
-                                   f"(first on line {first})")
+                    reasons.append(reason("id_repeated", f"id_number {pii.mask_id(number)} appears again "
+                                          f"(first on line {first})", id=pii.mask_id(number), first=first))
             if reasons:
-                rejects.append(RowError(line, "; ".join(reasons)))
+                rejects.append(RowError.of(line, reasons))
             else:
                 good.append((line, id_hash, number, phone, fields))
         counts, new, changes = await _prepare_residents(vault, good, look_up=not first_import)
@@ -634,7 +657,7 @@ async def import_first_doses(vault: pii.Vault, source, *, today: dt.date,
                         _, outcome = await upsert_resident(vault, **_upsert_values(number, phone, fields))
                         counts[outcome] += 1
                     except BaseORMException:
-                        rejects.append(RowError(line, "the database refused this row"))
+                        rejects.append(RowError.of(line, [DATABASE_REFUSED]))
                 rejects.sort(key=lambda e: e.line)
                 await _save_progress(run_id, result, counts, rows, rejects)
             _apply(result, counts, rows, rejects)
@@ -800,52 +823,54 @@ def _upsert_values(number: str, phone: str, fields: tuple) -> dict:
 
 def _check_first_dose(row: dict[str, str], sites: dict[str, _SiteRef], today: dt.date):
     """Return (reasons the row is refused, the values for upsert_resident)."""
-    reasons: list[str] = []
+    reasons: list[Reason] = []
     values: dict = {"name": row["name"], "vaccine": row.get("vaccine", "")}
     if not row["name"]:
-        reasons.append("name is empty")
+        reasons.append(_empty("name"))
     elif len(row["name"]) > 50:
-        reasons.append("name is longer than 50 characters")
+        reasons.append(_too_long("name", 50))
     if len(values["vaccine"]) > 50:
-        reasons.append("vaccine is longer than 50 characters")
+        reasons.append(_too_long("vaccine", 50))
 
     first_dose = _check_date(row["first_dose_date"], today, reasons)
     values["first_dose_date"] = first_dose
 
     if not row["id_number"]:
-        reasons.append("id_number is empty")
+        reasons.append(_empty("id_number"))
     else:
         try:
             values["id_number"] = pii.validate_id(row["id_number"])
         except pii.InvalidIdNumber as exc:
-            reason = ID_REASONS.get(exc.reason, "id_number is not a valid resident ID number")
+            code, text = ID_REASONS.get(exc.reason, ("id_invalid", "id_number is not a valid resident ID number"))
             if exc.reason == "length":
-                reason += f", not {len(pii.normalise_id(row['id_number']))}"
-            reasons.append(reason)
+                length = len(pii.normalise_id(row["id_number"]))
+                reasons.append(reason(code, f"{text}, not {length}", length=length))
+            else:
+                reasons.append(reason(code, text))
         else:
             born = values["birth_date"] = pii.birth_date(values["id_number"])
             if born > (first_dose or today):
-                reasons.append("id_number birth date is after the first dose")
+                reasons.append(reason("id_born_after", "id_number birth date is after the first dose"))
 
     if not row["phone"]:
-        reasons.append("phone is empty")
+        reasons.append(_empty("phone"))
     else:
         try:
             values["phone"] = pii.normalise_phone(row["phone"])
         except pii.InvalidPhone:
-            reasons.append("phone is not a mainland mobile number (11 digits starting with 1)")
+            reasons.append(reason("phone_invalid", "phone is not a mainland mobile number (11 digits starting with 1)"))
 
     code = row["site_code"]
     values["site"] = sites.get(code)
     if not code:
-        reasons.append("site_code is empty")
+        reasons.append(_empty("site_code"))
     elif values["site"] is None:
-        reasons.append(f"unknown site code {_quote(code)}")
+        reasons.append(reason("site_unknown", f"unknown site code {_quote(code)}", code=_quote(code)))
 
     subdistrict = row.get("subdistrict", "")
     values["subdistrict"] = normalise_subdistrict(subdistrict) if subdistrict else ""
     if values["subdistrict"] is None:
-        reasons.append(f"subdistrict {_quote(subdistrict)} is not one of Tianhe's 21 sub-districts")
+        reasons.append(_not_a_subdistrict(subdistrict))
     return reasons, values
 
 
@@ -855,9 +880,9 @@ def _quote(text: str) -> str:
     return LONG_NUMBER.sub(lambda m: "*" * len(m.group()), text)
 
 
-def _check_date(text: str, today: dt.date, reasons: list[str]) -> dt.date | None:
+def _check_date(text: str, today: dt.date, reasons: list[Reason]) -> dt.date | None:
     if not text:
-        reasons.append("first_dose_date is empty")
+        reasons.append(_empty("first_dose_date"))
         return None
     match = DATE.match(text)
     try:
@@ -867,11 +892,13 @@ def _check_date(text: str, today: dt.date, reasons: list[str]) -> dt.date | None
     if day is None:
         # Quote the value only when it looks like a date: a misplaced ID number or phone must not be echoed.
         shown = f" {text}" if match else ""
-        reasons.append(f"first_dose_date{shown} is not a date (YYYY-MM-DD)")
+        english = f"first_dose_date{shown} is not a date (YYYY-MM-DD)"
+        reasons.append(reason("date_format", english, value=text) if match else reason("date_format_hidden", english))
     elif day > today:
-        reasons.append(f"first_dose_date {day} is in the future")
+        reasons.append(reason("date_future", f"first_dose_date {day} is in the future", day=day))
     elif day < EARLIEST_FIRST_DOSE:
-        reasons.append(f"first_dose_date {day} is before vaccination began ({EARLIEST_FIRST_DOSE})")
+        reasons.append(reason("date_too_early", f"first_dose_date {day} is before vaccination began "
+                                                f"({EARLIEST_FIRST_DOSE})", day=day, earliest=EARLIEST_FIRST_DOSE))
     else:
         return day
     return None

@@ -5,6 +5,7 @@ import datetime as dt
 
 from ..clock import TZ
 from ..db.tables import AuditEntry, Resident, StaffUser
+from .vocabulary import Words
 
 PAGE = 100
 
@@ -40,3 +41,8 @@ async def entries(*, username: str = "", action: str = "", resident_id: int | No
 
 async def actions() -> list[str]:
     return sorted(set(await AuditEntry.all().distinct().values_list("action", flat=True)))
+
+
+def named_actions(codes: list[str], words: Words) -> list[tuple[str, str]]:
+    """The filter's choices: (code, name in words), by name."""
+    return sorted(((code, words.action(code)) for code in codes), key=lambda pair: (pair[1], pair[0]))

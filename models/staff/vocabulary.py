@@ -59,6 +59,8 @@ ACTIONS = {
     "group_create": _("上传集体预约名单"),
     "group_view": _("查看集体预约名单"),
     "group_add": _("集体名单添加一行"),
+    "group_edit": _("集体名单改正一行"),
+    "group_remove": _("集体名单删除一行"),
     "group_book": _("集体预约"),
     "group_move": _("集体改约"),
     "group_cancel": _("集体取消预约"),
@@ -206,6 +208,16 @@ HANDOFF_OUTCOMES = {
     "no_room": _("暂无可约名额"),
 }
 
+IMPORT_PROBLEMS = {  # ImportFileError.code, in short (the import page explains each at length)
+    "missing_file": _("找不到文件"),
+    "unreadable": _("无法读取"),
+    "not_utf8": _("不是UTF-8编码"),
+    "bad_csv": _("CSV格式不对"),
+    "long_line": _("有超长的行"),
+    "missing_columns": _("缺少必需的列"),
+    "empty": _("文件是空的"),
+    "interrupted": _("中途停止"),
+}
 SEARCH_KINDS = {"id": _("按身份证号"), "phone": _("按手机号"), "code": _("按预约码"), "name": _("按姓名")}
 LEVELS = {"medium": _("中风险"), "high": _("高风险")}
 GROUP_ACTIONS = {"book": _("预约"), "move": _("改约"), "cancel": _("取消")}
@@ -231,6 +243,8 @@ DETAILS: list[tuple[tuple[str, ...], str, str]] = [
     (("group_create", "group_view", "group_download"), "list {list}: {rows} rows",
      _("名单%(list)s：%(rows)s行")),
     (("group_add",), "list {list}: row {row}", _("名单%(list)s：第%(row)s行")),
+    (("group_edit",), "list {list}: row {row} corrected", _("名单%(list)s：第%(row)s行已改正")),
+    (("group_remove",), "list {list}: row {row} removed", _("名单%(list)s：第%(row)s行已删除")),
     (("group_book", "group_move", "group_cancel"), "list {list}: {count} {what}, {outside} outside the area",
      _("名单%(list)s：%(what)s%(count)s人，%(outside)s人不在本辖区")),
     (("out_of_area",), "{method} {path} group list {list} row {row}",
@@ -427,7 +441,7 @@ class Reason:
     values: tuple[tuple[str, str], ...] = ()
 
 
-def reason(code: str, text: str, **values) -> Reason:
+def reason(code: str, text: str, /, **values) -> Reason:
     return Reason(code, text, tuple((k, str(v)) for k, v in values.items()))
 
 
@@ -510,7 +524,8 @@ class Words:
         if name == "span":
             return self._span(text)
         tables = {"role": ROLES, "channel": CHANNELS, "kind": SEARCH_KINDS, "refusal": CHECK_IN_REFUSALS,
-                  "level": LEVELS, "what": GROUP_ACTIONS, "table": REPORT_TABLES, "outcome": HANDOFF_OUTCOMES}
+                  "level": LEVELS, "what": GROUP_ACTIONS, "table": REPORT_TABLES, "outcome": HANDOFF_OUTCOMES,
+                  "problem": IMPORT_PROBLEMS}
         if name in tables:
             return self._lookup(tables[name], text)
         return text

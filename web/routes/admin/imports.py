@@ -27,6 +27,7 @@ from models.staff import audit
 from ...http import client_address, district, parse_id, see_other, url_for
 from ...staff_auth import ADMIN, current_staff, record, staff_only
 from ...templating import render
+from ...words import words_for
 
 UPLOAD_PATH = "/admin/imports/upload"
 UPLOADS = {UPLOAD_PATH: 512 * 1024 * 1024}  # a million first-dose rows are about 100 MB
@@ -155,22 +156,23 @@ async def admin_import_run(request: Request):
 
 @staff_only(*ADMIN)
 async def admin_import_rejects(request: Request):
-    """GET /admin/imports/{run_id}/rejects.csv: `line,reason`, UTF-8 with a BOM (Excel reads it
-    right), streamed a page of rows at a time."""
+    """GET /admin/imports/{run_id}/rejects.csv: line number and reason (行号,原因; in English when the
+    interface is), UTF-8 with a BOM (Excel and WPS read it right), streamed a page of rows at a time."""
     run = await imports.find_run(parse_id(request.path_params.get("run_id")))
     if run is None:
         return await _missing(request)
     await record(request, "download_import_rejects", detail=f"run {run.id}: {run.rejected} rows")
+    words = words_for(request)
 
     async def lines():
         buffer = io.StringIO()
         out = csv_safe.writer(buffer)
-        out.writerow(["line", "reason"])
+        out.writerow(words.header(["line", "reason"]))
         yield "\ufeff".encode() + buffer.getvalue().encode()
         buffer.seek(0)
         buffer.truncate()
-        async for row in imports.reject_rows(run.id):
-            out.writerow(row)
+        async for line, reason in imports.reject_rows(run.id):
+            out.writerow([line, words.import_reason(reason)])
             if buffer.tell() > 64 * 1024:
                 yield buffer.getvalue().encode()
                 buffer.seek(0)
