@@ -158,7 +158,13 @@ async def test_reveal_shows_the_full_number_and_is_audited(agent, world):
 async def test_the_picker_starts_at_the_first_dose_site_with_live_counts(agent, world):
     page = await get_page(agent, f"/staff/calls/book?r={world['caller'].id}")
     first_site = page.find("input", attrs={"name": "site", "checked": True})
-    assert first_site["value"] == str(world["site"].id) and first_site.has_attr("autofocus")
+    assert first_site["value"] == str(world["site"].id)
+    # The chosen site and its windows come first; the list of sites is folded below its name.
+    picker = page.find(id="calls-picker")
+    assert "五山街社区卫生服务中心" in text(picker.find(class_="calls-site"))
+    assert page.find("details", class_="calls-sites").find("summary").text.strip() == "换一个接种点（共2个）"
+    assert not page.find("details", class_="calls-sites").has_attr("open")
+    assert picker.find(id="windows").has_attr("autofocus")  # Tab, Space, Enter: the first free window
     free, full = (page.find(id=f"slot-{s.id}") for s in world["slots"][:2])
     assert not free.has_attr("disabled") and full.has_attr("disabled")
     assert "余5个名额" in text(page) and "已约满" in text(page)
@@ -166,6 +172,19 @@ async def test_the_picker_starts_at_the_first_dose_site_with_live_counts(agent, 
                             headers=HTMX)
     fragment = BeautifulSoup(other.text, "html.parser")
     assert fragment.find(id="calls-picker") and fragment.find(id=f"slot-{world['slots'][2].id}")
+    assert "龙洞街社区卫生服务中心" in text(fragment.find(class_="calls-site"))
+    # Moving through the site list with the arrow keys: the swap must not take the focus away.
+    from_list = await agent.get(f"/staff/calls/book?r={world['caller'].id}&site={world['other'].id}",
+                                headers={**HTMX, "HX-Trigger": "calls-site-form"})
+    assert not BeautifulSoup(from_list.text, "html.parser").find(attrs={"autofocus": True})
+
+
+async def test_a_late_callers_card_speaks_of_the_caller_not_of_a_date(agent, world):
+    late, _ = await make_resident(world["site"], first_dose=dt.date(2021, 4, 20), name="李四华",
+                                  phone="13512345678")
+    card = text(await get_page(agent, f"/staff/calls/resident?r={late.id}"))
+    assert "来电人已过建议的完成时间（6月15日 周二），仍可接种" in card
+    assert "这个日期" not in card  # no date has been chosen yet
 
 
 async def book_on_behalf(client, world, slot, *, times: int = 1):
@@ -206,7 +225,7 @@ async def test_the_read_out_script_spells_the_code(agent, world):
         assert said == digits.get(ch, f"字母{ch}")
     body = text(page)
     assert "五山街社区卫生服务中心" in body and "天河区五山路1号" in body
-    assert "7月2日 周五" in body and "上午9:00-10:00" in body
+    assert "7月2日 周五" in body and "09:00-10:00" in body
     for thing in ("身份证", "口罩", "健康码", "体温", "一米"):
         assert thing in body
     assert "确认短信已发送至138****5678" in body

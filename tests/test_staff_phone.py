@@ -84,9 +84,15 @@ def world(tmp_path_factory):
     async def build():
         home = await make_site("TH01", "五山街", name="五山街社区卫生服务中心", address="天河区五山路71号")
         other = await make_site("TH05", "石牌街", name="石牌街社区卫生服务中心", address="天河区石牌东路9号")
-        for offset in (1, 2, 3):
-            await make_slot(home, today + dt.timedelta(days=offset), "08:30", "09:30", capacity=20)
-            await make_slot(home, today + dt.timedelta(days=offset), "14:00", "15:00", capacity=20)
+        # As the demo district: two weeks of five windows at the first-dose site, and ten more
+        # sites to choose from (the book button was below all 11 of them, 3,018 px down).
+        for offset in range(1, 15):
+            for start, end in (("08:30", "09:30"), ("10:30", "11:30"), ("14:00", "15:00"),
+                               ("15:00", "16:00"), ("16:00", "17:00")):
+                await make_slot(home, today + dt.timedelta(days=offset), start, end, capacity=20)
+        for n, area in enumerate(("员村街", "天河南街", "林和街", "棠下街", "沙河街", "珠吉街",
+                                  "车陂街", "龙洞街", "猎德街"), start=20):
+            await make_slot(await make_site(f"TH{n}", area), today + dt.timedelta(days=2), capacity=9)
         first = today - dt.timedelta(days=30)
         _, caller_id = await make_resident(home, first_dose=first, name="欧阳娜娜", phone="13712345678",
                                            born=dt.date(1950, 2, 3))
@@ -187,6 +193,20 @@ def test_call_centre_on_a_phone(world, browser):
     page.get_by_role("link", name="为来电人预约").click()
     page.wait_for_url("**/staff/calls/book*")
     check_phone_page(page, "book / picker")
+    book_url = page.url
+    # The way to the action: the first-dose site's days and windows, then the button, within two
+    # screens; the other ten sites are one tap away.
+    next_top = page.evaluate("""() => { var b = document.querySelector('#calls-picker button[type=submit]');
+                                        return b.getBoundingClientRect().top + window.scrollY; }""")
+    assert next_top <= 2 * PHONE["height"], f"the book button is {next_top:.0f} px down at 360 px"
+    expect(page.locator(".calls-site")).to_contain_text("五山街社区卫生服务中心")
+    page.evaluate("window.scrollTo(0, 0)")
+    shot(page, "staff-calls-phone-book")
+    page.get_by_text("换一个接种点（共11个）").click()
+    page.locator("label[for^=site-]", has_text="石牌街社区卫生服务中心").click()
+    expect(page.locator(".calls-site")).to_contain_text("石牌街社区卫生服务中心")
+    check_phone_page(page, "book / another site")
+    page.goto(book_url)
     page.locator("#calls-picker .choice label").first.click()
     page.get_by_role("button", name="下一步：向来电人核对").click()
     page.wait_for_url("**/staff/calls/check*")

@@ -124,7 +124,10 @@ async def calls_reveal(request: Request):
 
 
 async def _picker(request: Request, card: Standing, site_id: int | None, wanted: dt.date | None,
-                  *, error: str = "", status: int = 200):
+                  *, error: str = "", status: int = 200, focus: bool = True):
+    """The booking page (or, for htmx, its picker): the chosen site's days and windows first, the
+    other sites folded below; focus goes to the day's windows unless the agent is moving through
+    the site list with the arrow keys (or an error summary takes it)."""
     window, now = card.window, card.now
     choices = await availability.site_choices(card.resident, window, now)
     open_ids = [c.site.id for c in choices if c.first_free_day]
@@ -138,7 +141,7 @@ async def _picker(request: Request, card: Standing, site_id: int | None, wanted:
     slots = await availability.windows_for_day(site_id, day, now) if day else []
     return await _page(request, "book.html", {
         "card": card, "choices": choices, "site_id": site_id, "days": days, "day": day,
-        "slots": slots, "error": error,
+        "slots": slots, "error": error, "focus_windows": focus and not error,
     }, status=status, fragment="fragments/_calls_picker.html")
 
 
@@ -149,7 +152,9 @@ async def calls_book(request: Request):
     card = await _choosing_card(request, parse_id(q.get("r")))
     if not isinstance(card, Standing):
         return card
-    return await _picker(request, card, parse_id(q.get("site")), parse_day(q.get("day")))
+    from_site_list = request.headers.get("hx-trigger") == "calls-site-form"
+    return await _picker(request, card, parse_id(q.get("site")), parse_day(q.get("day")),
+                         focus=not from_site_list)
 
 
 @staff_only(*CALLS)
