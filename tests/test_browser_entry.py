@@ -101,7 +101,7 @@ def test_two_people_on_one_phone_book_from_the_public_page_without_javascript(wo
         page.wait_for_url(f"{base}/booking/site")
         page.click("button.keep")  # keep the first-dose site
         page.wait_for_url(f"{base}/booking/slot**")
-        page.locator("label", has_text="上午8:30-9:30").click()
+        page.locator("label", has_text="08:30-09:30").click()
         page.click("text=下一步：核对信息")
         page.wait_for_url(f"{base}/booking/check")
         expect(page.locator("main")).to_contain_text(masked)

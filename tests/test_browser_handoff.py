@@ -75,7 +75,7 @@ def test_the_platform_hands_a_resident_over_to_a_confirmation_without_javascript
     shot(page, "handoff-01-site")
     page.click("button.keep")
     page.wait_for_url(f"{base}/booking/slot**")
-    page.locator("label", has_text="上午8:30-9:30").click()
+    page.locator("label", has_text="08:30-09:30").click()
     page.click("text=下一步：核对信息")
     page.wait_for_url(f"{base}/booking/check")
     expect(page.locator("main")).to_contain_text("李*国")

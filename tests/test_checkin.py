@@ -85,7 +85,7 @@ async def test_todays_list_shows_masked_bookings_and_counts(client, door, distri
     assert "五山街社区卫生服务中心" in body and "7月2日" in body
     rows = page.select("table.data tbody tr")
     assert len(rows) == 2  # tomorrow's, the other site's and the cancelled one are not listed
-    assert "张*明" in text(rows[0]) and "上午9:00-10:00" in text(rows[0])
+    assert "张*明" in text(rows[0]) and "09:00-10:00" in text(rows[0])
     assert format_code(door["first"]["booking"].code) in text(rows[0])
     assert door["first"]["resident"].id_masked in text(rows[0])
     assert "张三明" not in body and door["first"]["number"] not in body
@@ -190,10 +190,10 @@ async def test_an_admin_at_the_door_gets_the_other_site_and_day(client, door):
     said = text(parse(await post_form(client, "/staff/site/lookup", page, {
         "site": "S01", "q": door["other_site"]["booking"].code}, status=422)).select_one(".refusal"))
     assert "不是本接种点的预约" in said and "龙洞街社区卫生服务中心" in said
-    assert "7月2日" in said and "上午9:00-10:00" in said and "天河区龙洞路9号" in said
+    assert "7月2日" in said and "09:00-10:00" in said and "天河区龙洞路9号" in said
     said = text(parse(await post_form(client, "/staff/site/lookup", page, {
         "site": "S01", "q": door["tomorrow"]["number"]}, status=422)).select_one(".refusal"))
-    assert "不是今天的预约" in said and "7月3日" in said and "下午2:00-3:00" in said
+    assert "不是今天的预约" in said and "7月3日" in said and "14:00-15:00" in said
 
 
 async def test_cancelled_booking_is_refused(client, door, district):

@@ -444,3 +444,89 @@ async def test_the_start_page_leads_to_the_phone_way_in_and_to_find_my_booking(c
     page = await get_page(client, "/entry")
     assert page.find("input", attrs={"name": "phone", "inputmode": "tel"})
     assert page.find("a", href="/find")
+
+
+# ---- issue 22: the family link only when there is family; what was typed stays in the form
+
+
+async def test_someone_alone_on_the_phone_is_not_offered_to_book_for_others(client, world):
+    neighbour, number = world["people"]["neighbour"]
+    await sign_in(client, "13800000002")
+    person = await get_page(client, f"/entry/person?r={neighbour.id}")
+    await post_form(client, "/entry/person", person, {"r": neighbour.id, "id_number": number})
+    done = await book_through_the_journey(client, world["slots"][0].id)
+    assert not done.find("a", href="/entry/family") and "为这个手机号的其他人预约" not in text(done)
+    page = await get_page(client, "/booking/cancel")
+    await post_form(client, "/booking/cancel", page, {})
+    assert not (await get_page(client, "/booking/cancelled")).find("a", href="/entry/family")
+
+
+async def test_the_family_link_is_offered_beside_a_refusal_and_a_cancel_too(client, world, district):
+    await booked(world, "son", district)
+    await sign_in(client)
+    resident, number = world["people"]["son"]
+    person = await get_page(client, f"/entry/person?r={resident.id}")
+    await post_form(client, "/entry/person", person, {"r": resident.id, "id_number": number})
+    home = await get_page(client, "/booking")
+    assert "您的预约" in text(home) and home.find("a", href="/entry/family")
+    page = await get_page(client, "/booking/cancel")
+    await post_form(client, "/booking/cancel", page, {})
+    assert (await get_page(client, "/booking/cancelled")).find("a", href="/entry/family")
+
+
+def typed(response, field: str) -> str | None:
+    return parse(response).find("input", id=field).get("value")
+
+
+async def test_find_keeps_the_code_and_the_id_number_after_every_error(client, world, district):
+    booking = await booked(world, "son", district)
+    _, number = world["people"]["son"]
+    page = await get_page(client, "/find")
+    # A mistyped code: the right ID number is not lost, and the page says which letters never occur.
+    bad = await post_form(client, "/find", page, {"booking_code": "OO00-1111", "id_number": number},
+                          status=422)
+    assert typed(bad, "booking_code") == "OO00-1111" and typed(bad, "id_number") == number
+    said = text(parse(bad).find(class_="error-summary"))
+    assert "3、4、7、9" in said and "O" in said and "I" in said and "B、D、G、I、L、O" in said
+    # Not found: both stay, to check one character at a time.
+    other = "".join("A" if ch != "A" else "C" for ch in booking.code)
+    missing = await post_form(client, "/find", page, {"booking_code": other, "id_number": number},
+                              status=422)
+    assert typed(missing, "booking_code") == other and typed(missing, "id_number") == number
+    # A mistyped ID number: the code stays too.
+    typo = await post_form(client, "/find", page, {"booking_code": booking.code,
+                                                  "id_number": number[:17] + "Y"}, status=422)
+    assert typed(typo, "booking_code") == booking.code and typed(typo, "id_number") == number[:17] + "Y"
+    assert number not in str(missing.headers) and number not in str(missing.url)
+    assert not (await get_page(client, "/find")).find("input", id="id_number").get("value")
+
+
+async def test_find_says_which_letters_a_code_never_has_in_english_too(client, world):
+    await client.get("/lang/en?next=/")
+    page = await get_page(client, "/find")
+    bad = await post_form(client, "/find", page, {"booking_code": "OOOO-1111", "id_number": "x"},
+                          status=422)
+    said = text(parse(bad).find(class_="error-summary"))
+    assert "3, 4, 7, 9" in said and "B, D, G, I, L, O, Q, S, U, V, Z" in said
+
+
+async def test_the_phone_code_and_id_number_forms_keep_what_was_typed(client, world):
+    response = await ask_code(client, "1391234567x", status=422)
+    assert typed(response, "phone") == "1391234567x"
+    await ask_code(client, FAMILY_PHONE)
+    response = await type_code(client, "12a45", status=422)
+    assert typed(response, "code") == "12a45"
+    code = await sent_code(FAMILY_PHONE)
+    response = await type_code(client, wrong(code), status=422)
+    assert typed(response, "code") == wrong(code)
+    await type_code(client, code)
+    resident, number = world["people"]["son"]
+    person = await get_page(client, f"/entry/person?r={resident.id}")
+    mistyped = number[:17] + ("1" if number[17] != "1" else "2")
+    response = await post_form(client, "/entry/person", person,
+                               {"r": resident.id, "id_number": mistyped}, status=422)
+    assert typed(response, "id_number") == mistyped
+    _, wife_number = world["people"]["wife"]
+    response = await post_form(client, "/entry/person", person,
+                               {"r": resident.id, "id_number": wife_number}, status=422)
+    assert typed(response, "id_number") == wife_number

@@ -7,7 +7,7 @@ import pytest
 
 from models.db.tables import Booking, Link, RiskArea, Slot, SmsMessage
 from models.people.links import issue_link
-from tests.conftest import NOW
+from tests.conftest import NOW, VAULT
 from tests.factories import book_for, make_resident, make_site, make_slot
 from tests.pages import get_page, parse, post_form, text
 
@@ -86,7 +86,7 @@ async def test_whole_journey_books_a_place_and_queues_the_sms(client, world):
     radios = {i["value"]: i for i in slot_page.find_all("input", attrs={"name": "slot"})}
     full = world["slots"][1]
     assert radios[str(full.id)].has_attr("disabled"), "a full window cannot be chosen"
-    assert "上午9:00-10:00" in text(slot_page)
+    assert "09:00-10:00" in text(slot_page)
     await post_form(client, "/booking/slot", slot_page, {"slot": world["slots"][0].id})
     check = await get_page(client, "/booking/check")
     assert "五山街社区卫生服务中心" in text(check) and "7月2日 周五" in text(check)
@@ -320,3 +320,81 @@ async def test_holding_the_last_free_place_anywhere_is_not_no_room(client, db):
     r = await post_form(client, "/booking/confirm", check, {"key": key, "slot": slot.id})
     assert r.headers["location"] == "/booking/done"
     assert await Booking.filter(slot_id=slot.id, status=Booking.ACTIVE).count() == 1
+
+
+# ---- issue 22: a move says it moved; the page and the SMS write a time alike; typing is kept
+
+
+async def move_to_other_day(client, world, *, twice: bool = False):
+    """With a booking on 7月2日 09:00: move it to 7月3日 14:00 (the confirm sent twice when
+    `twice`, as a double tap does); the confirmation page."""
+    site_page = await get_page(client, "/booking/site")
+    await post_form(client, "/booking/site", site_page, {"site": world["site"].id})
+    slot_page = await get_page(client, "/booking/slot?day=2021-07-03")
+    await post_form(client, "/booking/slot", slot_page, {"slot": world["slots"][2].id})
+    check = await get_page(client, "/booking/check")
+    data = {"key": check.find("input", attrs={"name": "key"})["value"], "slot": world["slots"][2].id}
+    for _ in range(2 if twice else 1):
+        response = await post_form(client, "/booking/confirm", check, data)
+        assert response.headers["location"] == "/booking/done"
+    return await get_page(client, "/booking/done")
+
+
+async def test_a_move_confirms_as_moved_with_the_old_and_the_new_time(client, world):
+    await book_first_slot(client, world)
+    first = await get_page(client, "/booking/done")
+    assert first.find("h1").get_text(strip=True) == "预约成功" and "改约" not in first.find("h1").text
+    done = await move_to_other_day(client, world)
+    assert done.find("h1").get_text(strip=True) == "改约成功"
+    said = text(done.find(class_="moved"))
+    assert "7月2日 周五 09:00-10:00" in said and "7月3日 周六 14:00-15:00" in said
+    assert said.index("7月2日") < said.index("7月3日"), "from the old time to the new one"
+    # The SMS of the move says it moved, not that a second booking was made.
+    sms = await SmsMessage.filter(resident=world["resident"]).order_by("id")
+    assert [m.kind for m in sms] == ["confirm", "move"]
+    assert sms[1].template == "change" and "已改约" in VAULT.decrypt(sms[1].body_cipher)
+    # Seen again later, it is just "your booking".
+    assert (await get_page(client, "/booking")).find("h1").get_text(strip=True) == "您的预约"
+
+
+async def test_a_move_confirmed_twice_still_says_moved(client, world):
+    await book_first_slot(client, world)
+    done = await move_to_other_day(client, world, twice=True)
+    assert done.find("h1").get_text(strip=True) == "改约成功"
+    assert await SmsMessage.filter(resident=world["resident"], kind="move").count() == 1
+
+
+async def test_a_new_booking_after_a_cancel_is_not_called_a_move(client, world):
+    await book_first_slot(client, world)
+    await move_to_other_day(client, world)
+    page = await get_page(client, "/booking/cancel")
+    await post_form(client, "/booking/cancel", page, {})
+    await choose_first_slot(client, world)
+    check = await get_page(client, "/booking/check")
+    key = check.find("input", attrs={"name": "key"})["value"]
+    await post_form(client, "/booking/confirm", check, {"key": key, "slot": world["slots"][0].id})
+    done = await get_page(client, "/booking/done")
+    assert done.find("h1").get_text(strip=True) == "预约成功" and not done.find(class_="moved")
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+async def test_the_page_and_the_sms_write_the_time_the_same_way(client, world, lang):
+    if lang == "en":
+        await client.get("/lang/en?next=/")
+    await book_first_slot(client, world)
+    done = await get_page(client, "/booking/done")
+    sms = await SmsMessage.get(resident=world["resident"], kind="confirm")
+    body = VAULT.decrypt(sms.body_cipher)
+    shown = done.find("dt", string="时间" if lang == "zh" else "Time").find_next("dd").get_text(strip=True)
+    assert shown == "09:00-10:00" and shown in body
+    assert "上午" not in text(done) and " am" not in text(done)
+
+
+async def test_a_mistyped_id_number_stays_in_the_form_to_correct(client, world):
+    await client.get(f"/b/{world['token']}")
+    page = await get_page(client, "/booking")
+    typo = world["number"][:17] + ("1" if world["number"][17] != "1" else "2")
+    response = await post_form(client, "/booking/verify", page, {"id_number": typo}, status=422)
+    assert parse(response).find("input", id="id_number")["value"] == typo
+    again = await get_page(client, "/booking")  # a new visit of the page starts empty
+    assert not again.find("input", id="id_number").has_attr("value")

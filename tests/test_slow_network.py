@@ -107,7 +107,7 @@ def test_the_journey_on_a_slow_network_and_a_slow_phone(world, browser, capsys):
     page.locator(f'.days a[aria-current=true][href^="/booking/slot?day={second_day}"]').wait_for()
     steps.append(("another day (htmx swap)", time.monotonic() - started))
 
-    page.locator("label", has_text="下午2:00-3:00").click()
+    page.locator("label", has_text="14:00-15:00").click()
     step("time → check your answers", lambda: page.click("text=下一步：核对信息"),
          "核对预约信息", "/booking/check")
     step("confirm → confirmation", lambda: page.click("text=确认预约"), "预约成功", "/booking/done")

@@ -7,7 +7,7 @@ from functools import lru_cache
 from io import BytesIO
 from pathlib import Path
 
-from babel.dates import format_date, format_time
+from babel.dates import format_date
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
@@ -67,11 +67,6 @@ def _format_date(day: dt.date, pattern: str, lang: str) -> str:
     return format_date(day, pattern, locale=LANGUAGES[lang])
 
 
-@lru_cache(maxsize=1024)
-def _format_time(moment: dt.time, pattern: str, lang: str) -> str:
-    return format_time(moment, pattern, locale=LANGUAGES[lang])
-
-
 def weekday_text(day: dt.date) -> str:
     """周一 / Mon: the one way every page writes a weekday (issue 13)."""
     return _format_date(day, "E" if _current.get() == "zh" else "EEE", _current.get())
@@ -103,11 +98,11 @@ def full_date_text(day: dt.date) -> str:
 
 
 def window_text(start: str, end: str) -> str:
-    """上午9:00-10:00 / 9:00–10:00 am."""
-    s, e = dt.time.fromisoformat(start), dt.time.fromisoformat(end)
-    if _current.get() == "zh":
-        return f"{_format_time(s, 'ah:mm', _current.get())}-{_format_time(e, 'h:mm', _current.get())}"
-    return f"{_format_time(s, 'h:mm', _current.get())}–{_format_time(e, 'h:mm a', _current.get())}"
+    """09:00-10:00 in either language: the SMS's own way (models/messaging/wording.py:
+    time_span), so the page and the message say the same time the same way."""
+    from models.messaging.wording import time_span
+
+    return time_span(start, end)
 
 
 def datetime_text(moment: dt.datetime) -> str:

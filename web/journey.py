@@ -135,6 +135,20 @@ class Journey:
     def pop_flash(self) -> str:
         return str(self._s.pop("flash", "") or "")
 
+    def checking(self, current_slot_id: int | None) -> None:
+        """A check page was shown: the window the person's booking is in now (None for a new
+        booking). Kept before the confirm is sent, so a double tap's second answer still knows
+        the confirmation is a move, and from where."""
+        if current_slot_id is None:
+            self._s.pop("moved_from", None)
+        else:
+            self._s["moved_from"] = current_slot_id
+
+    @property
+    def moved_from(self) -> int | None:
+        """The window the booking was in before the confirm of the last check page."""
+        return parse_id(self._s.get("moved_from"))
+
     def forget_choices(self) -> None:
         for name in ("slot", "key", "site", "day"):
             self._s.pop(name, None)

@@ -88,13 +88,13 @@ TEMPLATES: dict[str, dict[str, str]] = {
     },
     "callcentre_confirm": {
         "zh": "${name}已预约第二剂新冠疫苗：${when}，${site}。预约码${code}。${note}。"
-              "地址须知、改约或取消：${link}",
+              "查看详情、改约或取消：${link}",
         "en": "${name}: 2nd dose booked, ${when}, ${site}. Code ${code}. ${note}. "
               "Address, what to bring, change or cancel: ${link}",
     },
     "callcentre_change": {
         "zh": "${name}已改约第二剂新冠疫苗：${when}，${site}。预约码${code}。${note}。"
-              "地址须知、改约或取消：${link}",
+              "查看详情、改约或取消：${link}",
         "en": "${name}: 2nd dose moved to ${when}, ${site}. Code ${code}. ${note}. "
               "Address, what to bring, change or cancel: ${link}",
     },
@@ -169,12 +169,19 @@ def short_day(day: dt.date, lang: str = "zh") -> str:
     return f"{day.day} {_MONTHS_EN[day.month - 1]}" if lang == "en" else f"{day.month}月{day.day}日"
 
 
+def time_span(start: str, end: str) -> str:
+    """09:00-10:00, in either language: how a time window is written everywhere, in the SMS and
+    on every page (web/i18n.py: window_text), so what a resident reads on the page is what
+    the message says."""
+    return f"{dt.time.fromisoformat(start):%H:%M}-{dt.time.fromisoformat(end):%H:%M}"
+
+
 def when(day: dt.date, start: str, end: str, lang: str = "zh") -> str:
     """6月21日（周一）09:00-10:00 / Mon 21 Jun 09:00-10:00: one parameter, as templates may not
     put two side by side."""
     if lang == "en":
-        return f"{_WEEKDAYS_EN[day.weekday()]} {short_day(day, lang)} {start}-{end}"
-    return f"{short_day(day)}（周{_WEEKDAYS_ZH[day.weekday()]}）{start}-{end}"
+        return f"{_WEEKDAYS_EN[day.weekday()]} {short_day(day, lang)} {time_span(start, end)}"
+    return f"{short_day(day)}（周{_WEEKDAYS_ZH[day.weekday()]}）{time_span(start, end)}"
 
 
 def _lang(resident: Resident) -> str:

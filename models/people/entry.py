@@ -36,6 +36,10 @@ CODE_MINUTES = 5  # a code is good for this long
 MAX_TRIES = 5  # wrong codes before a code is dead
 RESEND_SECONDS = 60  # one code a minute per phone number
 PHONE_SESSION_MINUTES = 30  # from the code's sending: time to book for the whole family
+# What a booking code is made of, as the /find page says it: the digits it may hold, and the
+# letters it never holds (those easily misread: O and 0, I and 1, S and 5 …).
+CODE_DIGITS_USED = tuple(ch for ch in CODE_ALPHABET if ch.isdigit())
+CODE_LETTERS_NEVER = tuple(ch for ch in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" if ch not in CODE_ALPHABET)
 
 
 class EntryRefused(Exception):
@@ -218,6 +222,15 @@ async def phone_session(login_id: int | None, *, now: dt.datetime) -> str | None
     if code is None or _session_end(code) <= as_utc(now):
         return None
     return code.phone_hash
+
+
+async def others_on_phone(login_id: int | None, resident_id: int, *, now: dt.datetime) -> bool:
+    """Whether the phone of a log-in still in force has someone registered with it besides
+    `resident_id`: only then is "book for someone else on this phone" worth offering."""
+    phone_hash = await phone_session(login_id, now=now)
+    if phone_hash is None:
+        return False
+    return await Resident.filter(phone_hash=phone_hash).exclude(id=resident_id).exists()
 
 
 async def family(district: District, phone_hash: str) -> list[Member]:

@@ -45,10 +45,10 @@ def slow_down(request: Request, hit):
                   status=429, headers={"Retry-After": str(wait)})
 
 
-def _phone_page(request: Request, *, error: str = "", status: int = 200):
+def _phone_page(request: Request, *, error: str = "", typed: str = "", status: int = 200):
     journey = Journey(request.session)
     return render(request, "pages/entry/phone.html", {
-        "error": error, "on_phone": journey.on_phone(_now(request)),
+        "error": error, "typed": typed, "on_phone": journey.on_phone(_now(request)),
     }, status=status)
 
 
@@ -82,8 +82,8 @@ async def _send_code(request: Request, phone_text: str):
         await limits.give_back(hit)
         if exc.reason == "sms_cap":
             return _sms_cap_page(request, journey, exc)
-        if exc.reason != "wait":
-            return _phone_page(request, error=exc.reason, status=422)
+        if exc.reason != "wait":  # "phone": a mistyped number, kept in the form to correct
+            return _phone_page(request, error=exc.reason, typed=phone_text, status=422)
         sent = exc.sent  # a code went out less than a minute ago: that one is on its way
         journey.await_code(sent.sealed_phone, sent.masked_phone)
         return see_other(url_for(request, "entry_code", wait=exc.wait))
@@ -108,9 +108,10 @@ async def entry_resend(request: Request):
 
 
 def _code_page(request: Request, journey: Journey, *, error: str = "", tries_left: int = 0,
-               wait: int = 0, status: int = 200):
+               wait: int = 0, typed: str = "", status: int = 200):
     return render(request, "pages/entry/code.html", {
         "phone": journey.code_masked, "error": error, "tries_left": tries_left, "wait": wait,
+        "typed": typed,
         "minutes": entry.CODE_MINUTES, "max_tries": entry.MAX_TRIES,
         "resend_seconds": entry.RESEND_SECONDS,
     }, status=status)
@@ -132,13 +133,17 @@ async def entry_code(request: Request):
     if not hit:
         return slow_down(request, hit)
     form = await request.form()
+    code_text = parse_text(form.get("code"), MAX_CODE)
     try:
-        login = await entry.check_code(d, phone, parse_text(form.get("code"), MAX_CODE),
-                                       now=_now(request))
+        login = await entry.check_code(d, phone, code_text, now=_now(request))
     except entry.EntryRefused as exc:
         if exc.reason not in CODE_COUNTED:
             await limits.give_back(hit)
-        return _code_page(request, journey, error=exc.reason, tries_left=exc.tries_left, status=422)
+        # A mistyped or wrong code stays in the form to correct; a dead one (used, expired,
+        # too many tries) does not: a new code is needed.
+        typed = code_text if exc.reason in ("code_format", "wrong") else ""
+        return _code_page(request, journey, error=exc.reason, tries_left=exc.tries_left,
+                          typed=typed, status=422)
     await limits.give_back(hit)
     journey.phone_proved(login.login_id, login.valid_until)
     return see_other(url_for(request, "entry_family"))
@@ -161,11 +166,12 @@ async def entry_family(request: Request):
     })
 
 
-def _person_page(request: Request, member: entry.Member, *, error: str = "",
+def _person_page(request: Request, member: entry.Member, *, error: str = "", typed: str = "",
                  tries_left: int = 0, until: dt.datetime | None = None, status: int = 200):
     d = district(request)
     return render(request, "pages/entry/person.html", {
         "member": member, "error": error, "tries_left": tries_left, "locked_until": until,
+        "typed": typed,  # the ID number as typed: only in this POST's answer, to correct it
         "max_failures": d.verify_max_failures, "lock_minutes": d.verify_lock_minutes,
     }, status=423 if error == "locked" else status)
 
@@ -189,7 +195,7 @@ async def entry_person(request: Request):
     try:
         entry.check_id(id_text)  # a typo is not a guess: refused before anything is counted
     except entry.EntryRefused as exc:
-        return _person_page(request, member, error=exc.reason, status=422)
+        return _person_page(request, member, error=exc.reason, typed=id_text, status=422)
     # Counted against the asker, before the number is compared: this address, and this phone
     # asking for this person. Never the person's own link: their SMS link stays open.
     limits, address = _limits(request)
@@ -206,10 +212,11 @@ async def entry_person(request: Request):
     except entry.EntryRefused as exc:
         if exc.reason != "mismatch":
             await limits.give_back(by_address, by_person)
-            return _person_page(request, member, error=exc.reason, status=422)
+            return _person_page(request, member, error=exc.reason, typed=id_text, status=422)
         left = limits.rules["entry_person"].amount - by_person.count
         if left > 0:
-            return _person_page(request, member, error="mismatch", tries_left=left, status=422)
+            return _person_page(request, member, error="mismatch", tries_left=left,
+                                typed=id_text, status=422)
         wait = await limits.retry_after(*person)
         return _person_page(request, member, error="locked", status=422,
                             until=now + dt.timedelta(seconds=wait))
@@ -225,19 +232,28 @@ async def entry_leave(request: Request):
     return see_other(url_for(request, "start"))
 
 
+def _code_letters() -> dict:
+    """What the booking-code hint and error say a code is made of (models/booking/codes.py)."""
+    return {"code_digits": entry.CODE_DIGITS_USED, "code_never": entry.CODE_LETTERS_NEVER}
+
+
 async def find_booking(request: Request):
     """GET/POST /find: a booking by its code and the ID number -> the booking page, where it is
     seen, moved or cancelled."""
     if request.method != "POST":
-        return render(request, "pages/entry/find.html", {})
+        return render(request, "pages/entry/find.html", _code_letters())
     form = await request.form()
     code_text = parse_text(form.get("booking_code"), MAX_BOOKING_CODE)
     id_text = parse_text(form.get("id_number"), MAX_ID)
     now = _now(request)
 
     def page(error: str, until: dt.datetime | None = None):
-        return render(request, "pages/entry/find.html", {"error": error, "locked_until": until},
-                      status=422)
+        # What was typed stays in the form (the ID number only in this POST's answer: never in
+        # a URL, the session or a log), so one wrong character is one character to fix.
+        return render(request, "pages/entry/find.html", {
+            "error": error, "locked_until": until, "typed_code": code_text, "typed_id": id_text,
+            **_code_letters(),
+        }, status=422)
 
     try:
         code = entry.find_key(code_text, id_text)  # typos are refused before anything counts

@@ -13,7 +13,7 @@ from starlette.responses import RedirectResponse
 from models.booking import availability, service
 from models.booking.service import Standing
 from models.db.tables import Link, Resident
-from models.people import links, pii, residents
+from models.people import entry, links, pii, residents
 from models.rules.eligibility import Refusal, Refused
 from .. import i18n
 from ..http import client_address, district, parse_day, parse_id, parse_text, see_other, url_for
@@ -113,32 +113,41 @@ async def booking_home(request: Request):
         return _verify_page(request, visit)
     standing = await service.stand(district(request), visit.resident, visit.now)
     if standing.refusal == Refusal.BOOKED:
-        return _booking_page(request, visit, standing, just_booked=False)
+        return await _booking_page(request, visit, standing, just_booked=False)
     if standing.refusal:
-        return _refusal(request, visit, standing)
+        return await _refusal(request, visit, standing)
     return see_other(url_for(request, "site"))
 
 
 def _window_context(visit: Visit, window) -> dict:
-    return {"name": visit.masked_name, "window": window, "today": visit.now.date(),
-            "phone_family": visit.journey.on_phone(visit.now)}
+    return {"name": visit.masked_name, "window": window, "today": visit.now.date()}
+
+
+async def _family_offer(visit: Visit) -> bool:
+    """Offer "book for someone else on this phone" only while a proved phone is in force and
+    someone other than this person is registered with it."""
+    if not visit.journey.on_phone(visit.now):
+        return False
+    return await entry.others_on_phone(visit.journey.phone_login, visit.resident.id, now=visit.now)
 
 
 def _verify_page(request: Request, visit: Visit, *, error: str = "", tries_left: int = 0,
-                 status: int = 200):
+                 typed: str = "", status: int = 200):
     d = district(request)
     until = links.locked_until(visit.link, visit.now)
     window = d.rules.window(visit.resident.first_dose_date, visit.resident.vaccine)
     return render(request, "pages/resident/verify.html", {
         **_window_context(visit, window),
         "error": error, "tries_left": tries_left, "locked_until": until,
+        "typed": typed,  # the ID number as typed: only in this POST's answer, to correct it
         "max_failures": d.verify_max_failures, "lock_minutes": d.verify_lock_minutes,
     }, status=423 if until else status)
 
 
-def _refusal(request: Request, visit: Visit, standing: Standing):
+async def _refusal(request: Request, visit: Visit, standing: Standing):
     return render(request, "pages/resident/refusal.html", {
         **_window_context(visit, standing.window), "kind": standing.refusal,
+        "phone_family": await _family_offer(visit),
         "second_dose_date": visit.resident.second_dose_date, "subdistrict": visit.resident.subdistrict,
     })
 
@@ -156,8 +165,9 @@ async def booking_verify(request: Request):
         return slow_down(request, hit)
     form = await request.form()
     d = district(request)
+    id_text = parse_text(form.get("id_number"), 64)
     result = await links.verify_identity(
-        d.vault, visit.link, parse_text(form.get("id_number"), 64), now=visit.now,
+        d.vault, visit.link, id_text, now=visit.now,
         max_failures=d.verify_max_failures, lock_minutes=d.verify_lock_minutes)
     if result.reason not in ("mismatch", "locked"):
         await limits.give_back(hit)
@@ -170,7 +180,8 @@ async def booking_verify(request: Request):
         return see_other(url_for(request, "site" if standing.refusal is None else "booking"))
     await visit.link.refresh_from_db()
     error = f"invalid_{result.invalid_reason}" if result.reason == "invalid" else result.reason
-    return _verify_page(request, visit, error=error, tries_left=result.tries_left, status=422)
+    return _verify_page(request, visit, error=error, tries_left=result.tries_left, typed=id_text,
+                        status=422)
 
 
 async def booking_site(request: Request):
@@ -252,6 +263,7 @@ async def booking_check(request: Request):
     except Refused:
         journey.lose_slot("slot_taken")
         return see_other(url_for(request, "slot"))
+    journey.checking(standing.booking.slot_id if standing.booking else None)
     return render(request, "pages/resident/check.html", {
         **_window_context(visit, standing.window),
         "slot": slot, "key": journey.request_key(), "current": standing.booking,
@@ -266,8 +278,12 @@ async def booking_confirm(request: Request):
     if not isinstance(visit, Visit):
         return visit
     form = await request.form()
+    slot_id = parse_id(form.get("slot")) or 0
+    current = visit.standing.booking
+    if current is not None and current.slot_id == slot_id and visit.journey.moved_from:
+        return see_other(url_for(request, "done"))  # a move sent twice: the first one did it
     try:
-        await service.confirm(district(request), visit.standing, parse_id(form.get("slot")) or 0,
+        await service.confirm(district(request), visit.standing, slot_id,
                               request_key=parse_text(form.get("key"), 64) or None,
                               channel=visit.journey.channel,
                               chosen=visit.journey.slot_id)
@@ -285,15 +301,24 @@ async def booking_done(request: Request):
     visit = await booked_visit(request)
     if not isinstance(visit, Visit):
         return visit
-    return _booking_page(request, visit, visit.standing, just_booked=True)
+    moved_from = visit.journey.moved_from
+    if moved_from == visit.standing.booking.slot_id:  # "moved" to the window it was in
+        return await _booking_page(request, visit, visit.standing, just_booked=False)
+    old = await availability.slot_by_id(moved_from)
+    return await _booking_page(request, visit, visit.standing, just_booked=True,
+                               old_slot=await availability.slot_with_site(old.id) if old else None)
 
 
-def _booking_page(request: Request, visit: Visit, standing: Standing, *, just_booked: bool):
+async def _booking_page(request: Request, visit: Visit, standing: Standing, *, just_booked: bool,
+                        old_slot=None):
+    """The booking: just made ("预约成功"), just moved from `old_slot` ("改约成功", the old and
+    the new time), or as it stands."""
     booking = standing.booking
     slot = booking.slot
     return render(request, "pages/resident/booking.html", {
-        **_window_context(visit, standing.window),
+        **_window_context(visit, standing.window), "phone_family": await _family_offer(visit),
         "booking": booking, "slot": slot, "site": slot.site, "just_booked": just_booked,
+        "old_slot": old_slot,
         "phone": visit.resident.phone_masked,
         "late": standing.is_late(slot.day),
         "companion": standing.needs_companion(slot.day),
@@ -322,4 +347,4 @@ async def booking_cancelled(request: Request):
     if visit is None or not visit.journey.verified:
         return see_other(url_for(request, "booking"))
     return render(request, "pages/resident/cancelled.html", {
-        "name": visit.masked_name, "phone_family": visit.journey.on_phone(visit.now)})
+        "name": visit.masked_name, "phone_family": await _family_offer(visit)})
