@@ -216,8 +216,8 @@ async def test_the_preview_has_one_picker_listing_only_sites_and_days_with_free_
     assert len(page.find_all("select")) == 1 and not page.find(attrs={"name": "to_site"})
     options = {o["value"]: text(o) for o in page.find("select", attrs={"name": "to"}).find_all("option")
                if o["value"]}
-    assert options == {f"{home.id}:{MOVE_DAY}": "TH01 · 五山街社区卫生服务中心 （空余4个）",
-                       f"{other.id}:{MOVE_DAY}": "TH02 · 石牌街社区卫生服务中心 （空余3个）"}
+    assert options == {f"{home.id}:{MOVE_DAY}": "TH01（空余4个） 五山街社区卫生服务中心",
+                       f"{other.id}:{MOVE_DAY}": "TH02（空余3个） 石牌街社区卫生服务中心"}
     assert move_button(page) is None  # no target picked yet: no move button at all
     assert text(page.find("form", id="closing-cancel").find("button")) == "停诊并取消5人"
 

@@ -244,6 +244,7 @@ def test_closing_into_a_full_target_moves_nobody_and_the_database_matches_the_bu
     expect(move).to_be_disabled()
     expect(page.locator("#closing-plan")).to_contain_text("一个人也改约不了")
     shot(page, "admin-closing-full-target")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360  # a phone: no sideways scroll
     listed = page.locator("#m-to option").evaluate_all("os => os.map(o => [o.value, o.textContent])")
     offered = {value: label for value, label in listed if value}
     assert f"{world['TH05']}:{friday.isoformat()}" not in offered  # never the day being closed
