@@ -524,12 +524,18 @@ async def import_sites(source, *, run: ImportRun | None = None, user: StaffUser 
                              on_progress=on_progress, on_reject=on_reject)
 
 
-def _empty(column: str) -> Reason:
-    return reason("empty", f"{column} is empty", column=column)
+# A sites file's columns, as the vocabulary names them (a site's name is not a person's).
+SITE_WORDS = {"code": "site_code", "name": "site_name", "address": "site_address", "phone": "site_phone",
+              "subdistrict": "subdistrict"}
 
 
-def _too_long(column: str, limit: int) -> Reason:
-    return reason("too_long", f"{column} is longer than {limit} characters", column=column, limit=limit)
+def _empty(column: str, words: dict[str, str] | None = None) -> Reason:
+    return reason("empty", f"{column} is empty", column=(words or {}).get(column, column))
+
+
+def _too_long(column: str, limit: int, words: dict[str, str] | None = None) -> Reason:
+    return reason("too_long", f"{column} is longer than {limit} characters",
+                  column=(words or {}).get(column, column), limit=limit)
 
 
 def _not_a_subdistrict(text: str) -> Reason:
@@ -544,17 +550,18 @@ def _check_site(row: dict[str, str]) -> tuple[list[Reason], dict[str, str]]:
     reasons: list[Reason] = []
     code = row["code"]
     if not SITE_CODE.match(code):
-        reasons.append(_empty("code") if not code else
+        reasons.append(_empty("code", SITE_WORDS) if not code else
                        reason("site_code_format", "code must be up to 32 letters, digits, '-' or '_'"))
     subdistrict = normalise_subdistrict(row["subdistrict"])
     if not subdistrict:
-        reasons.append(_empty("subdistrict") if not row["subdistrict"] else _not_a_subdistrict(row["subdistrict"]))
+        reasons.append(_empty("subdistrict", SITE_WORDS) if not row["subdistrict"]
+                       else _not_a_subdistrict(row["subdistrict"]))
     for column, limit in (("name", 100), ("address", 200), ("phone", 40)):
         value = row.get(column, "")
         if not value and column != "phone":
-            reasons.append(_empty(column))
+            reasons.append(_empty(column, SITE_WORDS))
         elif len(value) > limit:
-            reasons.append(_too_long(column, limit))
+            reasons.append(_too_long(column, limit, SITE_WORDS))
     values = {"code": code, "name": row["name"], "subdistrict": subdistrict or "",
               "address": row["address"], "phone": row.get("phone", "")}
     return reasons, values

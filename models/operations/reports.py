@@ -10,10 +10,11 @@ rows. Two kinds of figures:
 - Per sub-district and the completion rate read a resident snapshot: residents counted per
   sub-district, product and first-dose day (with their second doses), active bookings counted the
   same way, and second doses per sub-district and day. On a million residents that takes about
-  0.4 s, so it is kept per server process (Snapshots) and computed at most once a minute: a page
-  asked for when it is older is answered from it at once and a fresh one is computed in the
-  background (stale-while-revalidate); only the first page after the server starts waits for it.
-  The pages say when it was taken. Due and overdue are worked out from it on each request, with
+  0.4 s, so it is kept per server process (Snapshots) and computed at most once a minute. A page
+  asked for when it is older waits for a fresh one (up to WAIT_SECONDS; only a slower database
+  gets the older one, and a fresh one is being taken for the next page), so the time the page
+  shows ("数据截至…") is at most a minute old: before issue 22 an older snapshot was always
+  answered at once, and a page opened after a quiet quarter of an hour showed that old time. Due and overdue are worked out from it on each request, with
   today's date and each product's interval rule (config/vaccines.toml), so they are never a day old.
 
 Definitions (docs/reports.md):
@@ -53,6 +54,7 @@ MAX_SITE_DAYS = 92  # at most a quarter of per-site rows at once (6 per cent of 
 MAX_COMPLETION_DAYS = 366
 PAGE_ROWS = 200  # rows of the per-site table on one page (the CSV has them all)
 FRESH_SECONDS = 60  # the resident snapshot is recomputed at most once a minute
+WAIT_SECONDS = 5.0  # how long a page waits for a fresh snapshot before it is answered with the older one
 
 
 class FilterError(ValueError):
@@ -325,11 +327,14 @@ async def take_snapshot(district: District) -> Snapshot:
 
 class Snapshots:
     """The resident snapshot of one server process: taken on first use, then at most once every
-    `fresh_seconds`. Older than that, it is still answered at once while a fresh one is taken in
-    the background; one taking at a time. Kept by the web app (app.state), one per process."""
+    `fresh_seconds`. Older than that, a fresh one is taken and waited for, up to `wait_seconds`
+    (past that the older one is answered and the fresh one lands for the next page); one taking
+    at a time. Kept by the web app (app.state), one per process."""
 
-    def __init__(self, fresh_seconds: float = FRESH_SECONDS, monotonic: Callable[[], float] = time.monotonic):
+    def __init__(self, fresh_seconds: float = FRESH_SECONDS, monotonic: Callable[[], float] = time.monotonic,
+                 wait_seconds: float = WAIT_SECONDS):
         self.fresh_seconds = fresh_seconds
+        self.wait_seconds = wait_seconds
         self.monotonic = monotonic
         self.value: Snapshot | None = None
         self.taken_at = 0.0
@@ -357,7 +362,8 @@ class Snapshots:
         if self.value is None:
             return await asyncio.shield(self._start(district))
         if self.monotonic() - self.taken_at >= self.fresh_seconds:
-            self._start(district)  # this page gets the one it has; the next, the fresh one
+            task = self._start(district)
+            await asyncio.wait([task], timeout=self.wait_seconds)  # done, failed or still running
         return self.value
 
 

@@ -155,22 +155,19 @@ COLUMNS = {
     "active_share_percent": _("占待接种的比例（%）"),
     "line": _("行号"),
     "reason": _("原因"),
-    # import files (interfaces.md) and sites
-    "code": _("编码"),
-    "name": _("名称"),
-    "address": _("地址"),
-    "phone": _("电话"),
+    # people: the first-dose file's columns (interfaces.md), the overdue list
+    "resident": _("市民编号"),
+    "name": _("姓名"),
     "id_number": _("身份证号"),
+    "phone": _("手机号"),
     "first_dose_date": _("第一剂日期"),
     "vaccine": _("疫苗"),
-    # the overdue list (models/operations/outreach.py: CSV_COLUMNS)
-    "resident_id": _("市民编号"),
-    "id_masked": _("身份证号（部分隐藏）"),
-    "phone_masked": _("手机号（部分隐藏）"),
-    "first_dose_site": _("第一剂接种点"),
-    "due_by": _("最晚接种日期"),
     "days_overdue": _("超期天数"),
-    "invited": _("已邀请"),
+    # sites: the sites file's columns (models/operations/imports.py SITE_WORDS), the site form
+    "site_name": _("接种点名称"),
+    "site_address": _("接种点地址"),
+    "site_phone": _("接种点电话"),
+    "address": _("地址"),
 }
 
 # Cell values that are codes.
@@ -482,7 +479,7 @@ class Words:
         return self._lookup(ROLES, code) if code else ""
 
     def channel(self, code: str) -> str:
-        return self._lookup(CHANNELS, code)
+        return self._lookup(CHANNELS, code) if code in CHANNELS else self.value(code)
 
     def column(self, code: str) -> str:
         return self._lookup(COLUMNS, code)
@@ -520,7 +517,8 @@ class Words:
                      (g(_("接种点#%(id)s")) % {"id": p[6:]} if p.startswith("site #") else p) for p in parts]
             return g(_("，")).join(shown)
         if name == "fields":
-            return g(_("、")).join(self.column(f) for f in text.split(", "))
+            site_fields = {"name": "site_name", "phone": "site_phone"}  # site_edit: a site's fields
+            return g(_("、")).join(self.column(site_fields.get(f, f)) for f in text.split(", "))
         if name == "span":
             return self._span(text)
         tables = {"role": ROLES, "channel": CHANNELS, "kind": SEARCH_KINDS, "refusal": CHECK_IN_REFUSALS,

@@ -28,6 +28,7 @@ from ...http import district, parse_day, parse_id, parse_text, see_other, url_fo
 from ...scoping import area_of
 from ...staff_auth import ADMIN, current_staff, record, staff_only
 from ...templating import render
+from ...words import words_for
 
 log = logging.getLogger("booking.outreach")
 
@@ -244,13 +245,15 @@ async def admin_overdue(request: Request):
 
 @staff_only(*ADMIN)
 async def admin_overdue_csv(request: Request):
-    """GET /admin/overdue.csv?subdistrict=: the whole list, masked, streamed (Excel opens it: BOM)."""
+    """GET /admin/overdue.csv?subdistrict=: the whole list, masked, streamed (Excel and WPS open it:
+    BOM); the header in the interface's language (models/staff/vocabulary.py)."""
     d = district(request)
     subdistrict = parse_text(request.query_params.get("subdistrict"), 50)
     await record(request, "export_overdue", detail=subdistrict or "whole district")
+    header = words_for(request).header(outreach.CSV_COLUMNS)
 
     async def lines():
-        yield "\ufeff" + _csv_line(outreach.CSV_COLUMNS)
+        yield "\ufeff" + _csv_line(header)
         async for row in outreach.overdue_rows(d, subdistrict):
             yield _csv_line(row)
 

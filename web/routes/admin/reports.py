@@ -22,6 +22,7 @@ from ... import charts
 from ...http import district, parse_day, parse_id, parse_text
 from ...staff_auth import ADMIN, current_staff, record, staff_only
 from ...templating import render
+from ...words import words_for
 
 
 log = logging.getLogger("booking.reports")
@@ -136,15 +137,20 @@ async def admin_reports_channels(request: Request):
                        {"report": report, "typed": _values(report.filters, typed)})
 
 
-# ---- CSV: UTF-8 with a BOM (Excel opens it as UTF-8), streamed a row at a time
+# ---- CSV: UTF-8 with a BOM (Excel and WPS open it as UTF-8), streamed a row at a time; the
+# header and the codes in the first column (total, a channel) in the interface's language.
 
 
-def _csv(rows, name: str) -> StreamingResponse:
+def _csv(request: Request, rows, name: str, *, channels: bool = False) -> StreamingResponse:
+    words = words_for(request)
+    first = words.channel if channels else words.value
+
     async def lines():
         out = io.StringIO()
         out.write("\ufeff")
         writer = csv_safe.writer(out)
         for n, values in enumerate(rows, 1):
+            values = words.header(values) if n == 1 else [first(values[0]) if values[0] else "", *values[1:]]
             writer.writerow(values)
             if n % CSV_ROWS == 0:
                 yield out.getvalue()
@@ -171,7 +177,7 @@ async def admin_reports_csv(request: Request):
         return await _refused(request, "reports.html", typed, exc)
     await record(request, "export_report", detail=f"subdistricts {_span(report.filters)}")
     today = district(request).clock.today().isoformat()
-    return _csv(reports.area_values(report), f"report-subdistricts-{today}.csv")
+    return _csv(request, reports.area_values(report), f"report-subdistricts-{today}.csv")
 
 
 @staff_only(*ADMIN)
@@ -183,7 +189,7 @@ async def admin_reports_sites_csv(request: Request):
     except reports.FilterError as exc:
         return await _refused(request, "reports_sites.html", typed, exc)
     await record(request, "export_report", detail=f"sites {_span(filters)}")
-    return _csv(rows, f"report-sites-{filters.from_day}-{filters.to_day}.csv")
+    return _csv(request, rows, f"report-sites-{filters.from_day}-{filters.to_day}.csv")
 
 
 @staff_only(*ADMIN)
@@ -196,7 +202,7 @@ async def admin_reports_completion_csv(request: Request):
         return await _refused(request, "reports_completion.html", typed, exc)
     await record(request, "export_report", detail=f"completion {_span(report.filters)}")
     f = report.filters
-    return _csv(reports.completion_values(report), f"report-completion-{f.from_day}-{f.to_day}.csv")
+    return _csv(request, reports.completion_values(report), f"report-completion-{f.from_day}-{f.to_day}.csv")
 
 
 @staff_only(*ADMIN)
@@ -209,7 +215,7 @@ async def admin_reports_channels_csv(request: Request):
         return await _refused(request, "reports_channels.html", typed, exc)
     await record(request, "export_report", detail=f"channels {_span(report.filters)}")
     today = district(request).clock.today().isoformat()
-    return _csv(reports.channel_values(report), f"report-channels-{today}.csv")
+    return _csv(request, reports.channel_values(report), f"report-channels-{today}.csv", channels=True)
 
 
 ROUTES = [
