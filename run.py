@@ -15,7 +15,7 @@ import sys
 import tempfile
 
 from models import csv_safe
-from models.db.setup import close_db, init_db
+from models.db.setup import DatabaseUnusable, close_db, init_db
 from models.district import District
 from web.settings import Settings, build_district, load_settings
 
@@ -73,9 +73,10 @@ async def cmd_demo(settings: Settings, district: District, args) -> int:
         return OK
     print("Demo data loaded: " + ", ".join(f"{n} {what}" for what, n in result.totals.items()))
     print("The people below are fictional demo data (演示数据，人物和身份证号均为虚构).")
-    print("Open a link and type the ID number to try each case: case — name — ID number — link")
+    print("Open a link and type the ID number to try each case (or type the phone at "
+          f"{settings.base_url}/entry): case — name — ID number — phone — link")
     for link in result.links:
-        print(f"  {link.label} — {link.name} — {link.id_number} — {link.url}")
+        print(f"  {link.label} — {link.name} — {link.id_number} — {link.phone} — {link.url}")
     print(f"Staff logins (demo passwords 演示账号) at {settings.base_url}/staff:")
     for role, username, password, scope in result.staff:
         print(f"  {role:<12} {username} / {password}  ({scope})")
@@ -717,6 +718,15 @@ def main(argv: list[str] | None = None) -> int:
         from web.logs import setup_logging
 
         setup_logging("json")
+    try:
+        return run_command(settings, args)
+    except DatabaseUnusable as exc:  # one line, at once: never a traceback, never a hang
+        print(f"error: DATABASE_URL: {exc}", file=sys.stderr)
+        return 2
+
+
+def run_command(settings: Settings, args) -> int:
+    """The chosen command (serving when none), its exit status."""
     if args.command in (None, "serve"):
         return serve(settings, args)
     if args.command == "poster":

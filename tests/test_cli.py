@@ -106,9 +106,10 @@ def test_demo_prints_its_fictional_people_their_links_and_the_staff_logins(cli):
     assert status == 0
     assert "fictional" in out and "admin / demo-admin-2021" in out
     showcase = [line for line in out.splitlines() if "/b/" in line]
-    assert len(showcase) == 10
-    case, name, number, link = showcase[0].strip().split(" — ")
+    assert len(showcase) == 12  # one a case, the family on 黄桂英's phone two more
+    case, name, number, phone, link = showcase[0].strip().split(" — ")
     assert name == "张三明" and pii.validate_id(number) == number
+    assert pii.normalise_phone(phone) == phone, "the made-up phone, in full, for /entry"
     assert link.startswith("http://127.0.0.1:8000/b/")
 
 

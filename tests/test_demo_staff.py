@@ -62,7 +62,7 @@ async def test_demo_has_one_showcase_person_for_each_case(db, district, clock):
     assert refusals == {
         "eligible": None, "late": None, "opens_soon": None, "too_early": Refusal.TOO_EARLY,
         "vaccinated": Refusal.VACCINATED, "booked": Refusal.BOOKED, "restricted": Refusal.RESTRICTED,
-        "elderly": None, "site_full": None, "elsewhere": None,
+        "elderly": None, "site_full": None, "elsewhere": None, "family": None,
     }
     assert standing["late"].window.due_by < today
     assert standing["opens_soon"].window.earliest > today
@@ -113,3 +113,27 @@ async def test_create_user_checks_role_scope_password_and_duplicates(db):
     assert door.site_id == site.id and area.subdistrict == "五山街"
     with pytest.raises(StaffError, match="already taken"):
         await create_user(role="admin", username="DOOR1", password="long enough pw")
+
+
+async def test_the_demo_has_a_family_on_one_phone_to_book_for_at_entry(db, district, client):
+    """Issue 22: the family feature can be tried on the demo: 黄桂英, her son and his wife share
+    a phone, and each showcase person's phone is printed for /entry."""
+    import json
+
+    from tests.pages import get_page, post_form, text
+
+    result = await load_demo(district)
+    phones = {link.name: link.phone for link in result.links}
+    assert all(pii.normalise_phone(p) == p for p in phones.values())
+    family = [name for name, phone in phones.items() if phone == phones["黄桂英"]]
+    assert sorted(family) == sorted(["黄桂英", "林建国", "何丽华"])
+    page = await get_page(client, "/entry")
+    await post_form(client, "/entry", page, {"phone": phones["黄桂英"]})
+    sms = await SmsMessage.filter(template="login_code").order_by("-id").first()
+    code = json.loads(VAULT.decrypt(sms.params_cipher))["code"]
+    page = await get_page(client, "/entry/code")
+    await post_form(client, "/entry/code", page, {"code": code})
+    listed = text(await get_page(client, "/entry/family"))
+    assert all(pii.mask_name(name) in listed for name in family)
+    alone = [name for name, phone in phones.items() if list(phones.values()).count(phone) == 1]
+    assert len(alone) == 9, "everyone else is alone on their phone"

@@ -82,11 +82,14 @@ CASES = {
     "elderly": "aged 70+ 七十岁以上（家属陪同）",
     "site_full": "first-dose site fully booked 首剂接种点已约满",
     "elsewhere": "ID from outside Tianhe 外地身份证",
+    "family": "family on the aged 70+ person's phone, for /entry 与黄桂英同一手机号（家人）",
 }
+FAMILY_PHONE = "13800138008"  # 黄桂英's, shared with her son and his wife: /entry lists all three
 
 
 def showcase() -> list[Person]:
-    """One fixed, fictional person per case; their full ID numbers are printed by `demo`."""
+    """One fixed, fictional person per case (two for "family"); their full ID numbers and their
+    made-up phone numbers are printed by `demo`."""
     def person(case, name, born, seq, phone, ago, site, sub, region=AREA_CODE, **kw):
         return Person(case, name, build_id_number(region, born, seq), phone, ago, site, sub, **kw)
 
@@ -99,10 +102,12 @@ def showcase() -> list[Person]:
                second_dose_ago=30),
         person("booked", "陈七英", dt.date(1993, 4, 18), 408, "13800138006", 35, "TH01", "五山街"),
         person("restricted", "刘八妹", dt.date(1991, 6, 6), 410, "13800138007", 30, "TH11", RISK_SUBDISTRICT),
-        person("elderly", "黄桂英", dt.date(1945, 5, 6), 412, "13800138008", 28, "TH05", "林和街"),
+        person("elderly", "黄桂英", dt.date(1945, 5, 6), 412, FAMILY_PHONE, 28, "TH05", "林和街"),
         person("site_full", "周十全", dt.date(1989, 12, 1), 413, "13800138009", 30, FULL_SITE, "五山街"),
         person("elsewhere", "孙小雨", dt.date(1992, 8, 15), 414, "13800138010", 25, "TH06", "沙河街",
                region="430102"),
+        person("family", "林建国", dt.date(1970, 10, 3), 415, FAMILY_PHONE, 33, "TH05", "林和街"),
+        person("family", "何丽华", dt.date(1972, 4, 27), 416, FAMILY_PHONE, 26, "TH05", "林和街"),
     ]
 
 

@@ -26,6 +26,7 @@ class ShowcaseLink:
     label: str
     name: str
     id_number: str  # fictional, so it may be printed in full
+    phone: str  # made up (138 0013 80xx), printed in full too: /entry and /group ask for it
     url: str
 
 
@@ -83,7 +84,8 @@ async def load_demo(district: District, *, force: bool = False) -> DemoResult:
         token = await issue_link(residents[person.id_number], now=now,
                                  days_valid=district.link_days_valid)
         result.links.append(ShowcaseLink(person.case, data.CASES[person.case], person.name,
-                                         person.id_number, link_url(district.base_url, token)))
+                                         person.id_number, person.phone,
+                                         link_url(district.base_url, token)))
     result.staff = await _staff()
     result.totals = {
         "sites": await Site.all().count(),
