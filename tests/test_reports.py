@@ -202,7 +202,7 @@ async def test_the_per_site_table_is_paged_and_the_download_has_every_row(client
     assert table(soup, "sites")[:-1] == SITE_ROWS[3:]
     assert (await get_page(client, f"/admin/reports/sites?{RANGE}&page=99")).find(string="上一页")
     rows = rows_of(await client.get(f"/admin/reports/sites.csv?{RANGE}"))
-    assert rows[0] == ["日期", "接种点编码", "接种点名称", "街道", "名额", "已预约", "已签到", "未到", "使用率（%）"]
+    assert rows[0] == ["日期", "接种点编码", "接种点名称", "街道", "名额", "已预约", "已签到", "未到", "使用率（百分比）"]
     assert len(rows) == 1 + 4 + 1
 
 
