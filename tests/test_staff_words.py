@@ -9,6 +9,8 @@ action or a detail the vocabulary does not know fails here, naming the file and 
 from __future__ import annotations
 
 import ast
+import csv
+import io
 import itertools
 import re
 from pathlib import Path
@@ -21,6 +23,7 @@ from models.staff import vocabulary
 from models.staff.vocabulary import Words
 from tests.pages import get_page
 from tests.staff_helpers import make_staff, sign_in
+from tests.test_csv_safe import hostile  # noqa: F401 (a fixture: formulas in every CSV's cells)
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = sorted([*ROOT.glob("web/**/*.py"), *ROOT.glob("models/**/*.py"), ROOT / "run.py"])
@@ -248,3 +251,41 @@ async def test_the_audit_page_in_english_uses_english_names(admin):
     row = soup.find("table", class_="data").find("tbody").find("tr").get_text(" ", strip=True)
     assert "check_in_refused" not in row and "预约" not in row and "签到" not in row
     assert "Check-in refused" in row and "TH01" in row
+
+
+# ---- every CSV download: a BOM, headers in the interface's language, no codes
+
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+async def test_every_csv_download_has_a_bom_and_headers_in_the_staffs_language(client, hostile):
+    await sign_in(client, "boss")
+    day = hostile["day"].isoformat()
+    urls = {
+        "/admin/reports/subdistricts.csv": "/admin/reports/subdistricts.csv",
+        "/admin/reports/sites.csv": f"/admin/reports/sites.csv?from_day={day}&to_day={day}",
+        "/admin/reports/completion.csv": "/admin/reports/completion.csv",
+        "/admin/reports/channels.csv": "/admin/reports/channels.csv",
+        "/admin/overdue.csv": "/admin/overdue.csv",
+        "/admin/imports/{run_id}/rejects.csv": f"/admin/imports/{hostile['run'].id}/rejects.csv",
+        "/group/{list_id}/result.csv": f"/group/{hostile['group'].id}/result.csv",
+    }
+    routes = {r.path for r in client.app.routes if getattr(r, "path", "").endswith(".csv")}
+    assert routes == set(urls), "a CSV route this test does not download"
+    codes = set(vocabulary.CHANNELS) | set(vocabulary.VALUES) | set(vocabulary.COLUMNS)
+    for lang in ("zh", "en"):
+        client.cookies.set("lang", lang)
+        for route, url in urls.items():
+            response = await client.get(url)
+            assert response.status_code == 200, (url, response.text[:300])
+            assert response.content.startswith(b"\xef\xbb\xbf"), f"{url}: no BOM, Excel and WPS misread it"
+            rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+            header = rows[0]
+            if lang == "zh":
+                assert all(CJK.search(h) for h in header), (url, header)
+            else:
+                assert not any(CJK.search(h) for h in header) and all(h[:1].isupper() for h in header), (url, header)
+            raw = [cell for row in rows for cell in row if cell in codes]
+            assert not raw, (url, lang, raw)
+    client.cookies.delete("lang")
