@@ -5,8 +5,11 @@ import csv
 import datetime as dt
 import io
 import os
+import secrets
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -151,3 +154,94 @@ def test_a_setting_that_cannot_be_read_is_named_without_a_traceback(monkeypatch,
     assert run.main(["check"]) == 2
     err = capsys.readouterr().err
     assert "PURGE_AFTER_DAYS" in err and "Traceback" not in err
+
+
+def run_cli(url: str, *args: str, timeout: float = 30) -> tuple[int, str, float]:
+    """`python run.py ARGS` with DATABASE_URL=url: (exit status, standard error, seconds taken)."""
+    env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "test", "SMS_BACKEND": "console"}
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "run.py", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return done.returncode, done.stderr, time.monotonic() - started
+
+
+def test_four_slashes_mean_an_absolute_path(tmp_path):
+    """sqlite:////srv/booking/db.sqlite3, as many tools write it: the file at /srv/booking (issue 22:
+    the command waited for ever, on a lock that was never released)."""
+    url = f"sqlite:///{tmp_path}/srv/booking/db.sqlite3"
+    assert url.startswith("sqlite:////")
+    for _ in range(2):  # and again, on the file the first run made: nothing left locked
+        status, err, _ = run_cli(url, "check")
+        assert status == 0, err
+    assert (tmp_path / "srv" / "booking" / "db.sqlite3").stat().st_size > 0
+    assert not (ROOT / str(tmp_path).lstrip("/")).exists()  # not read as a relative path
+
+
+@pytest.fixture
+def silent_server():
+    """A port that accepts connections and never answers, as a firewalled or hung server does."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+        yield s.getsockname()[1]
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("case, says", [
+    ("folder", "is a folder, not a database file"),
+    ("under a file", "cannot create"),
+    ("not a database", "file is not a database"),
+    ("scheme", "mysql:// is not supported"),
+    ("no answer", "did not answer within 5 seconds"),
+    ("refused", "Connection refused"),
+])
+def test_an_unusable_database_url_stops_at_once_with_one_line(tmp_path, silent_server, case, says):
+    (tmp_path / "db.sqlite3").mkdir()
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "junk.sqlite3").write_text("not a database, just text " * 100)
+    url = {
+        "folder": f"sqlite://{tmp_path}/db.sqlite3",
+        "under a file": f"sqlite://{tmp_path}/afile/db.sqlite3",
+        "not a database": f"sqlite://{tmp_path}/junk.sqlite3",
+        "scheme": "mysql://booking:s3cret-pw@db.internal/booking",
+        "no answer": f"postgres://booking:s3cret-pw@127.0.0.1:{silent_server}/booking",
+        "refused": f"postgres://booking:s3cret-pw@127.0.0.1:{closed_port()}/booking",
+    }[case]
+    status, err, took = run_cli(url, "check")
+    assert status == 2
+    assert len(err.splitlines()) == 1 and err.startswith("error: DATABASE_URL: ") and says in err, err
+    assert "s3cret-pw" not in err
+    assert took < 15
+
+
+# Every command that opens the database, with the least it needs to parse its arguments.
+COMMAND_ARGS = {
+    "serve": [], "demo": [], "import-sites": [str(SAMPLES / "sites.csv")],
+    "import-first-doses": ["doses.csv"], "invite": [], "send-sms": [], "outbox": [],
+    "open-slots": ["--site", "TH01", "--from", "2021-07-01", "--to", "2021-07-01",
+                   "--times", "09:00-10:00", "--capacity", "5"],
+    "create-user": ["--role", "admin", "--username", "chen"], "check": [], "close-day": [],
+    "send-reminders": [], "close-window": ["--site", "TH01", "--day", "2021-07-01", "--reason", "x",
+                                            "--cancel"],
+    "backup": [], "purge": [], "rotate-keys": [],
+}
+
+
+@pytest.mark.timeout(60)
+def test_every_command_stops_on_a_database_that_cannot_be_made(monkeypatch, tmp_path, capsys):
+    assert set(COMMAND_ARGS) == set(run.COMMANDS) | {"serve"}  # a new command: add it here
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite://{tmp_path}/afile/db.sqlite3")
+    monkeypatch.setenv("SECRET_KEY", secrets.token_urlsafe(48))  # serve would refuse a weak one first
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: pytest.fail("uvicorn started"))
+    for command, args in COMMAND_ARGS.items():
+        assert run.main([command, *args]) == 2, command
+        err = capsys.readouterr().err
+        assert err.startswith("error: DATABASE_URL: cannot create") and len(err.splitlines()) == 1, (command, err)

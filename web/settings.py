@@ -176,6 +176,34 @@ def _number(env: dict, name: str, default, kind=int, *, zero: bool = False):
     return value
 
 
+DATABASE_SCHEMES = ("sqlite", "postgres", "postgresql", "asyncpg")
+
+
+def parse_database_url(text: str) -> str:
+    """DATABASE_URL in the one form the rest of the code reads: `sqlite://` then the file's path
+    (relative to the working folder, or absolute: `sqlite:///srv/db.sqlite3`, and the four slashes
+    many tools write, `sqlite:////srv/db.sqlite3`, mean the same absolute path), or a PostgreSQL
+    address as given. Anything else is a ValueError naming the setting (never its password)."""
+    text = text.strip() or Settings.database_url
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        raise ValueError("DATABASE_URL: not a database address; use sqlite:///path/to/booking.sqlite3 "
+                         "or postgres://user:password@host:5432/booking")
+    if scheme.lower() not in DATABASE_SCHEMES:
+        raise ValueError(f"DATABASE_URL: {scheme}:// is not supported; use sqlite:// (a file) "
+                         "or postgres:// (PostgreSQL)")
+    if scheme.lower() != "sqlite":  # no host is PostgreSQL's own socket: asyncpg's default
+        return text
+    path, _, query = rest.partition("?")
+    if path.startswith("//"):  # sqlite:////srv/x: an absolute path written with four slashes
+        path = "/" + path.lstrip("/")
+    if not path or path.endswith("/"):
+        raise ValueError("DATABASE_URL: no file name after sqlite://; use sqlite:///path/to/booking.sqlite3")
+    if ":memory:" in path:
+        raise ValueError("DATABASE_URL: an in-memory SQLite database is not supported; use a file")
+    return f"sqlite://{path}" + (f"?{query}" if query else "")
+
+
 def _rate_ok(text: str) -> bool:
     from limits import parse
 
@@ -190,7 +218,7 @@ def load_settings(**overrides) -> Settings:
     """Build Settings from the environment, then `.env`, then defaults; overrides win."""
     env = {**_read_dotenv(ROOT / ".env"), **os.environ}
     values = dict(
-        database_url=env.get("DATABASE_URL", Settings.database_url),
+        database_url=parse_database_url(env.get("DATABASE_URL", "")),
         base_url=env.get("BASE_URL", Settings.base_url).rstrip("/"),
         secret_key=env.get("SECRET_KEY", ""),
         secret_key_old=tuple(k.strip() for k in env.get("SECRET_KEY_OLD", "").split(",") if k.strip()),
