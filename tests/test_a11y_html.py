@@ -407,11 +407,12 @@ def test_group_booking_pages_at_1280px(world, browser, served):
     with page.expect_navigation():
         office.submit("form[action='/group/new']")
     office.axe("group: the list, each row's standing")
+    page.locator("#pick input[name=w]:not([disabled])").first.check()
     with page.expect_navigation():
-        office.submit("#pick")
+        office.submit("#pick")  # "查看能约上几人"
     office.axe("group: windows chosen, how many fit")
     with page.expect_navigation():
-        office.submit("#book")
+        page.locator("#act").click()
     assert page.url.endswith("/result")
     office.axe("group: result")
     page.locator("main a", has_text="返回名单").click()

@@ -32,6 +32,8 @@ from tests.test_concurrency import NO_LIMITS, counts, database, run_check  # noq
 pytestmark = pytest.mark.slow
 GROUP, CROWD, PLACES = 60, 200, 100
 KEY = re.compile(r'name="key" value="([^"]+)"')
+SHOWN = re.compile(r'name="shown" value="([^"]+)"')
+DAY = re.compile(r'<option value="(\d{4}-\d\d-\d\d)" selected')
 HEAD_START = 20  # group bookings made before the crowd goes: the rest is a real race
 SUMMARY = re.compile(r"(\d+)人中已为(\d+)人预约")
 
@@ -96,7 +98,8 @@ async def race(url: str, base_url: str, world: dict) -> tuple[list[Resident], ht
         signed = await office.post("/staff/login", data={
             "csrftoken": CSRF.search(page.text).group(1), "username": "tiannan", "password": PASSWORD})
         assert signed.status_code == 303, signed.text[:300]
-        page = await office.get(f"/group/{world['group']}")
+        # The window ticked and looked at ("查看能约上几人"), as the clerk does before booking.
+        page = await office.get(f"/group/{world['group']}?site={world['site']}&w={world['slot']}")
         assert page.status_code == 200
         return page
 
@@ -106,7 +109,8 @@ async def race(url: str, base_url: str, world: dict) -> tuple[list[Resident], ht
         page, *_ = await asyncio.gather(open_list(), *(p.ready(world["site"]) for p in crowd))
         booking = asyncio.create_task(office.post("/group/book", data={
             "csrftoken": CSRF.search(page.text).group(1), "g": world["group"],
-            "key": KEY.search(page.text).group(1), "w": world["slot"]}))
+            "key": KEY.search(page.text).group(1), "w": world["slot"], "site": world["site"],
+            "day": DAY.search(page.text).group(1), "shown": SHOWN.search(page.text).group(1), "do": "book"}))
         while not booking.done() and await Booking.filter(channel="group").count() < HEAD_START:
             await asyncio.sleep(0.01)
         await asyncio.gather(*(p.take(world["slot"]) for p in crowd))

@@ -113,6 +113,7 @@ class Person:
     id_masked: str
     g: int  # a group list of their sub-district with them on it
     list_name: str
+    member: int = 0  # their row on that list
 
 
 @dataclass(frozen=True)
@@ -182,9 +183,16 @@ SCOPE = {
     ("POST", "/group/new"): NoPerson("a new list is always of the account's own sub-district"),
     ("POST", "/group/add"): [Scoped(lambda p: {"g": p.g, "name": "王小明", "id_number": "", "phone": ""},
                                     303, names_resident=False)],
-    ("POST", "/group/book"): [Scoped(lambda p: {"g": p.g, "w": p.slot, "key": "k" * 12}, 303,
+    # Book and move act only on what their page showed (its digest, `shown`): posted without
+    # it, the page comes back with "check again" (409) and nothing is done.
+    ("POST", "/group/book"): [Scoped(lambda p: {"g": p.g, "w": p.slot, "key": "k" * 12}, 409,
                                      names_resident=False)],
-    ("POST", "/group/move"): [Scoped(lambda p: {"g": p.g, "w": p.slot}, 303, names_resident=False)],
+    ("POST", "/group/move"): [Scoped(lambda p: {"g": p.g, "w": p.slot}, 409, names_resident=False)],
+    ("GET", "/group/{list_id}/row"): [Scoped(lambda p: {"list_id": p.g, "m": p.member}, 200,
+                                             names_resident=False)],
+    ("POST", "/group/row"): [Scoped(lambda p: {"g": p.g, "m": p.member, "name": "王小明", "id_number": "",
+                                               "phone": ""}, 303, names_resident=False)],
+    ("POST", "/group/remove"): [Scoped(lambda p: {"g": p.g, "m": p.member}, 303, names_resident=False)],
     ("POST", "/group/cancel"): [Scoped(lambda p: {"g": p.g}, 303, names_resident=False)],
     ("GET", "/group/{list_id}"): [Scoped(lambda p: {"list_id": p.g}, 200, names_resident=False)],
     ("GET", "/group/{list_id}/move"): [Scoped(lambda p: {"list_id": p.g}, 200, names_resident=False)],
@@ -247,8 +255,9 @@ async def _person(district, world, site_code: str) -> Person:
     list_name = f"{resident.name}的名单"
     group = await groups.create_list(VAULT, world["owners"][site_code], list_name,
                                      f"{resident.name},{number},13800000000\n".encode())
+    member = await GroupMember.get(group_id=group.id)
     return Person(resident.id, active.id, first.id, held.id, site_code, active.code, number,
-                  mask_name(resident.name), resident.id_masked, group.id, list_name)
+                  mask_name(resident.name), resident.id_masked, group.id, list_name, member.id)
 
 
 async def _state(person: Person):
