@@ -103,6 +103,30 @@ async def test_sending_for_one_sub_district_invites_only_its_people_once_each(ad
     assert "共0位待邀请" in text(again) and not again.select("form[action='/admin/invitations/send']")
 
 
+async def test_the_send_button_says_how_many_and_where_and_the_batch_sends_exactly_that(admin, world):
+    """Issue 22: a screen is one state. The button names the count and the part of the district
+    of the numbers shown; the filters update those numbers at once (htmx), and without JavaScript
+    the form sends the shown scope, whatever the selects were changed to since."""
+    button = "form[action='/admin/invitations/send'] button"
+    whole = await get_page(admin, "/admin/invitations")
+    assert text(whole.select_one(button)) == "向全区的4人发送邀请短信"
+    narrow = await get_page(admin, f"/admin/invitations?subdistrict=五山街&site={world['sites']['TH02'].id}")
+    assert text(narrow.select_one(button)) == "向五山街，第一剂在TH02的1人发送邀请短信"
+    filters = whole.select_one("form[data-hx-target='#invite-batch']")
+    assert filters.find("select", id="f-subdistrict") and filters["data-hx-select"] == "#invite-batch"
+    assert whole.select_one("#invite-batch").select_one("form[action='/admin/invitations/send']")
+
+    page = await get_page(admin, "/admin/invitations?subdistrict=五山街")
+    assert text(page.select_one(button)) == "向五山街的3人发送邀请短信"
+    form = page.select_one("form[action='/admin/invitations/send']")
+    fields = {i["name"]: i.get("value", "") for i in form.find_all("input") if i["name"] != "csrftoken"}
+    await post_form(admin, "/admin/invitations/send", page, fields)
+    await finish_batches(admin)
+    invited = await Resident.filter(id__in=await SmsMessage.filter(kind="invite").values_list(
+        "resident_id", flat=True)).values_list("subdistrict", flat=True)
+    assert sorted(invited) == ["五山街"] * 3  # the button's words: 3 people, in 五山街
+
+
 async def test_a_send_whose_count_moved_since_the_preview_is_refused_and_sends_nothing(admin, world):
     page = await get_page(admin, "/admin/invitations")
     response = await post_form(admin, "/admin/invitations/send", page,
@@ -142,6 +166,7 @@ async def test_reminders_go_once_with_a_new_link_to_people_invited_days_ago_who_
 
     page = await get_page(admin, "/admin/invitations")
     assert "邀请已满3天、仍未预约、还没有提醒过的：2位" in text(page)
+    assert text(page.select_one("form[action='/admin/invitations/remind'] button")) == "给邀请已满3天的2人发送提醒短信"
     await post_form(admin, "/admin/invitations/remind", page, {"days": "3", "expected": "2"})
     await finish_batches(admin)
 
@@ -214,7 +239,7 @@ async def test_the_overdue_list_shows_people_past_day_56_unbooked_masked_most_ov
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
     assert response.text.startswith("\ufeff")  # Excel reads it as UTF-8
     lines = list(csv.reader(io.StringIO(response.text.lstrip("\ufeff"))))
-    assert lines[0] == ["市民编号", "姓名", "手机号", "街道", "第一剂日期", "超期天数"]  # the staff's words
+    assert lines[0] == list(outreach.CSV_COLUMNS)
     assert [line[1:] for line in lines[1:]] == [
         ["王*明", "137****0000", "五山街", "2021-03-23", "44"],
         ["赵*", "137****0001", "龙洞街", "2021-05-02", "4"],

@@ -6,6 +6,7 @@ everyone behind a move button; the database must match the button's words, JavaS
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sqlite3
 
 import pytest
@@ -196,12 +197,19 @@ def test_an_admins_morning_with_the_keyboard_alone(world, browser):
     # 5. The day's invitations.
     follow(page, "header a[href='/admin/invitations']")
     page.wait_for_url("**/admin/invitations*")
+    send = page.locator("form[action='/admin/invitations/send'] button[type=submit]")
+    expect(send).to_contain_text("向全区的")
+    tab_to(page, "#f-subdistrict")
+    page.locator("#f-subdistrict").select_option("五山街")
+    expect(send).to_contain_text("向五山街的")  # htmx: the count and the button follow the filter
+    said = int(re.search(r"的(\d+)人", send.inner_text()).group(1))
     follow(page, "form[action='/admin/invitations/send'] button[type=submit]")
     page.wait_for_url("**/admin/invitations/progress*")
     expect(page.locator("main")).to_contain_text("完成", timeout=30_000)
     shot(page, "admin-5-invitations")
     invited = count(world, "SELECT count(*) FROM sms_message WHERE kind = 'invite'")
-    assert invited >= 4
+    assert invited == said >= 4, "the button's words: that many, in 五山街"
+    assert count(world, "SELECT count(*) FROM resident WHERE invited_at IS NOT NULL AND subdistrict <> '五山街'") == 0
     context.close()
 
 
