@@ -19,6 +19,7 @@ from tests.conftest import VAULT
 from tests.factories import book_for, id_number, make_resident, make_site, make_slot
 from tests.pages import csrf, get_page, post_form, text
 from tests.staff_helpers import make_staff, sign_in
+from web.i18n import LANG_COOKIE
 
 FIRST = dt.date(2021, 6, 5)  # earliest second dose 26 June: may book today (1 July)
 TOO_RECENT = dt.date(2021, 6, 25)  # earliest 16 July: booking opens 9 July
@@ -203,6 +204,16 @@ async def test_a_mixed_list_is_booked_with_exact_results_per_row(office, world, 
     assert table[9]["预约码"].replace("-", "") == world["own_booking"].code  # already booked: when
     assert not any(number in download.text for _, number in world["people"].values())
     assert table[0]["身份证号"] == a.id_masked
+    assert list(table[0]) == ["行号", "姓名", "身份证号", "手机", "结果", "说明", "预约码", "接种点", "地址",
+                              "日期", "时间"]
+    # In English when the interface is: the header, the results, their explanations.
+    office.cookies.set(LANG_COOKIE, "en")
+    english = list(csv.reader(io.StringIO((await office.get(f"/group/{group.id}/result.csv")).text[1:])))
+    office.cookies.delete(LANG_COOKIE)
+    assert english[0] == ["Line", "Name", "ID card number", "Mobile", "Result", "Details", "Booking code",
+                          "Site", "Address", "Date", "Time"]
+    assert english[1][4] == "Booked" and "full" in english[3][4]
+    assert all(row[4].isascii() and row[5][:1].isascii() for row in english[1:]), english  # (names, sites: data)
 
 
 async def test_booking_the_same_list_again_books_nobody_twice(office, world):
@@ -350,3 +361,58 @@ async def test_an_unreadable_upload_writes_nothing(office, world):
     assert "UTF-8" in response.text
     response = await upload(office, "", mixed_list(world), status=422)
     assert await GroupList.all().count() == 0
+
+
+async def test_a_bad_row_is_corrected_or_removed_and_audited(office, world):
+    """Finding 9: a bad row could not be corrected or removed. A mistyped ID number is typed
+    again (the row becomes bookable, keeps its number, the number never in the audit); a name
+    is corrected alone (the ID number kept); a row is taken off; a row the list booked is not."""
+    p = world["people"]
+    good = p["a"][1]
+    typo = good[:10] + ("0" if good[10] != "0" else "1") + good[11:]
+    data = f"张三明,{typo},\n陈八,{p['mismatch'][1]},\n李四,{p['b'][1]},\n王某,1,\n".encode()
+    await upload(office, "更正", data)
+    group = await GroupList.get(name="更正")
+    members = {m.row: m for m in await GroupMember.filter(group=group)}
+    page = await get_page(office, f"/group/{group.id}")
+    assert [r[0] for r in rows_of(page)] == ["invalid_id", "name_mismatch", "eligible", "invalid_id"]
+    link = page.select_one("#row-1 a")
+    assert text(link).startswith("更正或删除") and link["href"] == f"/group/{group.id}/row?m={members[1].id}"
+
+    form = await get_page(office, link["href"])
+    assert form.select_one("#row-name")["value"] == "张三明" and not form.select_one("#row-id").get("value")
+    await post_form(office, "/group/row", form, {"g": group.id, "m": members[1].id, "name": "张三明",
+                                                  "id_number": good, "phone": ""})
+    form = await get_page(office, f"/group/{group.id}/row?m={members[2].id}")
+    await post_form(office, "/group/row", form, {"g": group.id, "m": members[2].id, "name": "陈七",
+                                                  "id_number": "", "phone": ""})
+    await post_form(office, "/group/remove", form, {"g": group.id, "m": members[4].id})
+    page = await get_page(office, f"/group/{group.id}")
+    assert [(tr["id"], tr["class"][0]) for tr in page.select("#rows tbody tr")] == [
+        ("row-1", "status-eligible"), ("row-2", "status-eligible"), ("row-3", "status-eligible")]
+    edits = await AuditEntry.filter(action="group_edit").order_by("id").values_list("detail", flat=True)
+    assert edits == [f"list {group.id}: row 1 corrected", f"list {group.id}: row 2 corrected"]
+    assert await AuditEntry.filter(action="group_remove", detail=f"list {group.id}: row 4 removed").exists()
+    assert not await AuditEntry.filter(detail__contains=good).exists()
+
+    # Booked through the list: move or cancel it, not correct or remove it.
+    await book_all(office, group.id, [world["ten"].id])
+    response = await office.post("/group/remove", data={"csrftoken": csrf(page), "g": group.id,
+                                                         "m": members[3].id})
+    assert response.status_code == 422 and "请先改约或取消" in response.text
+    assert await GroupMember.filter(id=members[3].id).exists()
+    page = await get_page(office, f"/group/{group.id}")
+    assert not page.select_one("#row-3 a[href*='/row?m=']")
+
+
+async def test_names_keep_their_full_width_punctuation_and_still_match(office, world, district):
+    """Finding 9: full-width punctuation in names became half-width. A name is kept as typed;
+    matching the record still ignores width, spaces and dots."""
+    resident, number = await make_resident(world["home"], first_dose=FIRST, name="阿依古丽·买买提")
+    data = f"阿依古丽．买买提,{number},\n李四（小）,1,\n".encode()  # a full-width full stop, brackets
+    await upload(office, "华师社区（第一批）", data)
+    group = await GroupList.get(name="华师社区（第一批）")
+    page = await get_page(office, f"/group/{group.id}")
+    assert [r[0] for r in rows_of(page)] == ["eligible", "invalid_id"]
+    assert [text(tr.find_all("td")[1]) for tr in page.select("#rows tbody tr")] == ["阿依古丽．买买提", "李四（小）"]
+    assert page.h1.get_text() == "华师社区（第一批）"

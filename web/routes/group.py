@@ -29,6 +29,7 @@ from ..scoping import OUT_OF_AREA, refuse_outside
 from ..staff_auth import GROUP, current_staff, record, staff_only
 from ..templating import render, wants_fragment
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 KEY = re.compile(r"^[A-Za-z0-9_-]{8,32}$")  # a booking form's key (secrets.token_urlsafe(12))
 SHOWN = re.compile(r"^[0-9a-f]{20}$")  # a page's Picker.digest
 
@@ -172,6 +173,12 @@ async def _refused(request: Request, exc: Exception):
     return await _page(request, "missing.html", {}, status=404)
 
 
+def _as_typed(value, max_length: int) -> str:
+    """A name as typed: like parse_text() but not width-folded, so "（" and "．" stay full-width
+    (matching the record folds them: groups.same_name())."""
+    return _CONTROL.sub("", str(value or "")).strip()[:max_length]
+
+
 def _windows(values) -> list[int]:
     ids = [parse_id(v) for v in values[: groups.MAX_WINDOWS]]
     return [i for i in ids if i]
@@ -204,7 +211,7 @@ async def group_create(request: Request):
     staff = await current_staff(request)
     form = await request.form(max_files=1, max_fields=10)
     try:
-        name = parse_text(form.get("name"), 100)
+        name = _as_typed(form.get("name"), 100)
         upload, text = form.get("file"), form.get("text")
         data, filename = b"", "pasted"
         if isinstance(upload, UploadFile) and upload.filename:
@@ -268,7 +275,7 @@ async def group_add(request: Request):
     """POST /group/add: one more person at the end of the list; 303 back to it."""
     form = await request.form()
     list_id = parse_id(form.get("g"))
-    person = groups.Typed(parse_text(form.get("name"), 50), parse_text(form.get("id_number"), 40),
+    person = groups.Typed(_as_typed(form.get("name"), 50), parse_text(form.get("id_number"), 40),
                           parse_text(form.get("phone"), 20))
     if not (person.name or person.id_number):
         if list_id is None:
@@ -415,7 +422,7 @@ async def group_row(request: Request):
         return await _row_page(request, member)
     form = await request.form()
     list_id, member_id = parse_id(form.get("g")), parse_id(form.get("m"))
-    person = groups.Typed(parse_text(form.get("name"), 50), parse_text(form.get("id_number"), 40),
+    person = groups.Typed(_as_typed(form.get("name"), 50), parse_text(form.get("id_number"), 40),
                           parse_text(form.get("phone"), 20))
     try:
         member = await groups.correct_member(district(request).vault, staff, list_id, member_id, person)
