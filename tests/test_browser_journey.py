@@ -89,6 +89,7 @@ def test_resident_books_changes_and_cancels_on_a_360px_phone(world, browser, mod
     page.click("text=下一步：核对信息")
     expect(page.locator("main")).to_contain_text("原来的名额会释放")
     page.click("text=确认改约")
+    expect(page.locator("h1")).to_have_text("改约成功")  # issue 22: not "预约成功" again
     expect(page.locator(".code")).to_have_text(code)
     expect(page.locator("main")).to_contain_text("08:30-09:30")
     shot(page, f"{mode}-07-moved")

@@ -220,8 +220,11 @@ async def test_first_site_full_shows_alternatives_same_subdistrict_first(client,
     await open_and_verify(client, world)
     page = await get_page(client, "/booking/site")
     assert "已约满" in text(page)
-    checked = page.find("input", attrs={"name": "site", "checked": True})
-    assert checked["value"] == str(world["other"].id)
+    # Issue 22: the nearest site with room is one tap at the top, like the first-dose site would be.
+    keep = page.find("button", class_="keep")
+    assert keep["value"] == str(world["other"].id) and "华工医院接种点" in text(keep)
+    assert not page.find("details", class_="other-sites").has_attr("open")
+    assert not page.find("input", attrs={"name": "site", "value": str(world["other"].id)})
 
 
 async def test_post_without_csrf_token_is_refused_in_plain_words(client, world):
