@@ -14,7 +14,7 @@ from models.db.tables import RiskArea, StaffUser
 from models.operations import groups, imports
 from tests.conftest import TEST_SECRET, VAULT
 from tests.factories import book_for, id_number, make_resident, make_site, make_slot
-from tests.realserver import Server, seed
+from tests.realserver import SCREENSHOT_DIR, Server, seed
 from tests.staff_helpers import PASSWORD, make_staff
 from web.app import ROUTES
 from web.settings import Settings, build_district
@@ -72,6 +72,18 @@ PAGES = {
 }
 WHO = {"callcentre": "agent1", "site": "door1", "subdistrict": "wushan1", "clinic": "clinic1",
        "admin": "boss1"}
+
+# The README's staff screenshots at 360 px (`make screenshots`): (role, page) -> file name.
+SHOTS = {
+    ("callcentre", "/staff/calls/resident"): "staff-phone-1-calls-card",
+    ("callcentre", "/staff/calls/book"): "staff-phone-2-calls-book",
+    ("site", "/staff/site"): "staff-phone-3-site",
+    ("subdistrict", "/group/{list_id}"): "staff-phone-4-group",
+    ("admin", "/admin"): "staff-phone-5-audit",
+    ("admin", "/admin/closing/preview"): "staff-phone-6-closing",
+    ("admin", "/admin/imports/{run_id}"): "staff-phone-7-import",
+    ("admin", "/admin/reports"): "staff-phone-8-reports",
+}
 
 # The widest elements, to say what overflows.
 WIDEST = """w => [...document.querySelectorAll('body *')]
@@ -132,7 +144,10 @@ def world(tmp_path_factory):
             await make_staff(role, name, **kw)
         run = await imports.start_run(imports.FIRST_DOSES, "doses.csv")
         await imports.import_first_doses(VAULT, doses, today=today, run=run)
-        risk = await RiskArea.create(subdistrict="五山街")
+        away, _ = await make_resident(other, first_dose=first, name="刘八妹", phone="13600000009",
+                                      subdistrict="石牌街")
+        await book_for(district, away, await other.slots.filter(day=day, start="08:30").first())
+        risk = await RiskArea.create(subdistrict="石牌街")
         agent = await StaffUser.get(username="agent1")
         return {"caller": caller.id, "booked": people[0][0].id, "booking": booked[0].id,
                 "cancelled": gone.id, "later_slot": later.id, "group": group.id, "member": member.id,
@@ -143,6 +158,14 @@ def world(tmp_path_factory):
     server = Server(url, TEST_SECRET)
     yield {**ids, "base": server.base_url}
     server.stop()
+
+
+def phone_shot(page, name: str) -> None:
+    """The first two screens of the page, 360 px wide (small enough to keep in the repository)."""
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    height = min(page.evaluate("document.documentElement.scrollHeight"), 2 * 640)
+    page.screenshot(path=str(SCREENSHOT_DIR / f"{name}.png"), full_page=True,
+                    clip={"x": 0, "y": 0, "width": WIDTH, "height": height})
 
 
 def sign_in(page, base: str, username: str) -> None:
@@ -168,6 +191,8 @@ def test_every_staff_page_fits_a_phone(world, browser, role):
         response = page.goto(world["base"] + address)
         assert response.status < 500, (address, response.status)
         width = page.evaluate("document.documentElement.scrollWidth")
+        if (role, path) in SHOTS:
+            phone_shot(page, SHOTS[role, path])
         if width > WIDTH:
             wide.append(f"{address}: {width} px ({', '.join(page.evaluate(WIDEST, WIDTH))})")
     context.close()

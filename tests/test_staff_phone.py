@@ -200,8 +200,6 @@ def test_call_centre_on_a_phone(world, browser):
                                         return b.getBoundingClientRect().top + window.scrollY; }""")
     assert next_top <= 2 * PHONE["height"], f"the book button is {next_top:.0f} px down at 360 px"
     expect(page.locator(".calls-site")).to_contain_text("五山街社区卫生服务中心")
-    page.evaluate("window.scrollTo(0, 0)")
-    shot(page, "staff-calls-phone-book")
     page.get_by_text("换一个接种点（共11个）").click()
     page.locator("label[for^=site-]", has_text="石牌街社区卫生服务中心").click()
     expect(page.locator(".calls-site")).to_contain_text("石牌街社区卫生服务中心")
