@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# Some machines set PYTHONDONTWRITEBYTECODE: then every process (each server worker the tests
+# start, each run.py command) compiles the project's modules again. Ours may keep their .pyc.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: run test browser nginx clean screenshots bench
 

@@ -153,3 +153,15 @@ async def test_admin_filters_the_audit_trail(client):
     page = await get_page(client, "/admin?username=agent1")
     rows = page.select("table.data tbody tr")
     assert len(rows) == 1 and "login_failed" in rows[0].text
+
+
+def test_the_unknown_username_is_checked_against_a_hash_made_like_every_real_one():
+    """The dummy hash is written out (not made at import): with the hasher's own parameters, and
+    of the dummy password, so an unknown username costs exactly what a wrong password does."""
+    from argon2 import PasswordHasher
+
+    from models.staff.accounts import _DUMMY_HASH, _hasher
+
+    assert not _hasher.check_needs_rehash(_DUMMY_HASH)
+    assert not PasswordHasher().check_needs_rehash(_DUMMY_HASH)
+    assert _hasher.verify(_DUMMY_HASH, "not-a-real-password")

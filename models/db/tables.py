@@ -3,10 +3,20 @@ from __future__ import annotations
 
 from tortoise import fields
 from tortoise.expressions import F, Q
-from tortoise.models import Model
+from tortoise.models import Model, ModelMeta
 
 
-class Site(Model):
+class _Table(ModelMeta):
+    """Tortoise's own metaclass, told to skip reading each class's source for `#:` field comments
+    (`_no_comments`): that re-parses this whole file once per table, a quarter of a second of
+    CPU in every process that imports it (each server worker, each run.py command)."""
+
+    def __new__(mcs, name, bases, attrs):
+        attrs.setdefault("_no_comments", True)
+        return super().__new__(mcs, name, bases, attrs)
+
+
+class Site(Model, metaclass=_Table):
     id = fields.IntField(primary_key=True)
     code = fields.CharField(max_length=32, unique=True)
     name = fields.CharField(max_length=100)
@@ -19,7 +29,7 @@ class Site(Model):
         table = "site"
 
 
-class SiteTemplate(Model):
+class SiteTemplate(Model, metaclass=_Table):
     """One time window of a site's weekly template: applied to a date range, it opens slots."""
 
     id = fields.IntField(primary_key=True)
@@ -34,7 +44,7 @@ class SiteTemplate(Model):
         unique_together = (("site", "weekday", "start"),)
 
 
-class RiskArea(Model):
+class RiskArea(Model, metaclass=_Table):
     """A sub-district marked medium or high risk: from `since`, its residents cannot book."""
 
     id = fields.IntField(primary_key=True)
@@ -47,7 +57,7 @@ class RiskArea(Model):
         table = "risk_area"
 
 
-class Resident(Model):
+class Resident(Model, metaclass=_Table):
     """A first-dose record: the person the second dose is booked for."""
 
     id = fields.IntField(primary_key=True)
@@ -83,7 +93,7 @@ class Resident(Model):
                    ("subdistrict", "second_dose_date"))
 
 
-class Slot(Model):
+class Slot(Model, metaclass=_Table):
     """One time window at one site on one day, with its capacity and places taken."""
 
     id = fields.IntField(primary_key=True)
@@ -113,7 +123,7 @@ class Slot(Model):
         return Q(held__lt=F("capacity") - F("booked"))
 
 
-class Hold(Model):
+class Hold(Model, metaclass=_Table):
     """A place kept for a resident for a few minutes while they check their answers."""
 
     id = fields.IntField(primary_key=True)
@@ -125,7 +135,7 @@ class Hold(Model):
         table = "hold"
 
 
-class Booking(Model):
+class Booking(Model, metaclass=_Table):
     ACTIVE = "active"
     CANCELLED = "cancelled"
     DONE = "done"
@@ -146,7 +156,7 @@ class Booking(Model):
         indexes = (("slot_id", "status"),)  # a window's bookings by status (reports, closing)
 
 
-class Link(Model):
+class Link(Model, metaclass=_Table):
     """A personal booking link: only the hash of its token is kept."""
 
     id = fields.IntField(primary_key=True)
@@ -162,7 +172,7 @@ class Link(Model):
         table = "link"
 
 
-class ImportRun(Model):
+class ImportRun(Model, metaclass=_Table):
     """One import of a CSV file (from the browser or the CLI): its progress and its counts."""
 
     RUNNING = "running"
@@ -187,7 +197,7 @@ class ImportRun(Model):
         table = "import_run"
 
 
-class ImportReject(Model):
+class ImportReject(Model, metaclass=_Table):
     """A row an import refused: its line in the file and every reason."""
 
     id = fields.IntField(primary_key=True)
@@ -199,7 +209,7 @@ class ImportReject(Model):
         table = "import_reject"
 
 
-class SmsMessage(Model):
+class SmsMessage(Model, metaclass=_Table):
     """One SMS in the outbox, written in the same transaction as what it reports.
 
     A message is a gateway template (`template`, approved in advance by the operator) and its
@@ -245,7 +255,7 @@ class SmsMessage(Model):
         indexes = (("status", "priority", "next_attempt_at"), ("status", "kind"))
 
 
-class SmsQuota(Model):
+class SmsQuota(Model, metaclass=_Table):
     """SMS asked for on demand to one phone number (log-in codes, link re-sends) in the last day,
     for the per-number caps (models/messaging/caps.py). One row per number, taken with INSERT …
     ON CONFLICT DO UPDATE in the transaction that queues the message: its lock makes two requests
@@ -260,7 +270,7 @@ class SmsQuota(Model):
         table = "sms_quota"
 
 
-class LoginCode(Model):
+class LoginCode(Model, metaclass=_Table):
     """A 6-digit code sent by SMS to a phone number, for the public way in without a link.
 
     Only a hash of the code is kept; `tries` counts wrong answers. One row per code sent.
@@ -278,7 +288,7 @@ class LoginCode(Model):
         table = "login_code"
 
 
-class StaffUser(Model):
+class StaffUser(Model, metaclass=_Table):
     """A staff account: site staff are tied to one site, sub-district staff to one sub-district."""
 
     # A clinic account (family doctors, a community health centre) is tied to one sub-district,
@@ -302,7 +312,7 @@ class StaffUser(Model):
         table = "staff_user"
 
 
-class StaffSession(Model):
+class StaffSession(Model, metaclass=_Table):
     """A signed-in staff member's session: the cookie holds only a random token, hashed here."""
 
     id = fields.IntField(primary_key=True)
@@ -318,7 +328,7 @@ class StaffSession(Model):
         table = "staff_session"
 
 
-class AuditEntry(Model):
+class AuditEntry(Model, metaclass=_Table):
     """One staff action. Append-only: the database refuses UPDATE and DELETE (migration 0004)."""
 
     id = fields.IntField(primary_key=True)
@@ -335,7 +345,7 @@ class AuditEntry(Model):
         table = "audit_entry"
 
 
-class GroupList(Model):
+class GroupList(Model, metaclass=_Table):
     """A list of people a sub-district office or residents' committee books together (/group).
 
     `subdistrict` is the sub-district whose staff may see the list ("" for an admin's list, seen
@@ -354,7 +364,7 @@ class GroupList(Model):
         table = "group_list"
 
 
-class GroupMember(Model):
+class GroupMember(Model, metaclass=_Table):
     """One row of a group list, as typed: the ID number kept hashed (to find the record),
     encrypted and masked, never in clear; the phone encrypted and masked. `booking` is the
     booking this list made (kept when moved); `outcome` what the list's latest action on this
@@ -383,7 +393,7 @@ class GroupMember(Model):
         unique_together = (("group", "row"),)
 
 
-class HandoffTicket(Model):
+class HandoffTicket(Model, metaclass=_Table):
     """A one-time address (/h/…) made for a partner's signed hand-off (models/people/handoff.py):
     only the hash of its token is kept; it lives minutes and opens one journey, once."""
 
@@ -400,7 +410,7 @@ class HandoffTicket(Model):
         table = "handoff_ticket"
 
 
-class HandoffNonce(Model):
+class HandoffNonce(Model, metaclass=_Table):
     """A nonce a partner signed a request with, kept while its timestamp could still be accepted:
     the same nonce again is a replay."""
 
@@ -414,7 +424,7 @@ class HandoffNonce(Model):
         unique_together = (("partner", "nonce"),)
 
 
-class RateCounter(Model):
+class RateCounter(Model, metaclass=_Table):
     """One rate limit's count for one key in one window (web/limits.py), when no Redis is set:
     every worker and host on the database counts together. `key` is a keyed hash of the limit's
     name and what it counts (an address, a username…): no personal value is kept here. Rows

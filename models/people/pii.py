@@ -205,6 +205,7 @@ def _validate_ascii(number: str) -> str:
 @functools.lru_cache(maxsize=65536)
 def _place_known(region: str, year: int) -> bool:
     """Whether python-stdnum finds the area code as it was in that year (ric.get_birth_place)."""
+    _cache_region_lookups()  # read on first use, not at import: most processes never need it
     try:
         ric.get_birth_place(f"{region}{year:04d}0101000")
     except (ValidationError, KeyError):  # KeyError: a province's code with an unknown county
@@ -223,9 +224,6 @@ def _cache_region_lookups() -> None:
         regions.info = functools.lru_cache(maxsize=8192)(regions.info)
 
 
-_cache_region_lookups()
-
-
 def _region_known(number: str) -> bool:
     """Whether the first six digits are a region code that exists or existed."""
     return _region_code_known(number[:6])
@@ -235,6 +233,7 @@ def _region_known(number: str) -> bool:
 def _region_code_known(region: str) -> bool:
     from stdnum import numdb
 
+    _cache_region_lookups()
     # The county's part must be known: a province's own code followed by an unknown county
     # (110999) is not an area code.
     return any("county" in props for _, props in numdb.get("cn/loc").info(region))
