@@ -409,7 +409,7 @@ def test_group_booking_pages_at_1280px(world, browser, served):
     office.axe("group: the list, each row's standing")
     page.locator("#pick input[name=w]:not([disabled])").first.check()
     with page.expect_navigation():
-        office.submit("#pick")  # "查看能约上几人"
+        page.locator("#pick button[value=check]").click()  # "查看能约上几人"
     office.axe("group: windows chosen, how many fit")
     with page.expect_navigation():
         page.locator("#act").click()
