@@ -99,7 +99,7 @@ async def test_a_new_password_ends_the_old_sessions_and_the_new_one_works(client
         assert (await door.get("/staff/site")).status_code == 200
     entry = await AuditEntry.get(action="reset_password")
     assert entry.detail == "door1, all sessions ended" and NEW_PASSWORD not in entry.detail
-    assert (await get_page(client, "/admin")).find(string=lambda s: s and "reset_password" in s)
+    assert (await get_page(client, "/admin")).find(string=lambda s: s and "重设密码" in s)  # named (issue 22)
 
 
 async def test_a_disabled_account_is_signed_out_at_once_and_re_enabling_lets_it_back(client, world):

@@ -152,7 +152,7 @@ async def test_admin_filters_the_audit_trail(client):
     await sign_in(client, "boss")
     page = await get_page(client, "/admin?username=agent1")
     rows = page.select("table.data tbody tr")
-    assert len(rows) == 1 and "login_failed" in rows[0].text
+    assert len(rows) == 1 and "登录失败" in rows[0].text  # the action named, not its code (issue 22)
 
 
 def test_the_unknown_username_is_checked_against_a_hash_made_like_every_real_one():
