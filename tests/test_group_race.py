@@ -135,9 +135,9 @@ def test_a_group_of_60_races_200_residents_for_100_places(database):
     page, _, csv_text = told.partition("\n\ufeff")
     total, said = map(int, SUMMARY.search(page).groups())
     rows = list(csv.DictReader(io.StringIO(csv_text)))
-    told_codes = {r["code"].replace("-", "") for r in rows if r["result"] == "booked"}
+    told_codes = {r["预约码"].replace("-", "") for r in rows if r["结果"] == "已预约"}
     assert total == GROUP and len(told_codes) == said
-    assert {r["result"] for r in rows} <= {"booked", "full", "no_room"}
+    assert {r["结果"] for r in rows} <= {"已预约", "所选时段已约满", "已约满"}  # booked, full, no room
 
     async def group_bookings():
         ids = await GroupMember.filter(group_id=world["group"]).values_list("resident_id", flat=True)
