@@ -190,31 +190,36 @@ def test_another_day_chosen_is_the_day_booked_or_nothing_is(world, browser, js):
     sign_in(page, world["base"], "wushan1")
     page.wait_for_url("**/group")
     page.goto(f"{world['base']}/group/{list_id}")
-    check = page.locator("#pick button[value=check]")
+    check = page.get_by_role("button", name="查看能约上几人")
     book = page.get_by_role("button", name=re.compile(r"^为.*人预约"))
 
     page.locator(f"#w-{world['first_window']}").check()
     if not js:
-        check.click()
-    first_day = f"{world['tomorrow'].month}月{world['tomorrow'].day}日"
-    expect(book).to_contain_text(first_day)
+        with page.expect_navigation():
+            check.click()
+    expect(book).to_be_visible()
 
     later = world["later"]
     page.select_option("#day", later.isoformat())
-    if js:  # the later day's windows, at once
+    if js:  # the later day's windows, at once (before: nothing changed until the button)
         expect(page.locator(f"#w-{world['later_window']}")).to_be_attached()
     if book.count():  # without JavaScript the button is still there, for the first day
-        book.click()
+        with page.expect_navigation():
+            book.click()
+        assert booked_days(world, resident) == [], "booked for a day the clerk did not choose"
         expect(page.locator(".error-summary")).to_contain_text("选择已改变，请再核对一次")
-    assert booked_days(world, resident) == [], "booked for a day the clerk did not choose"
+        expect(page.locator("#day")).to_have_value(later.isoformat())  # the choice, shown now
+    assert booked_days(world, resident) == []
 
     page.locator(f"#w-{world['later_window']}").check()
     if not js:
-        check.click()
+        with page.expect_navigation():
+            check.click()
     later_day = f"{later.month}月{later.day}日"
     expect(book).to_contain_text(f"为1人预约 {later_day}")
-    book.click()
-    page.wait_for_url("**/result")
+    with page.expect_navigation():
+        book.click()
+    assert page.url.endswith("/result")
     assert booked_days(world, resident) == [later.isoformat()]
     context.close()
 
