@@ -17,7 +17,7 @@ from models.operations.checks import check_database
 from models.operations.imports import ImportFileError
 from tests.conftest import VAULT
 from tests.factories import book_for, id_number, make_resident, make_site, make_slot
-from tests.pages import csrf, get_page, post_form, text
+from tests.pages import csrf, get_page, parse, post_form, text
 from tests.staff_helpers import make_staff, sign_in
 from web.i18n import LANG_COOKIE
 
@@ -416,3 +416,38 @@ async def test_names_keep_their_full_width_punctuation_and_still_match(office, w
     assert [r[0] for r in rows_of(page)] == ["eligible", "invalid_id"]
     assert [text(tr.find_all("td")[1]) for tr in page.select("#rows tbody tr")] == ["阿依古丽．买买提", "李四（小）"]
     assert page.h1.get_text() == "华师社区（第一批）"
+
+
+async def test_a_choice_the_page_did_not_show_books_nobody(office, world):
+    """The booking form acts only on what its page showed: another window posted than the page
+    counted, or a person added to the list since, shows the page again (409) for the choice as
+    posted, with "check again", and books nobody. The same for a move."""
+    await upload(office, "核对", mixed_list(world))
+    group = await GroupList.get(name="核对")
+    page = await choice_page(office, f"/group/{group.id}", [world["nine"].id])
+    form = shown_form(page)
+    response = await office.post("/group/book", data={**form, "w": [world["ten"].id]})
+    assert response.status_code == 409
+    again = parse(response)
+    assert "选择已改变，请再核对一次" in text(again.select_one(".error-summary"))
+    assert [i["value"] for i in again.select("#pick input[name=w][checked]")] == [str(world["ten"].id)]
+    assert text(again.select_one("#act")).startswith("为3人预约 7月2日")
+
+    _, number = await make_resident(world["home"], first_dose=FIRST, name="林新", phone="13800009999",
+                                    born=dt.date(1951, 1, 1))
+    await post_form(office, "/group/add", page, {"g": group.id, "name": "林新", "id_number": number, "phone": ""})
+    stale = await office.post("/group/book", data=form)  # one more to book than the page said
+    assert stale.status_code == 409 and "选择已改变" in stale.text
+    assert await Booking.filter(channel="group").count() == 0
+
+    # Without JavaScript "查看能约上几人" shows the choice; that page books.
+    check = await office.post("/group/book", data={**form, "do": "check", "w": [world["ten"].id]})
+    assert check.headers["location"] == (f"/group/{group.id}?site={world['home'].id}&day=2021-07-02"
+                                         f"&w={world['ten'].id}#book-heading")
+    response, _ = await book_all(office, group.id, [world["ten"].id])
+    assert await Booking.filter(channel="group").count() == 4
+
+    move = shown_form(await choice_page(office, f"/group/{group.id}/move", [world["nine"].id]))
+    response = await office.post("/group/move", data={**move, "day": "2021-07-03"})
+    assert response.status_code == 409 and "选择已改变" in response.text
+    assert await Booking.filter(channel="group", slot_id=world["ten"].id).count() == 4
