@@ -5,6 +5,7 @@ import asyncio
 import re
 import ssl
 
+import aiohttp
 import httpx
 
 CSRF = re.compile(r'name="csrftoken" value="([^"]+)"')
@@ -20,14 +21,53 @@ GOOD = {200, 303, 422, 423}  # a page, a redirect, a form error, a locked link: 
 IMPATIENCE = 0.5
 
 
+class Answer:
+    """What the tests read of an answer, as httpx names it: status_code, text, headers."""
+
+    __slots__ = ("status_code", "text", "headers")
+
+    def __init__(self, status_code: int, text: str, headers):
+        self.status_code, self.text, self.headers = status_code, text, headers
+
+
+Page = Answer | httpx.Response  # an answer from either kind of client
+
+
+class Browser:
+    """One resident's browser on aiohttp: its own cookies, redirects not followed, a new
+    connection per request. A crowd of them costs a quarter of the CPU httpx clients did
+    (3.3 ms a request in the client alone: more than half of a 400-resident rush's CPU), and
+    these tests share two cores with the server they measure."""
+
+    def __init__(self, base_url: str):
+        self.base_url = base_url.rstrip("/")
+        self.session: aiohttp.ClientSession | None = None  # made in the loop that uses it
+
+    async def request(self, method: str, url: str, data: dict | None = None) -> Answer:
+        if self.session is None:
+            self.session = aiohttp.ClientSession(
+                cookie_jar=aiohttp.CookieJar(unsafe=True),  # unsafe: the server is at an IP address
+                connector=aiohttp.TCPConnector(force_close=True, limit=0, ssl=TLS),
+                timeout=aiohttp.ClientTimeout(total=60))
+        async with self.session.request(method, self.base_url + url, data=data,
+                                        allow_redirects=False) as r:
+            return Answer(r.status, await r.text(), r.headers)
+
+    async def aclose(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+
+
 class Person:
     def __init__(self, base_url: str, token: str, id_number: str,
                  transport: httpx.AsyncBaseTransport | None = None):
         # A new connection per request: a kept-alive one may be closed by the server at the very
-        # moment it is reused (its idle timeout), which browsers retry and httpx does not.
-        # `transport`: one shared by a crowd (a new one costs 50 ms of CPU), or a balancer.
-        self.client = httpx.AsyncClient(base_url=base_url, timeout=60, transport=transport,
-                                        verify=TLS, limits=httpx.Limits(max_keepalive_connections=0))
+        # moment it is reused (its idle timeout), which browsers retry and the clients here do not.
+        # `transport`: an httpx transport to send through instead (tests/test_scale_out.py's
+        # balancer between two instances).
+        self.client = Browser(base_url) if transport is None else httpx.AsyncClient(
+            base_url=base_url, timeout=60, transport=transport, verify=TLS,
+            limits=httpx.Limits(max_keepalive_connections=0))
         self.token, self.id_number = token, id_number
         self.statuses: list[int] = []
         self.waits = 0  # waiting-room pages met (each followed, as a browser does)
@@ -36,7 +76,7 @@ class Person:
     async def close(self):
         await self.client.aclose()
 
-    async def _send(self, method: str, url: str, **kw) -> httpx.Response:
+    async def _send(self, method: str, url: str, **kw) -> Page:
         """One request; on the waiting room's page, wait a little and ask again, as the page's
         refresh (or its "send again" button) does in a browser (web/waiting_room.py)."""
         r = await self.client.request(method, url, **kw)
@@ -47,10 +87,10 @@ class Person:
         self.statuses.append(r.status_code)
         return r
 
-    async def _get(self, url: str) -> httpx.Response:
+    async def _get(self, url: str) -> Page:
         return await self._send("GET", url)
 
-    async def _post(self, url: str, csrf_from: httpx.Response, data: dict) -> httpx.Response:
+    async def _post(self, url: str, csrf_from: Page, data: dict) -> Page:
         token = CSRF.search(csrf_from.text).group(1)
         return await self._send("POST", url, data={"csrftoken": token, **data})
 
@@ -60,7 +100,7 @@ class Person:
         r = await self._post("/booking/verify", page, {"id_number": self.id_number})
         assert r.status_code == 303, r.text[:300]
 
-    async def choose(self, site_id: int, slot_id: int) -> httpx.Response | None:
+    async def choose(self, site_id: int, slot_id: int) -> Page | None:
         """Pick site and window (which holds the place); the check page, or None when full."""
         page = await self._get("/booking/site")
         await self._post("/booking/site", page, {"site": site_id})
@@ -72,7 +112,7 @@ class Person:
         check = await self._get("/booking/check")
         return check if check.status_code == 200 else None
 
-    async def confirm(self, check: httpx.Response, slot_id: int, times: int = 1) -> None:
+    async def confirm(self, check: Page, slot_id: int, times: int = 1) -> None:
         """Press confirm `times` times at once (a double tap, a retry); then read the result."""
         key = KEY.search(check.text).group(1)
         await asyncio.gather(*(self._post("/booking/confirm", check, {"key": key, "slot": slot_id})
