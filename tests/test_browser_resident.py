@@ -126,9 +126,9 @@ def test_english_large_text_full_first_site_keeps_the_action_in_two_screens(worl
     action = page.locator("main button[type=submit]").first
     box = action.bounding_box()
     assert box["y"] + box["height"] <= 2 * SCREEN["height"], f"the first button is {box['y']:.0f} px down"
+    shot(page, "english-large-full-first-site")
     action.click()
     page.wait_for_url("**/booking/slot")
-    shot(page, "english-large-full-first-site")
     context.close()
 
 
