@@ -11,11 +11,19 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from argon2 import PasswordHasher
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 
 from models.clock import TZ, FixedClock
 from models.db.setup import close_db, init_db
 from models.people.pii import Vault
+from models.staff import accounts
+
+# Staff passwords hashed with argon2's cheapest parameters in the tests' own process (a hash of
+# the shipped parameters costs 0.3 s of CPU; the suite makes and checks thousands), as Django's
+# tests swap in a fast hasher. A hash carries its parameters: servers started by the tests check
+# these at their cost too. The shipped parameters: tests/test_staff_auth.py.
+accounts.use_hasher(PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
 
 TEST_SECRET = "test-secret-key-not-for-production"
 VAULT = Vault(TEST_SECRET)  # the keys every test's district uses

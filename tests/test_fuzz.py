@@ -150,7 +150,7 @@ def fill(path: str, value: str, valid: dict | None = None) -> str:
 
 
 @pytest.mark.parametrize("part", range(PARTS))
-async def test_no_route_answers_hostile_input_with_a_server_error(world, client, part):
+async def test_no_route_answers_hostile_input_with_a_server_error(world, client, db_url, part):
     from web.app import ROUTES, SIGNED_BY_CALLER
 
     app = client.app
@@ -187,6 +187,9 @@ async def test_no_route_answers_hostile_input_with_a_server_error(world, client,
                             + f" -> {r.status_code}")
 
     routes = [r for r in ROUTES if isinstance(r, Route) and r.name != "staff_logout"][part::PARTS]
+    # What only the body parser sees (multipart, content types, broken bodies) is the same
+    # whatever the database: sent on SQLite; PostgreSQL gets every value a query may meet.
+    parsing = db_url.startswith("sqlite")
     try:
         for route in routes:
             who = who_fuzzes(route.path)
@@ -198,8 +201,9 @@ async def test_no_route_answers_hostile_input_with_a_server_error(world, client,
                 everything = {name: value for name in fields}
                 await send(browser, "GET", url, params=everything)
                 await send(browser, "POST", url, data={"csrftoken": token, **everything})
-                await send(browser, "POST", url, files={"csrftoken": (None, token),
-                                                        **{k: (None, v) for k, v in everything.items()}})
+                if parsing:
+                    await send(browser, "POST", url, files={
+                        "csrftoken": (None, token), **{k: (None, v) for k, v in everything.items()}})
             for name in sorted(fields_read_by(route.endpoint)):  # one hostile, the rest valid
                 for value in NASTY:
                     one = {**valid, name: value}
@@ -209,6 +213,8 @@ async def test_no_route_answers_hostile_input_with_a_server_error(world, client,
             await send(browser, "GET", raw + "?r=%ff%fe&slot=1&slot=2&day=%c0%af")
             await send(browser, "POST", raw, content=b"csrftoken=" + token.encode() + b"&r=\xff\xfe&slot=1&slot=2",
                        headers={"content-type": "application/x-www-form-urlencoded"})
+            if not parsing:
+                continue
             for content_type in ("application/json", "text/plain", "multipart/form-data",
                                  "multipart/form-data; boundary=", "application/x-www-form-urlencoded; charset=latin-1"):
                 await send(browser, "POST", raw, content=b"r=1&slot=\xe9",
@@ -235,4 +241,4 @@ async def test_no_route_answers_hostile_input_with_a_server_error(world, client,
             await b.aclose()
     assert not failures, f"{len(failures)} of {sent} requests failed, e.g.:\n" + "\n".join(failures[:15])
     assert not errors.records, "errors logged:\n" + "\n".join(errors.records[:10])
-    assert sent > 2000 // PARTS
+    assert sent > 1000 // PARTS

@@ -15,7 +15,8 @@ from tortoise.functions import Max
 from ..clock import as_utc
 from ..db.tables import StaffSession, StaffUser
 from ..tokens import new_session_token, token_hash
-from .accounts import _DUMMY_HASH, _hasher, hash_password, verify_password
+from . import accounts
+from .accounts import hash_password, verify_password
 
 IDLE = dt.timedelta(minutes=30)  # signed out after this long without a request
 LIFETIME = dt.timedelta(hours=12)  # and after a working day, however active
@@ -33,7 +34,7 @@ async def sign_in(username: str, password: str, address: str, *, now: dt.datetim
     username = (username or "").strip().lower()
     user = await StaffUser.get_or_none(username=username, active=True)
     if user is None:
-        await asyncio.to_thread(verify_password, StaffUser(password_hash=_DUMMY_HASH), password)
+        await asyncio.to_thread(verify_password, StaffUser(password_hash=accounts._DUMMY_HASH), password)
         return SignIn()
     now = as_utc(now)
     if not await asyncio.to_thread(verify_password, user, password):
@@ -41,8 +42,8 @@ async def sign_in(username: str, password: str, address: str, *, now: dt.datetim
         await StaffUser.filter(id=user.id).update(failed_logins=F("failed_logins") + 1)
         return SignIn()
     updates = {"failed_logins": 0, "locked_until": None}
-    if _hasher.check_needs_rehash(user.password_hash):
-        updates["password_hash"] = await asyncio.to_thread(_hasher.hash, password)
+    if accounts._hasher.check_needs_rehash(user.password_hash):
+        updates["password_hash"] = await asyncio.to_thread(accounts._hasher.hash, password)
     await StaffUser.filter(id=user.id).update(**updates)
     token = new_session_token()
     await StaffSession.create(token_hash=token_hash(token), user=user, last_seen=now,
