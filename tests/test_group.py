@@ -377,7 +377,7 @@ async def test_a_bad_row_is_corrected_or_removed_and_audited(office, world):
     page = await get_page(office, f"/group/{group.id}")
     assert [r[0] for r in rows_of(page)] == ["invalid_id", "name_mismatch", "eligible", "invalid_id"]
     link = page.select_one("#row-1 a")
-    assert text(link).startswith("更正或删除") and link["href"] == f"/group/{group.id}/row?m={members[1].id}"
+    assert text(link).startswith("更正 第1行") and link["href"] == f"/group/{group.id}/row?m={members[1].id}"
 
     form = await get_page(office, link["href"])
     assert form.select_one("#row-name")["value"] == "张三明" and not form.select_one("#row-id").get("value")
