@@ -167,7 +167,8 @@ async def test_the_areas_bookings_are_cancelled_with_one_sms_each_saying_why(cli
     assert "张*明" in body and "李*华" in body and "张三明" not in body
     assert "赵*军" not in body
     assert "S01" not in body and "五山街社区卫生服务中心" in body
-    await post_form(client, "/admin/risk/cancel", page, {"a": area.id})
+    shown = page.find("input", {"name": "shown"})["value"]
+    await post_form(client, "/admin/risk/cancel", page, {"a": area.id, "shown": shown})
 
     for booking in mine:
         assert (await Booking.get(id=booking.id)).status == Booking.CANCELLED
@@ -184,8 +185,29 @@ async def test_the_areas_bookings_are_cancelled_with_one_sms_each_saying_why(cli
     assert "已取消2个预约" in text(await get_page(client, f"/admin/risk/bookings?a={area.id}"))
 
     # The same form posted twice: nobody is cancelled or told twice.
-    await post_form(client, "/admin/risk/cancel", page, {"a": area.id})
+    await post_form(client, "/admin/risk/cancel", page, {"a": area.id, "shown": shown}, status=409)
     assert await SmsMessage.filter(kind="risk_cancel").count() == 2
+
+
+async def test_cancel_all_cancels_the_bookings_the_page_showed_or_none(client, world, district):
+    """Issue 22: "取消全部2个预约" pressed after a third booking was made cancels nobody and shows
+    the list again with 3 (before: it cancelled 3, one the admin never saw)."""
+    await book_for(district, world["zhang"], world["tomorrow"])
+    await admin(client)
+    await mark(client, "五山街", since=(TODAY + dt.timedelta(days=1)).isoformat())
+    area = await RiskArea.get(subdistrict="五山街")
+    page = await get_page(client, f"/admin/risk/bookings?a={area.id}")
+    assert "取消全部1个预约" in text(page)
+    late = await book_for(district, world["li"], world["tomorrow"])  # booked meanwhile
+    shown = page.find("input", {"name": "shown"})["value"]
+    again = await post_form(client, "/admin/risk/cancel", page, {"a": area.id, "shown": shown},
+                            status=409)
+    assert await Booking.filter(status=Booking.CANCELLED).count() == 0
+    assert "预约列表已变化，没有取消任何预约" in again.text and "取消全部2个预约" in again.text
+    await post_form(client, "/admin/risk/cancel", parse(again),
+                    {"a": area.id, "shown": parse(again).find("input", {"name": "shown"})["value"]})
+    assert (await Booking.get(id=late.id)).status == Booking.CANCELLED
+    assert await Booking.filter(status=Booking.CANCELLED).count() == 2
 
 
 async def test_one_booking_of_the_area_can_be_cancelled_alone(client, world, district):

@@ -8,6 +8,7 @@ area: each through the booking service, with an SMS saying why.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 
 from ..booking import service
@@ -54,6 +55,12 @@ class Cancelled:
     area: RiskArea
     asked: int  # active bookings found to cancel
     cancelled: int  # cancelled now (the others were cancelled, moved out or checked in meanwhile)
+    changed: bool = False  # the list is no longer the one shown: nothing was cancelled
+
+
+def shown_digest(booking_ids) -> str:
+    """Ties "cancel all N" to the N bookings its page listed (the form carries it back)."""
+    return hashlib.sha256(",".join(map(str, sorted(booking_ids))).encode()).hexdigest()[:24]
 
 
 def in_force(area: RiskArea, today: dt.date) -> bool:
@@ -119,10 +126,12 @@ async def bookings_in(subdistrict: str) -> list[Booking]:
 
 
 async def cancel_bookings(district: District, area_id: int | None,
-                          booking_id: int | None = None) -> Cancelled | None:
+                          booking_id: int | None = None, *, shown: str = "") -> Cancelled | None:
     """Cancel the active bookings of the area's people (or only `booking_id`, if it is one of
     them), one by one through the booking service, each with an SMS saying why. None when the
-    area is not marked (any more). Running it again cancels nobody twice."""
+    area is not marked (any more). Running it again cancels nobody twice. All of them only when
+    they are still the ones the page showed (`shown`: their shown_digest); else nothing is
+    cancelled and `changed` says so."""
     area = await area_by_id(area_id)
     if area is None:
         return None
@@ -130,6 +139,8 @@ async def cancel_bookings(district: District, area_id: int | None,
     if booking_id:
         query = query.filter(id=booking_id)
     found = await query.order_by("id").values_list("id", "resident_id")
+    if not booking_id and shown != shown_digest(bid for bid, _ in found):
+        return Cancelled(area, len(found), 0, changed=True)
 
     def sms(resident: Resident, booking: Booking) -> Sms:
         return wording.risk_cancel_sms(resident, booking, subdistrict=area.subdistrict, level=area.level)

@@ -86,12 +86,18 @@ async def admin_risk_bookings(request: Request):
     area = await risk.area_by_id(parse_id(request.query_params.get("a")))
     if area is None:
         return await _missing(request)
+    return await _bookings_page(request, area)
+
+
+async def _bookings_page(request: Request, area, *, changed: bool = False, status: int = 200):
+    bookings = await risk.bookings_in(area.subdistrict)
     return render(request, "pages/admin/risk_bookings.html", {
         "staff": await current_staff(request), "area": area,
         "in_force": risk.in_force(area, district(request).clock.today()),
-        "bookings": await risk.bookings_in(area.subdistrict), "mask_name": mask_name,
-        "flash": request.session.pop(FLASH, None),
-    })
+        "bookings": bookings, "shown": risk.shown_digest(b.id for b in bookings),
+        "mask_name": mask_name, "changed": changed,
+        "flash": None if changed else request.session.pop(FLASH, None),
+    }, status=status)
 
 
 @staff_only(*ADMIN)
@@ -99,9 +105,12 @@ async def admin_risk_cancel(request: Request):
     """POST /admin/risk/cancel: cancel the area's bookings (all, or the one in `b`), one SMS each."""
     form = await request.form()
     one = parse_id(form.get("b"))
-    done = await risk.cancel_bookings(district(request), parse_id(form.get("a")), one)
+    done = await risk.cancel_bookings(district(request), parse_id(form.get("a")), one,
+                                      shown=parse_text(form.get("shown"), 64))
     if done is None:
         return await _missing(request)
+    if done.changed:  # bookings made, moved or cancelled since the page was drawn: look again
+        return await _bookings_page(request, done.area, changed=True, status=409)
     await record(request, "cancel_risk_bookings",
                  detail=f"{done.cancelled} cancelled of {done.asked} {'chosen' if one else 'active'}, "
                         f"{done.cancelled} SMS queued area={done.area.subdistrict}")
