@@ -198,7 +198,7 @@ def test_an_admins_morning_with_the_keyboard_alone(world, browser):
     follow(page, "header a[href='/admin/invitations']")
     page.wait_for_url("**/admin/invitations*")
     send = page.locator("form[action='/admin/invitations/send'] button[type=submit]")
-    expect(send).to_contain_text("向全区的")
+    expect(send).to_contain_text("向全区范围的")
     tab_to(page, "#f-subdistrict")
     page.locator("#f-subdistrict").select_option("五山街")
     expect(send).to_contain_text("向五山街的")  # htmx: the count and the button follow the filter

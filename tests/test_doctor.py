@@ -40,6 +40,7 @@ def test_a_development_configuration_is_told_what_is_missing(tmp_path):
     assert missing(done.stdout) == {"SECRET_KEY", "BASE_URL", "SMS_BACKEND", "DATABASE_URL", "backups"}
     assert "too short" in done.stdout and "is not https://" in done.stdout
     assert "nobody receives them" in done.stdout and "does not answer" in done.stdout
+    assert "127.0.0.1:1" in done.stdout, "it says why (models/db/setup.py's words), not only a kind"
     assert "run `python run.py backup`" in done.stdout
     assert done.stdout.rstrip().endswith("doctor: 5 thing(s) to fix")
     assert "short" not in done.stdout.replace("too short", ""), "the secret itself is never printed"

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ..db.setup import DatabaseUnusable
 from ..messaging.config import SmsConfig
 from ..people.pii import secret_problem
 from .backup import backups, kind_of, sqlite_path
@@ -114,7 +115,10 @@ async def _database(d: Diagnosis, ping) -> None:
     try:
         await ping()
     except Exception as exc:  # whatever the driver raises, the answer is the same: unreachable
-        d.add(False, "DATABASE_URL", f"the database does not answer: {type(exc).__name__}")
+        # DatabaseUnusable says why in words that hold no password (models/db/setup.py); any
+        # other error only by its kind, as a driver's message may quote the URL.
+        why = str(exc) if isinstance(exc, DatabaseUnusable) else type(exc).__name__
+        d.add(False, "DATABASE_URL", f"the database does not answer: {why}")
     else:
         d.add(True, "DATABASE_URL", "the database answers")
 
