@@ -128,11 +128,11 @@ async def test_clinic_bookings_are_recorded_and_counted_under_their_channel(clie
         assert rows["短信链接"][0] == "1" and rows["合计"][0] == "1"
 
         csv_rows = rows_of(await admin.get("/admin/reports/channels.csv"))
-        assert csv_rows[0] == ["channel", "active", "checked_in", "active_share_percent"]
+        assert csv_rows[0] == ["渠道", "待接种", "已签到", "占待接种的比例（百分比）"]  # the staff's words
         by_channel = {r[0]: r[1:] for r in csv_rows[1:]}
-        assert by_channel["family_doctor"] == ["1", "0", "33.3"]
-        assert by_channel["clinic_desk"] == ["1", "0", "33.3"]
-        assert by_channel["total"] == ["3", "0", "100.0"]
+        assert by_channel["电话/家庭医生"] == ["1", "0", "33.3"]
+        assert by_channel["社区卫生服务中心窗口"] == ["1", "0", "33.3"]
+        assert by_channel["合计"] == ["3", "0", "100.0"]
         assert await AuditEntry.filter(action="export_report", detail__startswith="channels").count() == 1
 
         # A cancelled booking is no longer counted.
