@@ -393,7 +393,8 @@ async def test_a_bad_row_is_corrected_or_removed_and_audited(office, world):
     edits = await AuditEntry.filter(action="group_edit").order_by("id").values_list("detail", flat=True)
     assert edits == [f"list {group.id}: row 1 corrected", f"list {group.id}: row 2 corrected"]
     assert await AuditEntry.filter(action="group_remove", detail=f"list {group.id}: row 4 removed").exists()
-    assert not await AuditEntry.filter(detail__contains=good).exists()
+    # Read in Python: a query with the number in it would put the number in the query log.
+    assert not any(good in d for d in await AuditEntry.all().values_list("detail", flat=True))
 
     # Booked through the list: move or cancel it, not correct or remove it.
     await book_all(office, group.id, [world["ten"].id])
