@@ -44,7 +44,7 @@ FIRST_DOSE_DAYS = 84  # first doses on each of the 84 days before today
 VACCINES = ["北京生物", "武汉生物", "科兴", ""]
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗梁宋郑谢韩唐冯邓曹彭曾萧田潘袁蔡"
 GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华建国志红玉梅"
-CODE_ALPHABET = "ACEFHJKMNPRTWXY3479"  # models/booking/codes.py
+CODE_ALPHABET = "ACEFHJKMNPRTWXY3479"  # models/booking_codes.py
 CHUNK = 50_000
 
 

@@ -5,7 +5,7 @@ import datetime as dt
 
 import pytest
 
-from models.booking.codes import format_code
+from models.booking_codes import format_code
 from models.clock import TZ, FixedClock, SystemClock
 from web.settings import Settings, build_district
 from tests.conftest import TEST_SECRET

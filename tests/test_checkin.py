@@ -6,7 +6,7 @@ import datetime as dt
 import pytest
 
 from models.booking import service
-from models.booking.codes import format_code
+from models.booking_codes import format_code
 from models.db.tables import AuditEntry, Booking, Resident, Slot
 from models.operations import checkin
 from models.operations.checks import check_database

@@ -25,7 +25,8 @@ from models.messaging.config import SmsConfig
 from models.messaging.outbox import queue
 from models.messaging.sms import Sms
 from models.operations import outreach
-from models.operations.metrics import RATE_LIMIT_REFUSALS, read_gauges
+from models.metrics import RATE_LIMIT_REFUSALS
+from models.operations.gauges import read_gauges
 from models.people import entry
 from tests.conftest import NOW, PG_URL, TEST_SECRET, VAULT, reset_postgres
 from tests.factories import make_resident, make_site

@@ -10,7 +10,7 @@ import datetime as dt
 
 import pytest
 
-from models.booking.codes import format_code
+from models.booking_codes import format_code
 from models.clock import SystemClock
 from web.settings import Settings, build_district
 from tests.conftest import TEST_SECRET

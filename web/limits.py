@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 from limits import parse
 
-from models.operations import metrics
+from models import metrics
 
 log = logging.getLogger("booking")
 

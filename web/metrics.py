@@ -3,8 +3,8 @@
 Requests are counted by route NAME (never the path: a personal link's token is in its path) and
 status, with a latency histogram per route; web/security.py's SecurityHeaders hands each
 finished request to `observe`. The domain's counters (bookings, rate-limit refusals, sign-in
-lock-outs) are in models/operations/metrics.py; the gauges (live holds, places free, the SMS
-outbox) are read from the database at each scrape.
+lock-outs) are in models/metrics.py; the gauges (live holds, places free, the SMS
+outbox) are read from the database at each scrape (models/operations/gauges.py).
 
 Not public: `Authorization: Bearer <METRICS_TOKEN>`, or a client address in METRICS_ALLOW;
 anyone else (and everyone while neither is set) gets the same 404 as an unknown address.
@@ -27,7 +27,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from models.operations.metrics import REGISTRY, Gauges, read_gauges
+from models.metrics import REGISTRY
+from models.operations.gauges import Gauges, read_gauges
 
 from .http import client_address, district
 from .security import ROUTE_KEY

@@ -12,7 +12,7 @@ import re
 import time
 from starlette.datastructures import MutableHeaders
 
-from models.operations import metrics
+from models import metrics
 
 from .bodies import (MULTIPART, URLENCODED, BodyRefused, BodyTooLarge, content_type, good_boundary,
                      replaying, set_content_type)

@@ -10,7 +10,7 @@ from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from models.booking.codes import format_code
+from models.booking_codes import format_code
 from . import i18n
 from .http import url_for
 

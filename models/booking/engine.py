@@ -14,7 +14,6 @@ inside the booking's own transaction.
 """
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from functools import lru_cache
 from typing import Awaitable, Callable
@@ -24,13 +23,14 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
+from ..booking_codes import new_booking_code
 from ..clock import as_utc
 from ..db import fast, unit
 from ..db.tables import Booking, Hold, Resident, Site, Slot
 from ..people.residents import active_booking
+from ..retry import retrying
 from ..rules.eligibility import Refusal, Refused
 from ..rules.interval import Window
-from .codes import new_booking_code
 
 # Queues the SMS for a booking made, moved or cancelled: (booking, its new slot with site, or
 # None for a cancellation, the transaction's connection).
@@ -63,30 +63,6 @@ async def lock_slots(conn, *slot_ids: int | None) -> None:
     ids = sorted({i for i in slot_ids if i})
     if ids:
         await Slot.filter(id__in=ids).order_by("id").select_for_update().using_db(conn)
-
-
-def _is_retryable(exc: BaseException) -> bool:
-    """A PostgreSQL deadlock or serialisation failure: the transaction can simply run again."""
-    try:
-        from asyncpg.exceptions import TransactionRollbackError
-    except ImportError:  # pragma: no cover
-        return False
-    while exc is not None:
-        if isinstance(exc, TransactionRollbackError):
-            return True
-        exc = exc.__cause__
-    return False
-
-
-async def retrying(transaction):
-    """Run an async transaction function, again (up to 3 times) if the database had to abort it."""
-    for attempt in range(3):
-        try:
-            return await transaction()
-        except Exception as exc:
-            if attempt == 2 or not _is_retryable(exc):
-                raise
-            await asyncio.sleep(0.01 * (attempt + 1))
 
 
 @lru_cache(maxsize=1)

@@ -16,7 +16,7 @@ from ..district import District
 from ..messaging import wording
 from ..messaging.outbox import message_values, queue
 from ..messaging.sms import Sms
-from ..operations import metrics
+from .. import metrics
 from ..people.links import issue_link, link_url, new_link
 from ..people.pii import mask_name
 from ..people.residents import active_booking, birth_date_of, is_restricted

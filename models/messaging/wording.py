@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from string import Template
 from typing import Iterable
 
-from ..booking.codes import format_code
+from ..booking_codes import format_code
 from ..db.tables import Booking, Resident, Slot
 from ..people.pii import mask_name
 from ..rules.eligibility import needs_companion

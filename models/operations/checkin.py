@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
-from ..booking.codes import CODE_ALPHABET, CODE_LENGTH, format_code, normalise_code
-from ..booking.engine import lock_slots, retrying
+from ..booking_codes import CODE_ALPHABET, CODE_LENGTH, format_code, normalise_code
+from ..booking.engine import lock_slots
+from ..retry import retrying
 from ..db.tables import Booking, Resident, Site, Slot
 from ..people import pii
 from ..people.residents import is_restricted

@@ -41,7 +41,7 @@ from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
 from ..booking import availability, service
-from ..booking.codes import format_code
+from ..booking_codes import format_code
 from ..booking.availability import DayChoice
 from ..booking.service import Standing
 from ..db.tables import Booking, GroupList, GroupMember, Resident, Site, Slot, StaffUser

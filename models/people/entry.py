@@ -21,8 +21,8 @@ from cryptography.fernet import InvalidToken
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
-from ..booking.codes import CODE_ALPHABET, CODE_LENGTH, normalise_code
-from ..booking.engine import retrying
+from ..booking_codes import CODE_ALPHABET, CODE_LENGTH, normalise_code
+from ..retry import retrying
 from ..clock import as_utc
 from ..db.tables import Booking, Link, LoginCode, Resident
 from ..district import District

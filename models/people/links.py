@@ -10,7 +10,7 @@ from tortoise.expressions import F, Q
 from ..clock import as_utc
 from ..db import fast
 from ..db.tables import Link, Resident, Site
-from ..operations import metrics
+from .. import metrics
 from ..tokens import new_link_token, token_hash
 from . import pii
 

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from models.booking import availability, service
-from models.booking.codes import format_code, spell_code
+from models.booking_codes import format_code, spell_code
 from models.booking.service import Standing
 from models.db.tables import Booking, Resident
 from models.people import lookup

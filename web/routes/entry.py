@@ -11,7 +11,7 @@ import datetime as dt
 
 from starlette.requests import Request
 
-from models.operations import metrics
+from models import metrics
 from models.people import entry
 from .. import i18n, poster
 from ..http import client_address, district, parse_id, parse_text, see_other, url_for
@@ -233,7 +233,7 @@ async def entry_leave(request: Request):
 
 
 def _code_letters() -> dict:
-    """What the booking-code hint and error say a code is made of (models/booking/codes.py)."""
+    """What the booking-code hint and error say a code is made of (models/booking_codes.py)."""
     return {"code_digits": entry.CODE_DIGITS_USED, "code_never": entry.CODE_LETTERS_NEVER}
 
 

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from models import csv_safe
-from models.booking.codes import format_code
+from models.booking_codes import format_code
 from models.operations import groups, imports
 from .. import i18n
 from ..http import district, parse_day, parse_id, parse_text, see_other, url_for

@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from models import csv_safe
 from models.messaging import caps
-from models.operations import metrics
+from models import metrics
 from models.operations import outreach
 from models.operations.invitations import InviteError, Scope
 from models.people import lookup

@@ -1,0 +1,56 @@
+"""The gauges `/metrics` shows (web/metrics.py), read from the database at scrape time: live
+holds, places free today and tomorrow, the SMS outbox by kind and status. They need no
+multiprocess care: whichever worker answers a scrape reads them from the database. (The counters
+the domain moves as things happen are models/metrics.py.)
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter as Tally
+from dataclasses import dataclass, field
+
+from ..clock import as_utc
+from ..db import fast
+from ..db.tables import Hold, SmsMessage, Slot
+
+
+@dataclass(frozen=True)
+class Gauges:
+    """The state of the district at one moment, read from the database."""
+
+    live_holds: int
+    places_free: dict[str, int]  # "today", "tomorrow" -> places a resident could still book
+    sms: dict[tuple[str, str], int] = field(default_factory=dict)  # (kind, status) -> messages
+
+
+# Every message of the outbox by kind and status, counted along the (status, kind) index alone
+# (migration 0010): the sent and delivered ones grow to millions, and reading every row of the
+# table at each scrape would not do. On SQLite through the read-only reader (models/db/fast.py),
+# so a scrape never waits for, nor holds up, a booking.
+SMS_BY_KIND = f'SELECT status, kind, COUNT(*) AS n FROM {fast.table(SmsMessage)} GROUP BY status, kind'
+
+
+async def _places_free(day: dt.date, now: dt.datetime) -> int:
+    """Free places in the day's open windows at active sites (today: windows not begun yet),
+    less the live holds on them: what residents could still book that day."""
+    slots = Slot.filter(day=day, closed_reason="", site__active=True)
+    if day == now.date():
+        slots = slots.filter(start__gt=now.strftime("%H:%M"))
+    rows = await slots.values_list("id", "capacity", "booked")
+    if not rows:
+        return 0
+    held = Tally(await Hold.filter(slot__day=day, expires_at__gt=as_utc(now))
+                 .values_list("slot_id", flat=True))
+    return sum(max(capacity - taken - held[sid], 0) for sid, capacity, taken in rows)
+
+
+async def read_gauges(now: dt.datetime) -> Gauges:
+    """Live holds, places free today and tomorrow, and the SMS outbox by kind and status."""
+    today = now.date()
+    sms = await fast.rows(SMS_BY_KIND, [])
+    return Gauges(
+        live_holds=await Hold.filter(expires_at__gt=as_utc(now)).count(),
+        places_free={"today": await _places_free(today, now),
+                     "tomorrow": await _places_free(today + dt.timedelta(days=1), now)},
+        sms={(row["kind"], row["status"]): row["n"] for row in sms},
+    )
