@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from models.db.tables import Booking, Link, LoginCode, SmsMessage
-from models.people import entry
+from models.channels import entry
 from tests.conftest import NOW, VAULT
 from tests.factories import make_resident, make_site, make_slot
 from tests.pages import csrf, get_page, parse, post_form, text

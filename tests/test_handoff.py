@@ -13,7 +13,7 @@ import pytest
 
 from models.db.tables import AuditEntry, Booking, HandoffNonce, Link, Resident, RiskArea, SmsMessage
 from models.people import pii
-from models.people.handoff import parse_partners
+from models.channels.handoff import parse_partners
 from tests.conftest import BASE_URL, NOW, TEST_SECRET
 from tests.factories import book_for, make_resident, make_site, make_slot
 from tests.pages import get_page, parse, post_form, text

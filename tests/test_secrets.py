@@ -19,10 +19,11 @@ import httpx
 import pytest
 from cryptography.fernet import InvalidToken
 
+from models.channels import entry
 from models.db.tables import AuditEntry, GroupList, GroupMember, LoginCode, Resident, SmsMessage
 from models.messaging.outbox import queue
 from models.messaging.sms import Sms
-from models.people import entry, lookup, pii
+from models.people import lookup, pii
 from models.people.links import issue_link, resolve_token, verify_identity
 from models.staff.scope import Area
 from tests.conftest import TEST_SECRET, VAULT

@@ -27,7 +27,7 @@ from models.messaging.sms import Sms
 from models.operations import outreach
 from models.metrics import RATE_LIMIT_REFUSALS
 from models.operations.gauges import read_gauges
-from models.people import entry
+from models.channels import entry
 from tests.conftest import NOW, PG_URL, TEST_SECRET, VAULT, reset_postgres
 from tests.factories import make_resident, make_site
 from tests.pages import get_page, parse, post_form, text

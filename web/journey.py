@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 
+from models.channel import Channel
 from .http import parse_day, parse_id
 
 
@@ -55,7 +56,7 @@ class Journey:
 
     @property
     def sealed_phone(self) -> str:
-        """The number the last log-in code went to, encrypted (models/people/entry.py)."""
+        """The number the last log-in code went to, encrypted (models/channels/entry.py)."""
         return str(self._s.get("code_for") or "")
 
     @property
@@ -87,7 +88,7 @@ class Journey:
 
     def on_phone(self, now: dt.datetime) -> bool:
         """Whether a proved phone is still in force, to offer "book for someone else on this
-        phone" (the server checks again: models/people/entry.py: phone_session())."""
+        phone" (the server checks again: models/channels/entry.py: phone_session())."""
         until = self.phone_until
         return self.phone_login is not None and until is not None and until > now
 
@@ -100,15 +101,15 @@ class Journey:
 
     def handed_off(self) -> None:
         """This journey came from the city platform's one-time address (web/routes/api.py)."""
-        self._s["via"] = "handoff"
+        self._s["via"] = Channel.HANDOFF.value
 
     @property
-    def channel(self) -> str:
+    def channel(self) -> Channel:
         """The channel a booking made in this journey is recorded with: "handoff" from the city
         platform, "phone" after a phone code, else "sms" (the personal link)."""
-        if self._s.get("via") == "handoff":
-            return "handoff"
-        return "phone" if self.phone_login is not None else "sms"
+        if self._s.get("via") == Channel.HANDOFF:
+            return Channel.HANDOFF
+        return Channel.PHONE if self.phone_login is not None else Channel.SMS
 
     def choose_site(self, site_id: int) -> None:
         self._s["site"] = site_id

@@ -12,7 +12,7 @@ from models.district import District
 from models.messaging.caps import SmsCaps
 from models.messaging.config import SmsConfig, parse_template_codes
 from models.messaging.wechat import check_settings as check_wechat_settings
-from models.people.handoff import parse_partners
+from models.channels.handoff import parse_partners
 from models.people.pii import Vault
 from models.rules.interval import RULES_FILE, RuleBook
 
@@ -100,7 +100,7 @@ class Settings:
     # Wrong passwords per username from every address together (a browser the person signed in
     # on before is counted on its own instead: the owner is never kept out).
     rate_limit_login_account: str = "10 per 15 minutes"
-    # The public way in (models/people/entry.py), per client address: log-in codes asked for
+    # The public way in (models/channels/entry.py), per client address: log-in codes asked for
     # (each may cost an SMS, so every one counts), and wrong codes or bookings not found.
     rate_limit_sms_code: str = "20/hour"
     rate_limit_entry: str = "30 per 15 minutes"
@@ -112,7 +112,7 @@ class Settings:
     # and address, and per action from everywhere; beyond, only /metrics counts them.
     rate_limit_audit: str = "10 per 15 minutes"
     rate_limit_audit_all: str = "200/hour"
-    # The city platform's hand-off (models/people/handoff.py): signed calls per partner, and
+    # The city platform's hand-off (models/channels/handoff.py): signed calls per partner, and
     # refused signatures per address.
     rate_limit_handoff: str = "600/minute"
     # The site console's look-ups (a booking code or an ID number at the door), per staff

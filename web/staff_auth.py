@@ -21,16 +21,6 @@ GROUP = ("subdistrict", "admin")  # group booking for residents' committees (/gr
 HOME = {"callcentre": "calls", "subdistrict": "group", "site": "site_home", "admin": "admin",
         "clinic": "calls"}
 
-# How a booking made in the agent console came about, by role: a family doctor's or a community
-# health centre's account says which of its two ways each time; every other account's bookings
-# are the call centre's. Anything else posted is refused at the edge (web/routes/callcentre.py).
-CLINIC_CHANNELS = ("family_doctor", "clinic_desk")  # 电话/家庭医生, 社区卫生服务中心窗口
-
-
-def booking_channels(user) -> tuple[str, ...]:
-    """The channels this account may record a booking under (the first: its default, if alone)."""
-    return CLINIC_CHANNELS if user.role == "clinic" else ("callcentre",)
-
 
 def home_of(request: Request, user) -> str:
     """The console a signed-in person starts at."""

@@ -11,12 +11,13 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Callable
 
+from .. import metrics
+from ..channel import LINKLESS, Channel
 from ..db.tables import Booking, Hold, Link, Resident, Slot, SmsMessage
 from ..district import District
 from ..messaging import wording
 from ..messaging.outbox import message_values, queue
 from ..messaging.sms import Sms
-from .. import metrics
 from ..people.links import issue_link, link_url, new_link
 from ..people.pii import mask_name
 from ..people.residents import active_booking, birth_date_of, is_restricted
@@ -126,11 +127,8 @@ async def keep_hold(district: District, standing: Standing, slot_id: int) -> Hol
     return await current_hold(standing, slot_id) or await choose(district, standing, slot_id)
 
 
-# Channels a person may reach without a personal link of their own.
-LINKLESS_CHANNELS = ("callcentre", "phone", "group", "family_doctor", "clinic_desk", "handoff")
 
-
-def _notice(district: District, resident: Resident, kind: str, channel: str = "sms") -> engine.RowsNotice:
+def _notice(district: District, resident: Resident, kind: str, channel: str = Channel.SMS) -> engine.RowsNotice:
     """The SMS the engine queues inside the booking's transaction, worded by messaging.
 
     Booked or moved by the call centre, from a group list, or after the public phone-code way in:
@@ -142,7 +140,7 @@ def _notice(district: District, resident: Resident, kind: str, channel: str = "s
 
     def rows(booking: Booking, slot: Slot | None) -> list[tuple[type, dict]]:
         written: list[tuple[type, dict]] = []
-        if kind != "cancel" and channel in LINKLESS_CHANNELS:
+        if kind != "cancel" and channel in LINKLESS:
             token, link = new_link(now=district.clock.now(), days_valid=district.link_days_valid)
             written.append((Link, {**link, "resident_id": resident.id}))
             sms = wording.callcentre_booking_sms(resident, booking, slot, link_url(district.base_url, token),
@@ -159,7 +157,7 @@ def _notice(district: District, resident: Resident, kind: str, channel: str = "s
 
 
 async def confirm(district: District, standing: Standing, slot_id: int, *,
-                  request_key: str | None, channel: str, chosen: int | None) -> Placed:
+                  request_key: str | None, channel: Channel, chosen: int | None) -> Placed:
     """Book the slot, or move the person's booking there: one booking per confirm form (rule 6).
 
     `chosen` is the window the channel recorded the person choosing and holding (the resident's

@@ -394,7 +394,7 @@ class GroupMember(Model, metaclass=_Table):
 
 
 class HandoffTicket(Model, metaclass=_Table):
-    """A one-time address (/h/…) made for a partner's signed hand-off (models/people/handoff.py):
+    """A one-time address (/h/…) made for a partner's signed hand-off (models/channels/handoff.py):
     only the hash of its token is kept; it lives minutes and opens one journey, once."""
 
     id = fields.IntField(primary_key=True)

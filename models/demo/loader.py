@@ -5,6 +5,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from ..booking import service
+from ..channel import Channel
 from ..clock import TZ, as_date
 from ..db.tables import Booking, Resident, RiskArea, Site, Slot, SmsMessage, StaffUser
 from ..district import District
@@ -152,7 +153,7 @@ async def _book(district: District, resident: Resident, site: Site, day: dt.date
         return 0
     try:
         standing = await service.stand(district, resident, now)
-        await service.confirm(district, standing, slot.id, request_key=None, channel="demo",
+        await service.confirm(district, standing, slot.id, request_key=None, channel=Channel.DEMO,
                               chosen=slot.id)
     except Refused:
         return 0

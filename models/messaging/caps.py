@@ -13,7 +13,7 @@ Counted in the database, in the very transaction that queues the message: the nu
 transaction ends; SQLite has one writer at a time, BEGIN IMMEDIATE), its moments read, the new
 one checked against both caps and written. Two requests for one number, from two workers or two
 hosts, count one after the other; a refused or rolled-back request counts nothing. Unknown
-numbers count exactly as registered ones (models/people/entry.py: nobody learns which is which).
+numbers count exactly as registered ones (models/channels/entry.py: nobody learns which is which).
 """
 from __future__ import annotations
 

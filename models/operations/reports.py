@@ -41,6 +41,7 @@ from typing import Callable
 
 from tortoise import connections
 
+from ..channel import REPORTED
 from ..clock import as_date
 from ..db.tables import Site
 from ..district import District
@@ -513,10 +514,10 @@ def completion_values(report: CompletionReport):
 # ---- bookings by channel: how people came to book
 
 
-# The table's order: the resident's own ways in, the call centre, family doctors and community
-# health centres, group lists, the city platform's hand-off; a channel not named here (the demo's)
-# comes after them, by name. Every one named has a row, even at 0.
-CHANNELS = ("sms", "phone", "callcentre", "family_doctor", "clinic_desk", "group", "handoff")
+# The table's order is models/channel.py's: the resident's own ways in, the call centre, family
+# doctors and community health centres, group lists, the city platform's hand-off; a channel not
+# reported there (the demo's) comes after them, by name. Every one reported has a row, even at 0.
+CHANNELS = REPORTED
 
 
 @dataclass(frozen=True)

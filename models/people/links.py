@@ -108,7 +108,7 @@ async def verify_identity(
     once get no more tries than numbers sent one by one. A right number gives the tries back
     (failures to 0); the try that uses up the last one, if wrong, locks the link for
     `lock_minutes`. Only whoever holds this link can lock it: /find and the phone entry count
-    their askers elsewhere (models/people/entry.py)."""
+    their askers elsewhere (models/channels/entry.py)."""
     until = locked_until(link, now)
     if until:
         return VerifyResult(False, "locked", locked_until=until)

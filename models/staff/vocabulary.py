@@ -22,6 +22,8 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from ..channel import Channel
+
 
 def _(message: str) -> str:
     """Mark a message for translation (Babel extracts `_`); translated when shown."""
@@ -120,14 +122,14 @@ ROLES = {
 }
 
 CHANNELS = {
-    "sms": _("短信链接"),
-    "phone": _("公开入口（手机验证码）"),
-    "callcentre": _("12345热线"),
-    "group": _("集体预约"),
-    "family_doctor": _("电话/家庭医生"),
-    "clinic_desk": _("社区卫生服务中心窗口"),
-    "handoff": _("广州健康通"),
-    "demo": _("演示数据"),
+    Channel.SMS: _("短信链接"),
+    Channel.PHONE: _("公开入口（手机验证码）"),
+    Channel.CALLCENTRE: _("12345热线"),
+    Channel.GROUP: _("集体预约"),
+    Channel.FAMILY_DOCTOR: _("电话/家庭医生"),
+    Channel.CLINIC_DESK: _("社区卫生服务中心窗口"),
+    Channel.HANDOFF: _("广州健康通"),
+    Channel.DEMO: _("演示数据"),
 }
 
 # Column names: the reports' and lists' CSV headers, and the import files' columns (a refusal

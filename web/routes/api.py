@@ -2,7 +2,7 @@
 question "can this person book?", and GET /h/{token}, the one-time address it answers with,
 which opens the person's journey already verified. Both are off (404) without HANDOFF_PARTNERS.
 
-The work, the signature included, is models/people/handoff.py's; these only read the request
+The work, the signature included, is models/channels/handoff.py's; these only read the request
 and write the answer.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from models.people import handoff
+from models.channels import handoff
 from .. import i18n
 from ..http import client_address, district, see_other, url_for
 from ..journey import Journey

@@ -22,13 +22,15 @@ from starlette.routing import Route
 from models.booking import availability, service
 from models.booking_codes import format_code, spell_code
 from models.booking.service import Standing
+from models.channel import Channel
+from models.channels import agents
 from models.db.tables import Booking, Resident
 from models.people import lookup
 from models.rules.eligibility import Refusal, Refused
 from models.staff.scope import OutsideArea
 from ..http import district, parse_day, parse_id, parse_text, see_other, url_for
 from ..scoping import area_of, refuse_outside
-from ..staff_auth import CALLS, booking_channels, current_staff, record, staff_only
+from ..staff_auth import CALLS, current_staff, record, staff_only
 from ..templating import render
 
 
@@ -194,7 +196,7 @@ async def _check_page(request: Request, card: Standing, slot, key: str, *, error
                       status: int = 200):
     """The read-back page; a clinic account also chooses the booking's channel there."""
     held = await service.current_hold(card, slot.id)
-    channels = booking_channels(await current_staff(request))
+    channels = agents.booking_channels((await current_staff(request)).role)
     return await _page(request, "check.html", {
         "card": card, "slot": slot, "key": key, "held_until": held.expires_at if held else None,
         "late": card.is_late(slot.day), "companion": card.needs_companion(slot.day),
@@ -205,11 +207,8 @@ async def _check_page(request: Request, card: Standing, slot, key: str, *, error
 async def _channel(request: Request, form) -> str | None:
     """The channel posted with a confirmation, if this account may record bookings under it
     (an account with only one may leave it out); else None."""
-    allowed = booking_channels(await current_staff(request))
-    posted = parse_text(form.get("channel"), 20)
-    if not posted and len(allowed) == 1:
-        return allowed[0]
-    return posted if posted in allowed else None
+    role = (await current_staff(request)).role
+    return agents.posted_channel(role, parse_text(form.get("channel"), 20))
 
 
 @staff_only(*CALLS)
@@ -245,7 +244,7 @@ async def calls_confirm(request: Request):
         slot = await availability.slot_with_site(booking.slot_id)
         await record(request, placed.kind, resident=card.resident,
                      detail=f"{format_code(booking.code)} {slot.site.code} {slot.day} {slot.start}"
-                            + (f" via {channel}" if channel != "callcentre" else ""))
+                            + (f" via {channel}" if channel != Channel.CALLCENTRE else ""))
     moved = {"moved": 1} if placed.kind == "move" else {}
     return see_other(url_for(request, "calls_done", b=booking.id, **moved))
 

@@ -2,7 +2,7 @@
 that phone -> the chosen person's ID number -> the same journey as the SMS link. Also: a booking
 found by its code and ID number, and the printable poster with the QR code of this way in.
 
-Each handler parses, calls one function of models/people/entry.py, and renders. Answers never
+Each handler parses, calls one function of models/channels/entry.py, and renders. Answers never
 depend on whether a number is registered (the service sees to that; the pages only word it).
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import datetime as dt
 from starlette.requests import Request
 
 from models import metrics
-from models.people import entry
+from models.channels import entry
 from .. import i18n, poster
 from ..http import client_address, district, parse_id, parse_text, see_other, url_for
 from ..journey import Journey

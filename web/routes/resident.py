@@ -12,8 +12,9 @@ from starlette.responses import RedirectResponse
 
 from models.booking import availability, service
 from models.booking.service import Standing
+from models.channels import entry
 from models.db.tables import Link, Resident
-from models.people import entry, links, pii, residents
+from models.people import links, pii, residents
 from models.rules.eligibility import Refusal, Refused
 from .. import i18n
 from ..http import client_address, district, parse_day, parse_id, parse_text, see_other, url_for

@@ -27,8 +27,8 @@ from ..db.tables import HandoffNonce, HandoffTicket, Link, Resident
 from ..district import District
 from ..rules.eligibility import Refusal
 from ..staff import audit
+from ..people import links, pii, residents
 from ..tokens import new_link_token, token_hash
-from . import links, pii, residents
 
 WINDOW_SECONDS = 300  # a request's timestamp may be this far from our clock, either way
 TICKET_MINUTES = 10  # a one-time address lives this long

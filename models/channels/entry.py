@@ -22,14 +22,14 @@ from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from ..booking_codes import CODE_ALPHABET, CODE_LENGTH, normalise_code
-from ..retry import retrying
 from ..clock import as_utc
 from ..db.tables import Booking, Link, LoginCode, Resident
 from ..district import District
 from ..messaging import caps
 from ..messaging.outbox import queue
 from ..messaging.wording import login_code
-from . import links, pii
+from ..people import links, pii
+from ..retry import retrying
 
 CODE_DIGITS = 6
 CODE_MINUTES = 5  # a code is good for this long
