@@ -11,7 +11,7 @@ from models.clock import SystemClock
 from models.district import District
 from models.messaging.caps import SmsCaps
 from models.messaging.config import SmsConfig, parse_template_codes
-from models.messaging.wechat import check_settings as check_wechat_settings
+from models.channels.wechat import check_settings as check_wechat_settings
 from models.channels.handoff import parse_partners
 from models.people.pii import Vault
 from models.rules.interval import RULES_FILE, RuleBook
@@ -73,7 +73,7 @@ class Settings:
     sms_rate_per_second: int = 50
     sms_max_attempts: int = 10
     sms_in_server: bool = False  # the server process also runs the SMS sender (`make run`)
-    # The official account's callback (/wechat, models/messaging/wechat.py): off while no token.
+    # The official account's callback (/wechat, models/channels/wechat.py): off while no token.
     wechat_token: str = field(default="", repr=False)
     wechat_app_id: str = ""
     wechat_aes_key: str = field(default="", repr=False)  # EncodingAESKey: safe mode when set

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from tortoise.exceptions import IntegrityError
 
 from ..db.tables import Booking, Site
+from ..rules import guide as guide_facts
+from ..rules.interval import RuleBook
 from ..rules.tianhe import SUBDISTRICTS, normalise_subdistrict
 from .imports import SITE_CODE
 
@@ -120,3 +122,9 @@ async def set_open(site: Site, active: bool) -> bool:
 
 def subdistricts() -> tuple[str, ...]:
     return SUBDISTRICTS
+
+
+async def guide(rules: RuleBook) -> guide_facts.Guide:
+    """Everything the guide page (/guide) says: the rules' numbers and today's open sites."""
+    rows = await Site.filter(active=True).values_list("subdistrict", "name", "address")
+    return guide_facts.facts(rules, guide_facts.by_subdistrict(rows))

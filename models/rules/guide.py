@@ -2,14 +2,13 @@
 
 The interval and the booking lead come from the RuleBook (config/vaccines.toml and
 BOOKING_LEAD_DAYS), the companion age from eligibility.needs_companion(), the sites from the
-database. The page (templates/pages/public/guide.html) only words them.
+database (read by models/operations/sites.py: guide(), since rules sit below the database). The
+page (templates/pages/public/guide.html) only words them.
 """
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-
-from models.db.tables import Site
 
 from .eligibility import needs_companion
 from .interval import IntervalRule, RuleBook
@@ -57,8 +56,9 @@ def facts(rules: RuleBook, sites: tuple = ()) -> Guide:
                  companion_age=companion_age(), sites=sites)
 
 
-def _by_subdistrict(rows) -> tuple[tuple[str, tuple[GuideSite, ...]], ...]:
-    """Sites grouped by sub-district, in the district's own order (unknown names last)."""
+def by_subdistrict(rows) -> tuple[tuple[str, tuple[GuideSite, ...]], ...]:
+    """Sites ((sub-district, name, address) rows) grouped by sub-district, in the district's own
+    order (unknown names last)."""
     order = {name: n for n, name in enumerate(SUBDISTRICTS)}
     groups: dict[str, list[GuideSite]] = {}
     for subdistrict, name, address in rows:
@@ -66,8 +66,3 @@ def _by_subdistrict(rows) -> tuple[tuple[str, tuple[GuideSite, ...]], ...]:
     names = sorted(groups, key=lambda s: (order.get(s, len(order)), s))
     return tuple((s, tuple(sorted(groups[s], key=lambda site: site.name))) for s in names)
 
-
-async def guide(rules: RuleBook) -> Guide:
-    """Everything the guide page says: the rules' numbers and today's open sites."""
-    rows = await Site.filter(active=True).values_list("subdistrict", "name", "address")
-    return facts(rules, _by_subdistrict(rows))

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from models.rules import guide as guide_facts
+from models.operations import sites
 
 from ..http import district
 from ..templating import render
 
 
 async def guide_page(request: Request):
-    facts = await guide_facts.guide(district(request).rules)
+    facts = await sites.guide(district(request).rules)
     return render(request, "pages/public/guide.html", {"guide": facts})

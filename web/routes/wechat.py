@@ -2,7 +2,7 @@
 
 Off (404) while WECHAT_TOKEN is unset. A bad or missing signature and a timestamp more than five
 minutes off get 403, a message we cannot read 400, always as plain text: WeChat's servers read
-these, not people. The reply logic is models/messaging/wechat.py.
+these, not people. The reply logic is models/channels/wechat.py.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from models.messaging import wechat
+from models.channels import wechat
 
 from ..http import district, url_for
 

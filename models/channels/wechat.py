@@ -26,7 +26,7 @@ from wechatpy.parser import parse_message
 from wechatpy.replies import TextReply
 from wechatpy.utils import WeChatSigner
 
-from models.rules.guide import HOTLINE, WECHAT_ACCOUNT, WECHAT_KEYWORD
+from ..rules.guide import HOTLINE, WECHAT_ACCOUNT, WECHAT_KEYWORD
 
 MAX_AGE_SECONDS = 5 * 60  # a request signed longer ago (or further ahead) than this is refused
 NO_REPLY = "success"  # WeChat's "received, nothing to say" (it neither retries nor shows anything)
