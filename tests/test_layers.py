@@ -1,5 +1,6 @@
-"""The shape the code promises: thin handlers over one booking service, a domain that knows no HTTP,
-and links made by route name. These read the source; they fail when a shortcut creeps back in."""
+"""The shape the code promises: the domain's layers, each importing only those below it; thin
+handlers over one booking service, a domain that knows no HTTP, and links made by route name.
+These read the source; they fail when a shortcut creeps back in."""
 from __future__ import annotations
 
 import ast
@@ -7,6 +8,104 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# The layers of models/, bottom to top (models/__init__.py says why each sits where it does). A
+# module may import its own layer and those below it, never one above: a leaf anyone may use;
+# the rules before the tables that store what they decide; staff accounts and scope before the
+# people they scope; the district (rule book, keys, SMS caps) once the parts it bundles exist;
+# the booking service on all of that; the operators' tools; the channels, ways in that call the
+# booking service (a group list reads its CSV as imports do); the demo data set last.
+LAYERS = (
+    ("models.clock", "models.tokens", "models.csv_safe", "models.booking_codes", "models.retry",
+     "models.metrics", "models.channel"),
+    ("models.rules",),
+    ("models.db",),
+    ("models.staff",),
+    ("models.people",),
+    ("models.messaging",),
+    ("models.district",),
+    ("models.booking",),
+    ("models.operations",),
+    ("models.channels",),
+    ("models.demo",),
+)
+
+
+def layer_of(module: str) -> int | None:
+    """The layer a dotted module name belongs to (None: outside models/, or models itself)."""
+    for n, names in enumerate(LAYERS):
+        if any(module == name or module.startswith(name + ".") for name in names):
+            return n
+    return None
+
+
+def _module_name(path: Path, root: Path) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path, root: Path):
+    """Every module a file imports, absolute or relative, at module level or inside a function:
+    (line, dotted name). `from models import metrics` names models.metrics."""
+    name = _module_name(path, root)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[:len(package.split(".")) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            for alias in node.names:
+                sub = f"{target}.{alias.name}"
+                module_file = root / Path(*sub.split("."))
+                found = module_file.with_suffix(".py").exists() or (module_file / "__init__.py").exists()
+                yield node.lineno, sub if found else target
+
+
+def upward_imports(root: Path = ROOT) -> list[str]:
+    """Every import in models/ that runs from a lower layer to a higher one."""
+    found = []
+    for path in sorted((root / "models").rglob("*.py")):
+        here = layer_of(_module_name(path, root))
+        if here is None:
+            continue
+        for line, module in _imports(path, root):
+            there = layer_of(module)
+            if there is not None and there > here:
+                found.append(f"{path.relative_to(root)}:{line} imports {module}")
+    return list(dict.fromkeys(found))  # `from x import a, b` once
+
+
+def test_every_module_of_the_domain_has_a_layer():
+    for path in (ROOT / "models").rglob("*.py"):
+        name = _module_name(path, ROOT)
+        assert name == "models" or layer_of(name) is not None, f"{name} is in no layer: add it to LAYERS"
+
+
+def test_no_import_in_the_domain_runs_up_the_layers():
+    assert upward_imports() == []
+
+
+def test_the_layer_check_sees_relative_function_level_and_package_imports(tmp_path):
+    """The check itself: each way of writing an import that runs up is caught."""
+    for folder in ("models/rules", "models/booking"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "__init__.py").write_text("")
+    (tmp_path / "models/__init__.py").write_text("")
+    (tmp_path / "models/metrics.py").write_text("")
+    (tmp_path / "models/booking/service.py").write_text("from .. import metrics\n")
+    (tmp_path / "models/rules/a.py").write_text("from ..booking import service\n")
+    (tmp_path / "models/rules/b.py").write_text("def f():\n    import models.booking.service\n")
+    (tmp_path / "models/rules/c.py").write_text("from models.booking.service import x\n")
+    assert upward_imports(tmp_path) == [
+        "models/rules/a.py:1 imports models.booking.service",
+        "models/rules/b.py:2 imports models.booking.service",
+        "models/rules/c.py:1 imports models.booking.service",
+    ]
 HANDLERS = sorted((ROOT / "web" / "routes").rglob("*.py"))
 QUERY_METHODS = {"filter", "get", "get_or_none", "create", "all", "exclude", "update", "delete",
                  "bulk_create", "get_or_create", "exists", "count", "raw", "execute_query"}
