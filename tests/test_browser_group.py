@@ -16,7 +16,7 @@ import sqlite3
 import pytest
 
 from models.clock import SystemClock
-from models.operations import groups
+from models.channels import groups
 from tests.conftest import TEST_SECRET, VAULT
 from tests.factories import id_number, make_resident, make_site, make_slot
 from tests.realserver import SCREENSHOT_DIR, Server, seed, shot

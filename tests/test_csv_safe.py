@@ -18,7 +18,8 @@ import pytest
 import run
 from models import csv_safe
 from models.db.tables import ImportReject, Resident
-from models.operations import groups, imports
+from models.channels import groups
+from models.operations import imports
 from tests.conftest import NOW, VAULT
 from tests.factories import book_for, make_resident, make_site, make_slot
 from tests.staff_helpers import make_staff, sign_in

@@ -18,7 +18,7 @@ import pytest
 from starlette.routing import Route
 
 from models.db.tables import GroupMember
-from models.operations import groups
+from models.channels import groups
 from models.people.links import issue_link
 from tests.conftest import NOW, VAULT
 from tests.factories import book_for, make_resident, make_site, make_slot

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 import pytest
 
 from models.db.tables import AuditEntry, Booking, GroupList, GroupMember, Resident, Slot, SmsMessage
-from models.operations import groups
+from models.channels import groups
 from models.operations.checks import check_database
 from models.operations.imports import ImportFileError
 from tests.conftest import VAULT

@@ -20,7 +20,7 @@ from tortoise.backends.base.executor import EXECUTOR_CACHE
 from models.clock import SystemClock
 from models.db.setup import close_db, init_db
 from models.db.tables import Booking, GroupMember
-from models.operations import groups
+from models.channels import groups
 from models.people.links import issue_link
 from tests.conftest import TEST_SECRET, VAULT
 from tests.factories import make_resident, make_site, make_slot

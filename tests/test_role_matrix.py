@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from models.booking import service
 from models.db.tables import AuditEntry, Booking, GroupMember, Hold, Resident
-from models.operations import groups
+from models.channels import groups
 from models.people.pii import mask_name
 from tests.conftest import NOW, VAULT
 from tests.factories import book_for, make_resident, make_site, make_slot

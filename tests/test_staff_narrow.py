@@ -11,7 +11,8 @@ from starlette.routing import Route
 
 from models.clock import SystemClock
 from models.db.tables import RiskArea, StaffUser
-from models.operations import groups, imports
+from models.channels import groups
+from models.operations import imports
 from tests.conftest import TEST_SECRET, VAULT
 from tests.factories import book_for, id_number, make_resident, make_site, make_slot
 from tests.realserver import SCREENSHOT_DIR, Server, seed

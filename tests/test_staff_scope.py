@@ -29,7 +29,7 @@ from tortoise.backends.base.executor import EXECUTOR_CACHE
 from models.booking import service
 from models.db.setup import close_db, init_db, tortoise_config
 from models.db.tables import AuditEntry, Booking, GroupList, Resident, StaffUser
-from models.operations import groups
+from models.channels import groups
 from models.staff.accounts import StaffError, create_user
 from models.staff.scope import Area
 from tests.conftest import DB_BACKENDS, NOW, PG_URL, TEST_SECRET, VAULT, reset_postgres

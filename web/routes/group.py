@@ -1,6 +1,6 @@
 """Group booking at /group (roles subdistrict and admin): a residents' committee's list, each
 row's standing at once, book the eligible into a site's windows in one go, the result per row (and
-as CSV), then move or cancel the whole group or one person (models/operations/groups.py).
+as CSV), then move or cancel the whole group or one person (models/channels/groups/).
 
 ID numbers and phones travel only in POST bodies; URLs carry list and row ids. Every POST path is
 fixed (ids in hidden fields) so the CSRF middleware protects each one. A list of another
@@ -21,7 +21,8 @@ from starlette.routing import Route
 
 from models import csv_safe
 from models.booking_codes import format_code
-from models.operations import groups, imports
+from models.channels import groups
+from models.operations import imports
 from .. import i18n
 from ..http import district, parse_day, parse_id, parse_text, see_other, url_for
 from ..i18n import gettext as _
