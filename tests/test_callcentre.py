@@ -209,6 +209,7 @@ async def test_on_behalf_booking_posted_twice_makes_one_booking(agent, world, di
     assert await SmsMessage.filter(kind="confirm", resident_id=world["caller"].id).count() == 1
     entries = await AuditEntry.filter(action="book")
     assert len(entries) == 1 and booking.code[:4] in entries[0].detail
+    assert f" {world['site'].code} {slot.day} " in entries[0].detail  # where and when, for the record
     assert (await check_database(district.rules)).ok
     page = await get_page(agent, done)
     assert "预约成功" in text(page)
@@ -246,7 +247,8 @@ async def test_move_gives_the_old_place_back_and_is_audited(agent, world, distri
     booking = await Booking.get(resident_id=world["caller"].id)
     assert booking.slot_id == later.id and booking.status == Booking.ACTIVE
     assert (await Slot.get(id=first.id)).booked == 0 and (await Slot.get(id=later.id)).booked == 1
-    assert await AuditEntry.filter(action="move").count() == 1
+    moved = await AuditEntry.get(action="move")
+    assert f" {world['other'].code} {later.day} " in moved.detail  # the new place, not the old
     assert await SmsMessage.filter(kind="move").count() == 1
     assert "改约成功" in text(await get_page(agent, done))
     assert (await check_database(district.rules)).ok

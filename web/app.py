@@ -18,7 +18,7 @@ from models.db.setup import close_db, init_db, ping
 from models.district import District
 from starlette.exceptions import HTTPException
 
-from . import errors, metrics, templating
+from . import errors, metrics, refusals, templating
 from .keys import RotatingSessionMiddleware
 from .routes import (admin, api, callcentre, entry, group, guide, public, resident, site, staff,
                      wechat)
@@ -137,7 +137,8 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True,
         debug=settings.debug,
         routes=ROUTES,
         lifespan=lifespan,
-        exception_handlers={HTTPException: errors.http_error, 500: errors.server_error},
+        exception_handlers={HTTPException: errors.http_error, refusals.PageRefusal: refusals.answer,
+                            500: errors.server_error},
         middleware=[
             Middleware(SecurityHeaders, https=settings.https,
                        observe=metrics.observe if settings.metrics_on else None),

@@ -72,6 +72,9 @@ class Standing:
 
 @dataclass(frozen=True)
 class Placed:
+    """What a confirmation did. When `changed`, the booking comes with its window and site loaded
+    (booking.slot.site), so the channel words its answer and its audit line without a query."""
+
     booking: Booking
     kind: str  # "book" or "move"
     changed: bool  # False for a repeated submission: nothing new happened

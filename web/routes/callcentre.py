@@ -16,7 +16,6 @@ import datetime as dt
 import secrets
 
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 
 from models.booking import availability, service
@@ -29,6 +28,7 @@ from models.people import lookup
 from models.rules.eligibility import Refusal, Refused
 from models.staff.scope import OutsideArea
 from ..http import district, parse_day, parse_id, parse_text, see_other, url_for
+from ..refusals import GoTo, PageRefusal
 from ..scoping import area_of, refuse_outside
 from ..staff_auth import CALLS, current_staff, record, staff_only
 from ..templating import render
@@ -38,31 +38,28 @@ async def _page(request: Request, page: str, context: dict, **kw):
     return render(request, f"pages/staff/calls/{page}", {"staff": await current_staff(request), **context}, **kw)
 
 
-async def _resident(request: Request, resident_id: int | None) -> Resident | Response:
-    """The caller's record; else the page to show: no such record (404), or someone outside the
-    account's area (403, audited)."""
+async def _resident(request: Request, resident_id: int | None) -> Resident:
+    """The caller's record; else refused: no such record (404), or someone outside the account's
+    area (403, audited)."""
     try:
         resident = await lookup.resident_in(await area_of(request), resident_id)
     except OutsideArea as exc:
-        return await refuse_outside(request, exc.resident_id)
-    return resident if resident else await _missing(request)
+        raise PageRefusal(await refuse_outside(request, exc.resident_id)) from None
+    if resident is None:
+        raise PageRefusal(await _missing(request))
+    return resident
 
 
-async def _card(request: Request, resident_id: int | None) -> Standing | Response:
-    """Where the caller stands now (their card); else the page to show (see _resident)."""
-    resident = await _resident(request, resident_id)
-    if not isinstance(resident, Resident):
-        return resident
-    return await service.stand(district(request), resident)
+async def _card(request: Request, resident_id: int | None) -> Standing:
+    """Where the caller stands now (their card); else refused (see _resident)."""
+    return await service.stand(district(request), await _resident(request, resident_id))
 
 
-async def _choosing_card(request: Request, resident_id: int | None):
-    """The card of a caller who may choose a place (to book or move); else the page to show."""
+async def _choosing_card(request: Request, resident_id: int | None) -> Standing:
+    """The card of a caller who may choose a place (to book or move); else back to the card."""
     card = await _card(request, resident_id)
-    if not isinstance(card, Standing):
-        return card
     if not card.can_choose:
-        return _to_card(request, card.resident.id)
+        raise GoTo(url_for(request, "calls_card", r=card.resident.id))
     return card
 
 
@@ -103,8 +100,6 @@ async def calls_search(request: Request):
 async def calls_card(request: Request):
     """GET /staff/calls/resident?r=<row id>: the caller's card, masked; opening it is audited."""
     card = await _card(request, parse_id(request.query_params.get("r")))
-    if not isinstance(card, Standing):
-        return card
     await record(request, "view_resident", resident=card.resident)
     return await _page(request, "card.html", {"card": card, "revealed": {}})
 
@@ -117,8 +112,6 @@ async def calls_reveal(request: Request):
     if field not in lookup.FIELDS:
         return await _missing(request)
     card = await _card(request, parse_id(form.get("r")))
-    if not isinstance(card, Standing):
-        return card
     full = lookup.reveal(district(request).vault, card.resident, field)
     await record(request, f"reveal_{field}", resident=card.resident)
     return await _page(request, "card.html", {"card": card, "revealed": {field: full}, "field": field},
@@ -152,8 +145,6 @@ async def calls_book(request: Request):
     """GET /staff/calls/book?r=&site=&day=: site, day and window with live availability."""
     q = request.query_params
     card = await _choosing_card(request, parse_id(q.get("r")))
-    if not isinstance(card, Standing):
-        return card
     from_site_list = request.headers.get("hx-trigger") == "calls-site-form"
     return await _picker(request, card, parse_id(q.get("site")), parse_day(q.get("day")),
                          focus=not from_site_list)
@@ -164,8 +155,6 @@ async def calls_hold(request: Request):
     """POST /staff/calls/hold: keep the chosen window for 5 minutes, then the check page."""
     form = await request.form()
     card = await _card(request, parse_id(form.get("r")))
-    if not isinstance(card, Standing):
-        return card
     slot = await availability.slot_by_id(parse_id(form.get("slot")))
     site_id = slot.site_id if slot else parse_id(form.get("site"))
     if slot is None:
@@ -184,8 +173,6 @@ async def calls_check(request: Request):
     """GET /staff/calls/check?r=&slot=: read the answers back, then confirm (one key per page)."""
     q = request.query_params
     card = await _choosing_card(request, parse_id(q.get("r")))
-    if not isinstance(card, Standing):
-        return card
     slot = await service.chosen_slot(card, parse_id(q.get("slot")))
     if slot is None:
         return see_other(url_for(request, "calls_book", r=card.resident.id))
@@ -216,8 +203,6 @@ async def calls_confirm(request: Request):
     """POST /staff/calls/confirm: book or move through the booking service; 303 to the read-out script."""
     form = await request.form()
     card = await _card(request, parse_id(form.get("r")))
-    if not isinstance(card, Standing):
-        return card
     slot_id = parse_id(form.get("slot")) or 0
     channel = await _channel(request, form)
     if channel is None:  # not chosen, or not one this account may use: ask again, store nothing
@@ -240,8 +225,8 @@ async def calls_confirm(request: Request):
         return await _picker(request, card, slot.site_id if slot else None,
                              slot.day if slot else None, error="slot_taken", status=409)
     booking = placed.booking
-    if placed.changed:
-        slot = await availability.slot_with_site(booking.slot_id)
+    if placed.changed:  # the service hands the booking back with its window and site
+        slot = booking.slot
         await record(request, placed.kind, resident=card.resident,
                      detail=f"{format_code(booking.code)} {slot.site.code} {slot.day} {slot.start}"
                             + (f" via {channel}" if channel != Channel.CALLCENTRE else ""))
@@ -249,17 +234,18 @@ async def calls_confirm(request: Request):
     return see_other(url_for(request, "calls_done", b=booking.id, **moved))
 
 
-async def _script_booking(request: Request, status: str):
-    """The booking ?b= for a read-out script, if it is in `status`; else the page to show."""
+async def _script_booking(request: Request, status: str) -> Booking:
+    """The booking ?b= for a read-out script, if it is in `status`; else refused (403 outside
+    the area, audited; 404 none) or back to the caller's card."""
     booking_id = parse_id(request.query_params.get("b"))
     try:
         booking = await lookup.booking_for_script(await area_of(request), booking_id)
     except OutsideArea as exc:
-        return await refuse_outside(request, exc.resident_id, detail=f"b={booking_id}")
+        raise PageRefusal(await refuse_outside(request, exc.resident_id, detail=f"b={booking_id}")) from None
     if booking is None:
-        return await _missing(request)
+        raise PageRefusal(await _missing(request))
     if booking.status != status:
-        return _to_card(request, booking.resident_id)
+        raise GoTo(url_for(request, "calls_card", r=booking.resident_id))
     return booking
 
 
@@ -267,8 +253,6 @@ async def _script_booking(request: Request, status: str):
 async def calls_done(request: Request):
     """GET /staff/calls/done?b=: the script the agent reads out to the caller."""
     booking = await _script_booking(request, Booking.ACTIVE)
-    if not isinstance(booking, Booking):
-        return booking
     card = await _card(request, booking.resident_id)
     return await _page(request, "done.html", {
         "card": card, "booking": booking, "slot": booking.slot, "site": booking.slot.site,
@@ -284,10 +268,7 @@ async def calls_cancel(request: Request):
     """GET: are you sure?  POST: cancel through the booking service; the place goes back."""
     if request.method == "POST":
         form = await request.form()
-        resident = await _resident(request, parse_id(form.get("r")))
-        if not isinstance(resident, Resident):
-            return resident
-        resident_id = resident.id
+        resident_id = (await _resident(request, parse_id(form.get("r")))).id
         booking, cancelled = await service.cancel(district(request), resident_id,
                                                   parse_id(form.get("b")) or 0)
         if booking is None:
@@ -296,8 +277,6 @@ async def calls_cancel(request: Request):
             await record(request, "cancel", resident=resident_id, detail=format_code(booking.code))
         return see_other(url_for(request, "calls_cancelled", b=booking.id))
     card = await _card(request, parse_id(request.query_params.get("r")))
-    if not isinstance(card, Standing):
-        return card
     if card.booking is None:
         return _to_card(request, card.resident.id)
     return await _page(request, "cancel.html", {"card": card, "booking": card.booking})
@@ -307,8 +286,6 @@ async def calls_cancel(request: Request):
 async def calls_cancelled(request: Request):
     """GET /staff/calls/cancelled?b=: what to tell the caller after a cancellation."""
     booking = await _script_booking(request, Booking.CANCELLED)
-    if not isinstance(booking, Booking):
-        return booking
     return await _page(request, "cancelled.html", {"booking": booking, "resident": booking.resident})
 
 

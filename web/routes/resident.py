@@ -8,8 +8,6 @@ import datetime as dt
 from dataclasses import dataclass
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse
-
 from models.booking import availability, service
 from models.booking.service import Standing
 from models.channels import entry
@@ -20,6 +18,7 @@ from .. import i18n
 from ..http import client_address, district, parse_day, parse_id, parse_text, see_other, url_for
 from ..journey import Journey
 from ..limits import address_key
+from ..refusals import GoTo, PageRefusal
 from ..templating import render
 
 
@@ -62,28 +61,36 @@ async def load_visit(request: Request) -> Visit | None:
     return Visit(journey, link, link.resident, now)
 
 
-async def _verified(request: Request) -> Visit | RedirectResponse:
+async def linked_visit(request: Request) -> Visit:
+    """The visit of this session's live link; else the one page for a link that does not work."""
+    visit = await load_visit(request)
+    if visit is None:
+        raise PageRefusal(link_invalid(request))
+    return visit
+
+
+async def _verified(request: Request) -> Visit:
     """The visit of a resident who proved who they are, with their standing; else back home."""
     visit = await load_visit(request)
     if visit is None or not visit.journey.verified:
-        return see_other(url_for(request, "booking"))
+        raise GoTo(url_for(request, "booking"))
     visit.standing = await service.stand(district(request), visit.resident, visit.now)
     return visit
 
 
-async def choosing_visit(request: Request) -> Visit | RedirectResponse:
+async def choosing_visit(request: Request) -> Visit:
     """A verified visit of someone who may choose a place (to book or to move); else back home."""
     visit = await _verified(request)
-    if isinstance(visit, Visit) and not visit.standing.can_choose:
-        return see_other(url_for(request, "booking"))
+    if not visit.standing.can_choose:
+        raise GoTo(url_for(request, "booking"))
     return visit
 
 
-async def booked_visit(request: Request) -> Visit | RedirectResponse:
+async def booked_visit(request: Request) -> Visit:
     """A verified visit of someone with an active booking; else back home."""
     visit = await _verified(request)
-    if isinstance(visit, Visit) and visit.standing.booking is None:
-        return see_other(url_for(request, "booking"))
+    if visit.standing.booking is None:
+        raise GoTo(url_for(request, "booking"))
     return visit
 
 
@@ -107,9 +114,7 @@ async def open_link(request: Request):
 
 async def booking_home(request: Request):
     """GET /booking: greeting and ID check, then the booking, a refusal, or on to site choice."""
-    visit = await load_visit(request)
-    if visit is None:
-        return link_invalid(request)
+    visit = await linked_visit(request)
     if not visit.journey.verified:
         return _verify_page(request, visit)
     standing = await service.stand(district(request), visit.resident, visit.now)
@@ -157,9 +162,7 @@ async def _refusal(request: Request, visit: Visit, standing: Standing):
 
 async def booking_verify(request: Request):
     """POST /booking/verify: the typed ID number must match the record behind the link."""
-    visit = await load_visit(request)
-    if visit is None:
-        return link_invalid(request)
+    visit = await linked_visit(request)
     # Counted before the number is compared (the link's own count, too: links.verify_identity);
     # a right number or a typo of the format (not a guess) gives the address's try back.
     limits = request.app.state.limits
@@ -190,8 +193,6 @@ async def booking_verify(request: Request):
 async def booking_site(request: Request):
     """GET/POST /booking/site: keep the first-dose site or pick another that has room."""
     visit = await choosing_visit(request)
-    if not isinstance(visit, Visit):
-        return visit
     standing = visit.standing
     error = ""
     if request.method == "POST":
@@ -218,8 +219,6 @@ async def booking_site(request: Request):
 async def booking_slot(request: Request):
     """GET/POST /booking/slot: a day allowed by the interval rule, then a window with room."""
     visit = await choosing_visit(request)
-    if not isinstance(visit, Visit):
-        return visit
     site = await availability.open_site(visit.journey.site_id)
     if site is None:
         return see_other(url_for(request, "site"))
@@ -255,8 +254,6 @@ async def booking_slot(request: Request):
 async def booking_check(request: Request):
     """GET /booking/check: every answer on one page, each with a way to change it."""
     visit = await choosing_visit(request)
-    if not isinstance(visit, Visit):
-        return visit
     standing, journey = visit.standing, visit.journey
     slot = await service.chosen_slot(standing, journey.slot_id)
     if slot is None:
@@ -278,8 +275,6 @@ async def booking_check(request: Request):
 async def booking_confirm(request: Request):
     """POST /booking/confirm: book (or move) through the booking service; 303 to the confirmation."""
     visit = await choosing_visit(request)
-    if not isinstance(visit, Visit):
-        return visit
     form = await request.form()
     slot_id = parse_id(form.get("slot")) or 0
     current = visit.standing.booking
@@ -302,8 +297,6 @@ async def booking_confirm(request: Request):
 async def booking_done(request: Request):
     """GET /booking/done: the confirmation of the booking just made."""
     visit = await booked_visit(request)
-    if not isinstance(visit, Visit):
-        return visit
     moved_from = visit.journey.moved_from
     if moved_from == visit.standing.booking.slot_id:  # "moved" to the window it was in
         return await _booking_page(request, visit, visit.standing, just_booked=False)
@@ -332,8 +325,6 @@ async def _booking_page(request: Request, visit: Visit, standing: Standing, *, j
 async def booking_cancel(request: Request):
     """GET: are you sure?  POST: cancel, the place goes back to others."""
     visit = await booked_visit(request)
-    if not isinstance(visit, Visit):
-        return visit
     booking = visit.standing.booking
     if request.method == "POST":
         await service.cancel(district(request), visit.resident.id, booking.id)

@@ -14,7 +14,6 @@ hour's count, so a script cannot fill the audit trail (issue 21, finding 6).
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 
 from models.db.tables import Site, StaffUser
@@ -22,6 +21,7 @@ from models.operations import checkin, imports
 from models.people.pii import mask_name
 from models.staff.scope import OutsideArea
 from ..http import district, parse_id, parse_text, see_other, url_for
+from ..refusals import PageRefusal
 from ..scoping import area_of, refuse_outside
 from ..staff_auth import SITE, current_staff, record, staff_only
 from ..templating import render
@@ -32,14 +32,14 @@ LOOKUPS_AUDITED_PER_HOUR = 200  # per account and clock hour: about a busy site'
 SUMMARY_EVERY = 20  # beyond them, one audit row (`site_lookups_counted`) per this many
 
 
-async def _site(request: Request, user: StaffUser, code) -> Site | Response | None:
-    """The site worked at: a site account's own (another site's code is refused, audited);
+async def _site(request: Request, user: StaffUser, code) -> Site | None:
+    """The site worked at: a site account's own (another site's code is refused: 403, audited);
     an admin's choice; None when there is none to work at."""
     code = parse_text(code, 32)
     if user.role == "site":
         if code and (user.site is None or code != user.site.code):
             shown = code if imports.SITE_CODE.match(code) and not imports.LONG_NUMBER.search(code) else "?"
-            return await refuse_outside(request, detail=f"site={shown}")  # never a number typed
+            raise PageRefusal(await refuse_outside(request, detail=f"site={shown}"))  # never a number typed
         return user.site
     return await checkin.site_by_code(code)
 
@@ -119,16 +119,14 @@ async def site_home(request: Request):
     user = await current_staff(request)
     code = parse_text(request.query_params.get("site"), 32)
     site = await _site(request, user, code)
-    if isinstance(site, Response):
-        return site
     if site is None:
         return await _choose(request, user, code)
     return await _page(request, user, site, flash=await _flash(request))
 
 
 async def _posted(request: Request):
-    """(user, form, site) of a console POST; site is None when there is none to work at, the
-    refusal page when the account asked for another site."""
+    """(user, form, site) of a console POST; site is None when there is none to work at (another
+    site's is refused, see _site)."""
     user = await current_staff(request)
     form = await request.form()
     return user, form, await _site(request, user, form.get("site"))
@@ -138,8 +136,6 @@ async def _posted(request: Request):
 async def site_lookup(request: Request):
     """POST /staff/site/lookup: a booking code or an ID number -> the booking, or why not."""
     user, form, site = await _posted(request)
-    if isinstance(site, Response):
-        return site
     if site is None:
         return see_other(url_for(request, "site_home"))
     query = parse_text(form.get("q"), 64)
@@ -160,8 +156,6 @@ async def site_lookup(request: Request):
 async def site_check_in(request: Request):
     """POST /staff/site/check-in: check the person in and record their second dose."""
     user, form, site = await _posted(request)
-    if isinstance(site, Response):
-        return site
     if site is None:
         return see_other(url_for(request, "site_home"))
     booking_id = parse_id(form.get("booking"))
@@ -185,8 +179,6 @@ async def site_close(request: Request):
     user = await current_staff(request)
     source = await request.form() if request.method == "POST" else request.query_params
     site = await _site(request, user, source.get("site"))
-    if isinstance(site, Response):
-        return site
     if site is None:
         return see_other(url_for(request, "site_home"))
     now = district(request).clock.now()
