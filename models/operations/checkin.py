@@ -46,7 +46,7 @@ ELSEWHERE = "elsewhere"
 SHOWN = (Booking.ACTIVE, Booking.DONE, Booking.NO_SHOW)  # today's list leaves out cancellations
 
 
-class BadQuery(ValueError):
+class BadDoorQuery(ValueError):
     """What was typed is neither a booking code nor a valid ID number; `reason` says which."""
 
     def __init__(self, reason: str):
@@ -74,21 +74,21 @@ class Counts:
 
 
 def parse_query(text: str) -> tuple[str, str]:
-    """Return ("code", ACEF7HJK) or ("id", the normalised ID number); raise BadQuery."""
+    """Return ("code", ACEF7HJK) or ("id", the normalised ID number); raise BadDoorQuery."""
     folded = pii.normalise_id(text)  # full-width to half-width, no spaces or dashes, upper case
     if not folded:
-        raise BadQuery("empty")
+        raise BadDoorQuery("empty")
     code = normalise_code(folded)
     if len(code) == CODE_LENGTH:
         if any(ch not in CODE_ALPHABET for ch in code):
-            raise BadQuery("code")
+            raise BadDoorQuery("code")
         return "code", code
     if len(folded) >= 15 and folded[:6].isdigit():
         try:
             return "id", pii.validate_id(folded)
         except pii.InvalidIdNumber:
-            raise BadQuery("id") from None
-    raise BadQuery("format")
+            raise BadDoorQuery("id") from None
+    raise BadDoorQuery("format")
 
 
 def refusal(booking: Booking, site_id: int, day: dt.date, *, restricted: bool = False) -> str | None:
@@ -140,7 +140,7 @@ def _seen_from(area: Area, found: Finding, site_id: int, day: dt.date) -> Findin
 
 async def find(vault: pii.Vault, text: str, site_id: int, day: dt.date, *,
                area: Area | None = None) -> Finding:
-    """Look up what was typed at the door (a booking code or an ID number); raise BadQuery.
+    """Look up what was typed at the door (a booking code or an ID number); raise BadDoorQuery.
 
     `area`: the asking account's (a site account: only its own site's bookings today are shown,
     the rest is ELSEWHERE); None: the whole district."""

@@ -369,7 +369,7 @@ class Snapshots:
 
 
 @dataclass(frozen=True)
-class Area:
+class SubdistrictCounts:
     """One row of the sub-district table (or the totals: name "")."""
 
     name: str
@@ -384,8 +384,9 @@ class Area:
     def completion(self) -> float | None:
         return self.second_doses / self.first_doses if self.first_doses else None
 
-    def plus(self, other: "Area") -> "Area":
-        return Area(self.name, *(getattr(self, f) + getattr(other, f) for f in AREA_FIELDS))
+    def plus(self, other: "SubdistrictCounts") -> "SubdistrictCounts":
+        return SubdistrictCounts(self.name,
+                                 *(getattr(self, f) + getattr(other, f) for f in AREA_FIELDS))
 
 
 AREA_FIELDS = ("first_doses", "second_doses", "booked", "not_yet_due", "due", "overdue")
@@ -395,8 +396,8 @@ AREA_FIELDS = ("first_doses", "second_doses", "booked", "not_yet_due", "due", "o
 class AreaReport:
     filters: Filters
     as_of: dt.datetime
-    rows: list[Area]
-    totals: Area
+    rows: list[SubdistrictCounts]
+    totals: SubdistrictCounts
 
 
 def _in_range(day: dt.date, filters: Filters) -> bool:
@@ -426,8 +427,8 @@ def _areas(district: District, snapshot: Snapshot, filters: Filters) -> AreaRepo
     # Every sub-district of the district, in the notice's order; a name outside it (an import
     # that was not normalised) after them.
     names = [filters.subdistrict] if filters.subdistrict else list(SUBDISTRICTS) + sorted(set(counts) - set(SUBDISTRICTS))
-    rows = [Area(name or "—", *counts.get(name, [0] * 6)) for name in names]
-    totals = Area("")
+    rows = [SubdistrictCounts(name or "—", *counts.get(name, [0] * 6)) for name in names]
+    totals = SubdistrictCounts("")
     for row in rows:
         totals = totals.plus(row)
     return AreaReport(filters, snapshot.as_of, rows, totals)

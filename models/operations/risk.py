@@ -31,7 +31,7 @@ class RiskError(ValueError):
 
 
 @dataclass(frozen=True)
-class Area:
+class MarkedArea:
     """A marked sub-district as the admin sees it."""
 
     id: int
@@ -67,7 +67,7 @@ def in_force(area: RiskArea, today: dt.date) -> bool:
     return area.since is None or area.since <= today
 
 
-async def marked(today: dt.date) -> list[Area]:
+async def marked(today: dt.date) -> list[MarkedArea]:
     """Every marked sub-district, with how many people and active bookings it holds."""
     rows = []
     for area in await RiskArea.all().order_by("subdistrict"):
@@ -75,8 +75,8 @@ async def marked(today: dt.date) -> list[Area]:
                                           second_dose_date__isnull=True).count()
         bookings = await Booking.filter(status=Booking.ACTIVE,
                                         resident__subdistrict=area.subdistrict).count()
-        rows.append(Area(area.id, area.subdistrict, area.level, area.since, area.marked_at,
-                         in_force(area, today), residents, bookings))
+        rows.append(MarkedArea(area.id, area.subdistrict, area.level, area.since, area.marked_at,
+                               in_force(area, today), residents, bookings))
     return rows
 
 

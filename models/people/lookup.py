@@ -18,7 +18,7 @@ MAX_RESULTS = 10  # a phone shared by a whole family fits; anything longer means
 FIELDS = ("id", "phone")  # the numbers an agent may reveal in full
 
 
-class BadQuery(ValueError):
+class BadSearch(ValueError):
     """The search text is neither a valid ID number nor a mobile number; `reason` says why.
 
     Reasons: empty, incomplete, phone, id_format, id_checksum, id_birth_date, id_region.
@@ -53,23 +53,23 @@ class SearchResult:
 
 
 def parse_query(text: str) -> Query:
-    """Tell an ID number from a mobile number and validate it; raise BadQuery in plain terms."""
+    """Tell an ID number from a mobile number and validate it; raise BadSearch in plain terms."""
     raw = "".join(ch for ch in unicodedata.normalize("NFKC", text or "")
                   if not ch.isspace() and ch not in "-()").upper()
     if not raw:
-        raise BadQuery("empty")
+        raise BadSearch("empty")
     phone = re.fullmatch(r"(?:\+?86)?(1\d{10})", raw)
     if phone or (raw.isdigit() and len(raw) == 11):
         try:
             return Query("phone", pii.normalise_phone(phone.group(1) if phone else raw))
         except pii.InvalidPhone:
-            raise BadQuery("phone") from None
+            raise BadSearch("phone") from None
     if len(raw) != 18:
-        raise BadQuery("incomplete")
+        raise BadSearch("incomplete")
     try:
         return Query("id", pii.validate_id(raw))
     except pii.InvalidIdNumber as exc:
-        raise BadQuery(f"id_{exc.reason}") from None
+        raise BadSearch(f"id_{exc.reason}") from None
 
 
 async def search(vault: pii.Vault, query: Query, area: Area, limit: int = MAX_RESULTS) -> SearchResult:

@@ -84,7 +84,7 @@ async def calls_search(request: Request):
     typed = parse_text(form.get("q"), 40)
     try:
         query = lookup.parse_query(typed)
-    except lookup.BadQuery as exc:
+    except lookup.BadSearch as exc:
         # While the agent is still typing (htmx keyup on #q), a half-typed number is not an error yet.
         typing = request.headers.get("hx-trigger") == "q"
         return await _page(request, "search.html", {"searched": True, "error": exc.reason, "q": typed,

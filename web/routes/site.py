@@ -146,7 +146,7 @@ async def site_lookup(request: Request):
     try:
         d = district(request)
         found = await checkin.find(d.vault, query, site.id, d.clock.today(), area=await area_of(request))
-    except checkin.BadQuery as exc:
+    except checkin.BadDoorQuery as exc:
         return await _page(request, user, site, error=exc.reason, query=query, status=422)
     await _audit_lookup(request, site, found, count)
     return await _page(request, user, site, found=found, status=422 if found.refusal else 200)

@@ -185,7 +185,7 @@ async def admin_links_search(request: Request):
     typed = parse_text(form.get("q"), 40)
     try:
         query = lookup.parse_query(typed)
-    except lookup.BadQuery as exc:
+    except lookup.BadSearch as exc:
         return await _links(request, {"searched": True, "error": exc.reason, "q": typed}, status=422)
     result = await lookup.search(district(request).vault, query, await area_of(request))  # admins: everyone
     await record(request, "search", detail=f"by {query.kind}, {len(result.rows)} found")
