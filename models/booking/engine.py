@@ -24,6 +24,7 @@ from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from ..booking_codes import new_booking_code
+from ..channel import Channel
 from ..clock import as_utc
 from ..db import fast, unit
 from ..db.tables import Booking, Hold, Resident, Site, Slot
@@ -188,7 +189,7 @@ async def sweep_expired_holds(now: dt.datetime) -> int:
 
 async def book(
     resident: Resident, slot_id: int, *, window: Window, now: dt.datetime, notice: RowsNotice,
-    request_key: str | None = None, channel: str = "sms",
+    request_key: str | None = None, channel: str = Channel.SMS,
 ) -> tuple[Booking, bool]:
     """Book the slot for the resident; return (booking, created). Repeats return the same booking."""
     if request_key:
