@@ -73,7 +73,7 @@ async def uploaded(client, content: bytes, filename: str = "first_doses.csv") ->
     response = await upload(client, content, filename)
     match = re.fullmatch(r"/admin/imports/(\d+)", response.headers["location"])
     assert match, response.headers["location"]
-    await console.wait_for_imports()
+    await console.wait_for_imports(client.app)
     return int(match.group(1))
 
 

@@ -275,11 +275,11 @@ async def test_an_admins_upload_without_the_token_first_is_refused(admin):
     ok = await admin.post(UPLOAD, content=multipart([("csrftoken", admin.token, None), file]),
                           headers={"content-type": 'multipart/form-data; boundary="x"'})
     assert ok.status_code == 303, ok.text[:300]
-    await console.wait_for_imports()
+    await console.wait_for_imports(admin.app)
     header = await admin.post(UPLOAD, content=multipart([file]), headers={
         "content-type": "multipart/form-data; boundary=x", "X-CSRFToken": admin.token})
     assert header.status_code == 303, "the token in its header (htmx) works too"
-    await console.wait_for_imports()
+    await console.wait_for_imports(admin.app)
     assert await ImportRun.all().count() == 2
 
 
@@ -296,7 +296,7 @@ async def test_a_chunked_upload_is_counted_and_cut_off_past_the_limit(admin, mon
     r = await admin.post(UPLOAD, content=_chunks(small),
                          headers={"content-type": "multipart/form-data; boundary=x"})
     assert r.status_code == 303, "a chunked upload within the limit is taken (no Content-Length)"
-    await console.wait_for_imports()
+    await console.wait_for_imports(admin.app)
     big = multipart([("csrftoken", admin.token, None),
                      ("file", CSV + b"x" * (300 * 1024), "first_doses.csv")])
     r = await admin.post(UPLOAD, content=_chunks(big),

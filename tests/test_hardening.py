@@ -204,6 +204,20 @@ async def test_x_forwarded_for_is_believed_only_from_a_trusted_proxy(db, setting
         assert (await direct.get("/b/x", headers={"X-Forwarded-For": "1.2.3.4"})).status_code == 429
 
 
+async def test_two_apps_in_one_process_keep_their_own_templates_and_imports(db, settings, clock):
+    """create_app changes no module: a debugging app built first still reloads edited templates
+    after a plain one is built (it used to switch the one shared environment), and each app waits
+    for and stops only its own background imports."""
+    from web.app import create_app
+
+    debugging = create_app(settings.with_(debug=True), manage_db=False, clock=clock)
+    plain = create_app(settings, manage_db=False, clock=clock)
+    assert debugging.state.templates.auto_reload and not plain.state.templates.auto_reload
+    assert debugging.state.import_tasks is not plain.state.import_tasks
+    async with browser_at(debugging, "203.0.113.9") as browser:
+        assert "<form" in (await browser.get("/staff")).text  # pages draw from its own environment
+
+
 async def test_wrong_id_numbers_from_one_address_are_slowed_with_retry_after(db, settings, clock):
     from web.app import create_app
 

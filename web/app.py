@@ -113,7 +113,6 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True,
     """
     settings = settings or load_settings()
     district = build_district(settings, clock=clock)
-    templating.env.auto_reload = settings.debug  # edited templates show at once when debugging
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -129,7 +128,7 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True,
         finally:
             for task in tasks:
                 task.cancel()
-            await admin.imports.stop_imports()  # each run marked failed, with its rows written so far
+            await admin.imports.stop_imports(app)  # each run marked failed, with its rows written so far
             if manage_db:
                 await close_db()
 
@@ -159,8 +158,11 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True,
             *([Middleware(metrics.RouteName)] if settings.metrics_on else []),  # the route's name
         ],
     )
+    # Everything an app holds is its own (two apps in one process share nothing they change).
     app.state.settings = settings
     app.state.district = district
+    app.state.templates = templating.environment(debug=settings.debug)  # DEBUG: edits show at once
+    app.state.import_tasks = set()  # this app's background imports (web/routes/admin/imports.py)
     app.state.limits = RateLimits(rate_limit_rules(settings), redis_url=settings.redis_url,
                                   prefix=settings.redis_prefix, secret=settings.secret_key)
     return app

@@ -8,7 +8,7 @@ import segno
 from markupsafe import Markup
 
 from . import i18n
-from .templating import env
+from .templating import environment
 
 QR_X, QR_Y, QR_SIZE = 50, 62, 110  # millimetres on the A4 page (210 x 297)
 
@@ -26,7 +26,7 @@ def qr_svg(address: str) -> str:
 def poster_svg(address: str, lang: str = "zh", *, standalone: bool = False) -> Markup:
     """The poster as an SVG document (standalone: with the XML declaration, for a file)."""
     i18n.set_language(lang)
-    return Markup(env.get_template("pages/entry/poster_a4.svg.html").render(
+    return Markup(environment().get_template("pages/entry/poster_a4.svg.html").render(
         address=address, qr=Markup(qr_svg(address)), standalone=standalone,
         svg_lang="zh-Hans" if lang == "zh" else "en",
     ))

@@ -1,8 +1,13 @@
-"""Rendering: one Jinja2 environment; a page, or its fragment when htmx asks for one."""
+"""Rendering: a page, or its fragment when htmx asks for one, from the app's Jinja2 environment.
+
+create_app picks the environment (`environment(debug=…)`, kept on app.state.templates): one that
+caches compiled templates, or, when debugging, one that reloads a template edited on disk. Each is
+built once per process and never changed after, so two apps in one process share nothing they
+could overwrite."""
 from __future__ import annotations
 
+import functools
 import hashlib
-from functools import lru_cache
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -25,54 +30,59 @@ def _fingerprint(name: str) -> str:
     return f"/static/{name}?v={digest}"
 
 
-env = Environment(
-    loader=FileSystemLoader(ROOT / "templates"),
-    autoescape=select_autoescape(["html"]),
-    extensions=["jinja2.ext.i18n"],
-    trim_blocks=True,
-    lstrip_blocks=True,
-    auto_reload=False,  # no stat() of every template on every page; DEBUG turns it on (web/app.py)
-)
-env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)
-env.filters.update(
-    day=i18n.day_text,
-    short_day=i18n.short_day_text,
-    weekday=i18n.weekday_text,
-    numeric_day=i18n.numeric_day_text,
-    full_date=i18n.full_date_text,
-    moment=i18n.datetime_text,
-    clock=i18n.clock_text,
-    code=format_code,
-)
-env.globals.update(timespan=i18n.window_text, static={})
-
-
+@functools.cache
 def static_url(name: str) -> str:
-    urls = env.globals["static"]
-    if name not in urls:
-        urls[name] = _fingerprint(name)
-    return urls[name]
+    """The fingerprinted address of a static file (read once per process)."""
+    return _fingerprint(name)
 
 
-env.globals["static_url"] = static_url
-
-
-@lru_cache(maxsize=8192)
-def _site_choice(lang: str, site_id: int, name: str, address: str, first_free_day, checked: bool,
-                 focus: bool) -> Markup:
+def _draw_site_choice(env: Environment, lang: str, site_id: int, name: str, address: str,
+                      first_free_day, checked: bool, focus: bool) -> Markup:
     macros = env.get_template("macros/booking.html").module
     return macros.site_choice_item(site_id, name, address, first_free_day, checked, focus)
 
 
-def site_choice(choice, chosen, focus) -> Markup:
+@functools.lru_cache(maxsize=8192)
+def _cached_site_choice(*args) -> Markup:  # `lang` is in the key: the item is drawn in it
+    return _draw_site_choice(environment(debug=False), *args)
+
+
+def _site_choice(env: Environment, choice, chosen, focus) -> Markup:
     """One site of a site list (macros/booking.html: site_choice_item), drawn once for all it
-    shows, in this language: a district's site page lists 100 sites, 6 ms of Jinja drawn anew."""
-    site, draw = choice.site, _site_choice.__wrapped__ if env.auto_reload else _site_choice
-    return draw(i18n.current_language(), site.id, site.name, site.address, choice.first_free_day,
-                site.id == chosen, bool(focus) and site.id == chosen)
+    shows, in this language: a district's site page lists 100 sites, 6 ms of Jinja drawn anew.
+    The debugging environment draws it every time (a macro edited on disk shows at once)."""
+    site = choice.site
+    args = (i18n.current_language(), site.id, site.name, site.address, choice.first_free_day,
+            site.id == chosen, bool(focus) and site.id == chosen)
+    return _draw_site_choice(env, *args) if env.auto_reload else _cached_site_choice(*args)
 
 
-env.globals["site_choice"] = site_choice
+@functools.cache
+def environment(*, debug: bool = False) -> Environment:
+    """The Jinja2 environment, built once per process for each mode: with `debug`, templates
+    edited on disk show at once; without, none is stat()ed on every page (web/app.py picks)."""
+    env = Environment(
+        loader=FileSystemLoader(ROOT / "templates"),
+        autoescape=select_autoescape(["html"]),
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=debug,
+    )
+    env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)
+    env.filters.update(
+        day=i18n.day_text,
+        short_day=i18n.short_day_text,
+        weekday=i18n.weekday_text,
+        numeric_day=i18n.numeric_day_text,
+        full_date=i18n.full_date_text,
+        moment=i18n.datetime_text,
+        clock=i18n.clock_text,
+        code=format_code,
+    )
+    env.globals.update(timespan=i18n.window_text, static_url=static_url,
+                       site_choice=functools.partial(_site_choice, env))
+    return env
 
 
 def wants_fragment(request: Request) -> bool:
@@ -104,7 +114,7 @@ def render(
         **(context or {}),
     }
     name = fragment if fragment and wants_fragment(request) else page
-    html = env.get_template(name).render(ctx)
+    html = request.app.state.templates.get_template(name).render(ctx)
     headers = {"Vary": "HX-Request", **(headers or {})}
     if request.headers.get("hx-boosted") == "true":
         # The XHR followed our 303s: tell htmx the address of what it shows (never a POST's).

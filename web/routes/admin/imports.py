@@ -34,8 +34,6 @@ UPLOADS = {UPLOAD_PATH: 512 * 1024 * 1024}  # a million first-dose rows are abou
 RECENT = 20  # runs listed on the imports page
 
 log = logging.getLogger("booking.imports")
-# Imports running in this process: a reference keeps each task alive until it ends.
-RUNNING: set[asyncio.Task] = set()
 
 
 async def _imports_page(request: Request, *, error: str = "", detail: str = "", status: int = 200):
@@ -95,8 +93,9 @@ async def admin_import_upload(request: Request):
         _discard(path)
         return await _imports_page(request, error=exc.code, detail=exc.detail, status=422)
     task = asyncio.create_task(_import(district(request), run, path, staff, client_address(request)))
-    RUNNING.add(task)
-    task.add_done_callback(RUNNING.discard)
+    running = request.app.state.import_tasks  # a reference keeps each task alive until it ends
+    running.add(task)
+    task.add_done_callback(running.discard)
     await record(request, "upload_first_doses", detail=f"run {run.id}: {run.filename}, {size} bytes")
     return see_other(url_for(request, "admin_import_run", run_id=run.id))
 
@@ -120,18 +119,19 @@ async def _import(district, run, path: str, staff, address: str) -> None:
     await audit.record(action="import_first_doses", user=staff, address=address, detail=detail)
 
 
-async def wait_for_imports() -> None:
-    """Wait until this process's background imports have ended (tests; the server's shutdown)."""
-    while RUNNING:
-        await asyncio.gather(*RUNNING, return_exceptions=True)
+async def wait_for_imports(app) -> None:
+    """Wait until the app's background imports have ended (tests; the server's shutdown)."""
+    running = app.state.import_tasks
+    while running:
+        await asyncio.gather(*running, return_exceptions=True)
 
 
-async def stop_imports() -> None:
-    """Stop this process's imports (the server is stopping): each run is marked failed, with the
-    rows written so far; uploading the file again finishes it."""
-    for task in list(RUNNING):
+async def stop_imports(app) -> None:
+    """Stop the app's imports (the server is stopping): each run is marked failed, with the rows
+    written so far; uploading the file again finishes it."""
+    for task in list(app.state.import_tasks):
         task.cancel()
-    await wait_for_imports()
+    await wait_for_imports(app)
 
 
 def _seconds(run) -> float:
