@@ -114,7 +114,10 @@ def render(
         **(context or {}),
     }
     name = fragment if fragment and wants_fragment(request) else page
-    html = request.app.state.templates.get_template(name).render(ctx)
+    # The app's environment (create_app); an app built otherwise (a middleware's test) draws
+    # from the caching one.
+    env = getattr(request.app.state, "templates", None) or environment()
+    html = env.get_template(name).render(ctx)
     headers = {"Vary": "HX-Request", **(headers or {})}
     if request.headers.get("hx-boosted") == "true":
         # The XHR followed our 303s: tell htmx the address of what it shows (never a POST's).
