@@ -323,3 +323,60 @@ def test_checker_accepts_what_exists():
 `Window.allows()`, `has_started()`, `wording.confirmation()`, `REDIS_URL`, `MAX_CHARS`.
 """
     assert problems_in(good, ROOT) == []
+
+
+# ---- the configuration tables against the one declaration (web/settings.py: Settings)
+
+ENV_NAME = re.compile(r"`([A-Z][A-Z0-9_]+)`")
+
+
+def _shown(field) -> str:
+    """A setting's default as the docs' tables write it."""
+    default = field.metadata["shown"] or field.default
+    if default in ("", ()):
+        return "unset"
+    if default is False:
+        return "off"
+    if isinstance(default, float) and default.is_integer():
+        return str(int(default))
+    return str(default)
+
+
+def config_table(doc: Path, heading: str) -> dict[str, str]:
+    """Each variable of the first table under `heading` and its default as written there
+    (`A`, `B` | `1`, `2` pairs them in order; one default, or "… each", is every name's)."""
+    text = doc.read_text(encoding="utf-8").split(heading, 1)[1]
+    table: dict[str, str] = {}
+    started = False
+    for line in text.splitlines():
+        if not line.startswith("|"):
+            if started:
+                break
+            continue
+        started = True
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        names = [n for n in ENV_NAME.findall(cells[0]) if not n.startswith("TEST_")]
+        if not names:
+            continue
+        parts = [p.strip() for p in cells[1].split(", ")]
+        shown = [(INLINE_CODE.search(p).group(2) if INLINE_CODE.search(p) else p) for p in parts]
+        if len(shown) == 1:
+            shown = shown * len(names)
+        assert len(shown) == len(names), f"{doc.name}: {cells[0]} has defaults {cells[1]}"
+        table.update(zip(names, shown))
+    return table
+
+
+def test_the_data_formats_table_lists_every_setting_with_its_default():
+    from web.settings import variables
+
+    declared = {name: _shown(field) for name, field in variables().items()}
+    assert config_table(ROOT / "docs" / "data-formats.md", "## Environment variables") == declared
+
+
+def test_the_readme_names_only_declared_settings_with_their_defaults():
+    from web.settings import variables
+
+    declared = {name: _shown(field) for name, field in variables().items()}
+    readme = config_table(ROOT / "README.md", "## Configuration\n")
+    assert readme and {name: declared.get(name) for name in readme} == readme

@@ -1,11 +1,19 @@
-"""Every setting read from the environment (or a `.env` file), typed, in one place."""
+"""Every setting read from the environment (or a `.env` file), typed, in one place.
+
+Each setting is declared once, as a field of Settings: `setting("ENV_VAR", default, reader)`.
+load_settings() reads every declared variable through Starlette's Config (the environment, then
+`.env`) with the field's reader, which bounds it and names the variable in its error; the
+configuration tables of README.md and docs/data-formats.md are tested against the declarations
+(tests/test_docs.py)."""
 from __future__ import annotations
 
 import ipaddress
 import os
 import secrets
-from dataclasses import dataclass, field, replace
+from dataclasses import Field, dataclass, field, fields, replace
 from pathlib import Path
+
+from starlette.config import Config
 
 from models.clock import SystemClock
 from models.district import District
@@ -18,18 +26,6 @@ from models.rules.interval import RULES_FILE, RuleBook
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "data"
-
-
-def _read_dotenv(path: Path) -> dict[str, str]:
-    """Return KEY=VALUE pairs of a `.env` file, ignoring comments and blank lines."""
-    values: dict[str, str] = {}
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            line = line.strip()
-            if line and not line.startswith("#") and "=" in line:
-                key, _, value = line.partition("=")
-                values[key.strip()] = value.strip().strip('"').strip("'")
-    return values
 
 
 def _secret_key(data_dir: Path) -> str:
@@ -49,37 +45,111 @@ def _secret_key(data_dir: Path) -> str:
     return key
 
 
+# ---- how a variable's text is read (None: not set). Each reader names the variable in its error.
+
+
+def _as_given(name: str, text: str | None, default):
+    return default if text is None else text
+
+
+def _trimmed(name: str, text: str | None, default):
+    return default if text is None else text.strip()
+
+
+def _or_default(name: str, text: str | None, default):
+    """Spaces trimmed; empty means the default."""
+    return (text or "").strip() or default
+
+
+def _lowered(name: str, text: str | None, default):
+    return (text or "").strip().lower() or default
+
+
+def _address(name: str, text: str | None, default):
+    return _as_given(name, text, default).rstrip("/")
+
+
+def _flag(name: str, text: str | None, default):
+    return text in ("1", "true", "yes")
+
+
+def _items(name: str, text: str | None, default):
+    """A comma-separated list; empty items are dropped."""
+    return tuple(item.strip() for item in (text or "").split(",") if item.strip())
+
+
+def _database(name: str, text: str | None, default):
+    return parse_database_url(text or "")
+
+
+def _partners(name: str, text: str | None, default):
+    return parse_partners(text or "")
+
+
+def _number(kind=int, *, zero: bool = False):
+    """A count (int) or seconds (float): more than 0, or 0 too with `zero`; blank: the default."""
+
+    def read(name: str, text: str | None, default):
+        text = text or ""
+        if not text.strip():
+            return default
+        try:
+            value = kind(text)
+        except ValueError:
+            raise ValueError(f"{name}: {text!r} is not a number") from None
+        if value < 0 or (value == 0 and not zero) or value != value or value == float("inf"):
+            raise ValueError(f"{name}: must be more than 0" + (" or 0" if zero else ""))
+        return value
+
+    read.bounds = "0 or more" if zero else "more than 0"
+    return read
+
+
+def setting(env: str, default, read=_as_given, *, secret: bool = False, shown: str | None = None):
+    """One setting, declared once: the environment variable it is read from, its default, how its
+    text is read (and bounded), whether it is a secret (kept out of repr), and, when the default
+    is not written as the docs' tables write it, how they do (tests/test_docs.py compares)."""
+    return field(default=default, repr=not secret,
+                 metadata={"env": env, "read": read, "shown": shown})
+
+
 @dataclass(frozen=True)
 class Settings:
-    database_url: str = "sqlite://data/booking.sqlite3"
-    base_url: str = "http://127.0.0.1:8000"
-    secret_key: str = field(default="", repr=False)
+    database_url: str = setting("DATABASE_URL", "sqlite://data/booking.sqlite3", _database)
+    base_url: str = setting("BASE_URL", "http://127.0.0.1:8000", _address)
+    secret_key: str = setting("SECRET_KEY", "", secret=True, shown="data/secret_key")  # "": generated
     # Keys in use before a rotation (SECRET_KEY_OLD, comma-separated): what they encrypted or
     # signed stays readable; everything new uses secret_key; `run.py rotate-keys` rewrites the rest.
-    secret_key_old: tuple[str, ...] = field(default=(), repr=False)
-    sms_backend: str = "console"  # console | aliyun | tencent (models/messaging/gateways/)
-    sms_signature: str = "天河区卫健局"
-    sms_template_codes: str = ""  # confirm=SMS_123,confirm.en=SMS_124,… (see docs/sms.md)
-    sms_endpoint: str = ""
-    sms_access_key_id: str = field(default="", repr=False)
-    sms_access_key_secret: str = field(default="", repr=False)
-    sms_app_id: str = ""
-    sms_region: str = "ap-guangzhou"
-    sms_timeout_seconds: float = 10.0
-    sms_per_phone_per_hour: int = 10
+    secret_key_old: tuple[str, ...] = setting("SECRET_KEY_OLD", (), _items, secret=True)
+    # console | aliyun | tencent (models/messaging/gateways/)
+    sms_backend: str = setting("SMS_BACKEND", "console")
+    sms_signature: str = setting("SMS_SIGNATURE", "天河区卫健局")
+    # confirm=SMS_123,confirm.en=SMS_124,… (see docs/sms.md)
+    sms_template_codes: str = setting("SMS_TEMPLATE_CODES", "")
+    sms_endpoint: str = setting("SMS_ENDPOINT", "", shown="the vendor's")
+    sms_access_key_id: str = setting("SMS_ACCESS_KEY_ID", "", secret=True)
+    sms_access_key_secret: str = setting("SMS_ACCESS_KEY_SECRET", "", secret=True)
+    sms_app_id: str = setting("SMS_APP_ID", "")
+    sms_region: str = setting("SMS_REGION", "ap-guangzhou")
+    sms_timeout_seconds: float = setting("SMS_TIMEOUT_SECONDS", 10.0, _number(float))
+    sms_per_phone_per_hour: int = setting("SMS_PER_PHONE_PER_HOUR", 10, _number())
     # SMS one number may be sent on demand (log-in codes, link re-sends): models/messaging/caps.py
-    sms_on_demand_per_hour: int = 5
-    sms_on_demand_per_day: int = 10
-    sms_rate_per_second: int = 50
-    sms_max_attempts: int = 10
-    sms_in_server: bool = False  # the server process also runs the SMS sender (`make run`)
+    sms_on_demand_per_hour: int = setting("SMS_ON_DEMAND_PER_HOUR", 5, _number())
+    sms_on_demand_per_day: int = setting("SMS_ON_DEMAND_PER_DAY", 10, _number())
+    sms_rate_per_second: int = setting("SMS_RATE_PER_SECOND", 50, _number())
+    sms_max_attempts: int = setting("SMS_MAX_ATTEMPTS", 10, _number())
+    # the server process also runs the SMS sender (`make run`)
+    sms_in_server: bool = setting("SMS_IN_SERVER", False, _flag)
     # The official account's callback (/wechat, models/channels/wechat.py): off while no token.
-    wechat_token: str = field(default="", repr=False)
-    wechat_app_id: str = ""
-    wechat_aes_key: str = field(default="", repr=False)  # EncodingAESKey: safe mode when set
-    redis_url: str = ""  # shared rate-limit counters for several workers or hosts
-    redis_prefix: str = "booking"  # keys of this service (a district) in a shared Redis
-    vaccine_rules_file: str = str(RULES_FILE)
+    wechat_token: str = setting("WECHAT_TOKEN", "", _trimmed, secret=True)
+    wechat_app_id: str = setting("WECHAT_APP_ID", "", _trimmed)
+    # EncodingAESKey: safe mode when set
+    wechat_aes_key: str = setting("WECHAT_AES_KEY", "", _trimmed, secret=True)
+    redis_url: str = setting("REDIS_URL", "")  # shared rate-limit counters for several workers or hosts
+    # keys of this service (a district) in a shared Redis
+    redis_prefix: str = setting("REDIS_PREFIX", "booking")
+    vaccine_rules_file: str = setting("VACCINE_RULES_FILE", str(RULES_FILE),
+                                      shown=str(RULES_FILE.relative_to(ROOT)))
     link_days_valid: int = 60
     verify_max_failures: int = 5
     verify_lock_minutes: int = 30
@@ -87,62 +157,67 @@ class Settings:
     hold_minutes: int = 5
     # `run.py purge`: personal data is erased this many days after a window closed without a
     # second dose (models/operations/purge.py; a given second dose: from the next day).
-    purge_after_days: int = 30
+    purge_after_days: int = setting("PURGE_AFTER_DAYS", 30, _number(zero=True))
     # Rate limits (web/limits.py; the `limits` library's notation). Each attempt is counted
     # before it is checked; a good one is given back, so what counts is failures (and attempts
     # in flight). Shared by every worker and host: in Redis with REDIS_URL, else in the
     # database. Client addresses count by address (IPv6: by /64). Unknown or dead link tokens
     # per client address:
-    rate_limit_open_link: str = "30/minute"
-    rate_limit_verify: str = "60/minute"  # wrong ID numbers per client address
-    rate_limit_staff_login: str = "30 per 15 minutes"  # wrong passwords per client address
-    rate_limit_login_guess: str = "5 per 15 minutes"  # per username and address (or device)
+    rate_limit_open_link: str = setting("RATE_LIMIT_OPEN_LINK", "30/minute")
+    # wrong ID numbers per client address
+    rate_limit_verify: str = setting("RATE_LIMIT_VERIFY", "60/minute")
+    # wrong passwords per client address
+    rate_limit_staff_login: str = setting("RATE_LIMIT_STAFF_LOGIN", "30 per 15 minutes")
+    # per username and address (or device)
+    rate_limit_login_guess: str = setting("RATE_LIMIT_LOGIN_GUESS", "5 per 15 minutes")
     # Wrong passwords per username from every address together (a browser the person signed in
     # on before is counted on its own instead: the owner is never kept out).
-    rate_limit_login_account: str = "10 per 15 minutes"
+    rate_limit_login_account: str = setting("RATE_LIMIT_LOGIN_ACCOUNT", "10 per 15 minutes")
     # The public way in (models/channels/entry.py), per client address: log-in codes asked for
     # (each may cost an SMS, so every one counts), and wrong codes or bookings not found.
-    rate_limit_sms_code: str = "20/hour"
-    rate_limit_entry: str = "30 per 15 minutes"
+    rate_limit_sms_code: str = setting("RATE_LIMIT_SMS_CODE", "20/hour")
+    rate_limit_entry: str = setting("RATE_LIMIT_ENTRY", "30 per 15 minutes")
     # Wrong ID numbers typed for one booking code on /find (real or made up, alike), and for
     # one person of a proved phone: the asker is stopped, the person's own link is not locked.
-    rate_limit_find_code: str = "5 per 30 minutes"
-    rate_limit_entry_person: str = "5 per 30 minutes"
+    rate_limit_find_code: str = setting("RATE_LIMIT_FIND_CODE", "5 per 30 minutes")
+    rate_limit_entry_person: str = setting("RATE_LIMIT_ENTRY_PERSON", "5 per 30 minutes")
     # Audit rows of noisy refusals (a throttled sign-in, a bad hand-off signature): per action
     # and address, and per action from everywhere; beyond, only /metrics counts them.
-    rate_limit_audit: str = "10 per 15 minutes"
-    rate_limit_audit_all: str = "200/hour"
+    rate_limit_audit: str = setting("RATE_LIMIT_AUDIT", "10 per 15 minutes")
+    rate_limit_audit_all: str = setting("RATE_LIMIT_AUDIT_ALL", "200/hour")
     # The city platform's hand-off (models/channels/handoff.py): signed calls per partner, and
     # refused signatures per address.
-    rate_limit_handoff: str = "600/minute"
+    rate_limit_handoff: str = setting("RATE_LIMIT_HANDOFF", "600/minute")
     # The site console's look-ups (a booking code or an ID number at the door), per staff
     # account from every address, each one counted: a burst, and an hour's volume (a big site's
     # busiest honest hour is under 500; several desks may share one account).
-    rate_limit_site_lookup: str = "30/minute"
-    rate_limit_site_lookup_hour: str = "600/hour"
+    rate_limit_site_lookup: str = setting("RATE_LIMIT_SITE_LOOKUP", "30/minute")
+    rate_limit_site_lookup_hour: str = setting("RATE_LIMIT_SITE_LOOKUP_HOUR", "600/hour")
     # Partners of the hand-off API and their shared secrets ((name, secret), …); none: it is off.
-    handoff_partners: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    handoff_partners: tuple[tuple[str, str], ...] = setting("HANDOFF_PARTNERS", (), _partners,
+                                                            secret=True)
     # Proxies whose X-Forwarded-For is believed (addresses or networks); none by default.
-    trusted_proxies: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = setting("TRUSTED_PROXIES", (), _items)
     # The waiting room (web/waiting_room.py), per server process: resident requests in flight
     # (0: no waiting room), and how long a GET, then a POST, may wait in line before the page.
-    waiting_room_active: int = 16
-    waiting_room_wait: float = 5.0
-    waiting_room_post_wait: float = 20.0
+    waiting_room_active: int = setting("WAITING_ROOM_ACTIVE", 16, _number(zero=True))
+    waiting_room_wait: float = setting("WAITING_ROOM_WAIT", 5.0, _number(float, zero=True))
+    waiting_room_post_wait: float = setting("WAITING_ROOM_POST_WAIT", 20.0, _number(float, zero=True))
     # /metrics (web/metrics.py): open to `Authorization: Bearer <metrics_token>`, or to clients
     # from metrics_allow (addresses or networks); neither set: off (404 to everyone).
-    metrics_token: str = field(default="", repr=False)
-    metrics_allow: tuple[str, ...] = ()
+    metrics_token: str = setting("METRICS_TOKEN", "", _trimmed, secret=True)
+    metrics_allow: tuple[str, ...] = setting("METRICS_ALLOW", (), _items)
     # Where each server process writes its counters for /metrics to add up (prometheus-client's
     # multiprocess mode): set by `run.py serve` before the workers start; empty: this process only.
-    metrics_dir: str = ""
-    log_format: str = "text"  # text | json (one JSON object per line: web/logs.py)
+    metrics_dir: str = setting("PROMETHEUS_MULTIPROC_DIR", "", _trimmed)
+    # text | json (one JSON object per line: web/logs.py)
+    log_format: str = setting("LOG_FORMAT", "text", _lowered)
     # `run.py backup` (models/operations/backup.py): where copies go, and how many are kept.
-    backup_dir: str = str(DATA_DIR / "backups")
-    backup_keep: int = 14
+    backup_dir: str = setting("BACKUP_DIR", str(DATA_DIR / "backups"), _or_default, shown="data/backups")
+    backup_keep: int = setting("BACKUP_KEEP", 14, _number())
     # True when SECRET_KEY was not set and the key was generated into data/secret_key (`doctor`).
     secret_key_generated: bool = False
-    debug: bool = False
+    debug: bool = setting("DEBUG", False, _flag)
 
     @property
     def signing_keys(self) -> list[str]:
@@ -161,19 +236,6 @@ class Settings:
 
     def with_(self, **changes) -> "Settings":
         return replace(self, **changes)
-
-
-def _number(env: dict, name: str, default, kind=int, *, zero: bool = False):
-    text = env.get(name, "")
-    if not text.strip():
-        return default
-    try:
-        value = kind(text)
-    except ValueError:
-        raise ValueError(f"{name}: {text!r} is not a number") from None
-    if value < 0 or (value == 0 and not zero) or value != value or value == float("inf"):
-        raise ValueError(f"{name}: must be more than 0" + (" or 0" if zero else ""))
-    return value
 
 
 DATABASE_SCHEMES = ("sqlite", "postgres", "postgresql", "asyncpg")
@@ -214,69 +276,19 @@ def _rate_ok(text: str) -> bool:
     return item.amount > 0 and item.get_expiry() > 0
 
 
+def variables() -> dict[str, Field]:
+    """Each environment variable and the Settings field it sets, in declaration order (the
+    other fields are fixed in code). The docs' tables are tested against it (tests/test_docs.py)."""
+    return {f.metadata["env"]: f for f in fields(Settings) if "env" in f.metadata}
+
+
 def load_settings(**overrides) -> Settings:
-    """Build Settings from the environment, then `.env`, then defaults; overrides win."""
-    env = {**_read_dotenv(ROOT / ".env"), **os.environ}
-    values = dict(
-        database_url=parse_database_url(env.get("DATABASE_URL", "")),
-        base_url=env.get("BASE_URL", Settings.base_url).rstrip("/"),
-        secret_key=env.get("SECRET_KEY", ""),
-        secret_key_old=tuple(k.strip() for k in env.get("SECRET_KEY_OLD", "").split(",") if k.strip()),
-        sms_backend=env.get("SMS_BACKEND", Settings.sms_backend),
-        sms_signature=env.get("SMS_SIGNATURE", Settings.sms_signature),
-        sms_template_codes=env.get("SMS_TEMPLATE_CODES", ""),
-        sms_endpoint=env.get("SMS_ENDPOINT", ""),
-        sms_access_key_id=env.get("SMS_ACCESS_KEY_ID", ""),
-        sms_access_key_secret=env.get("SMS_ACCESS_KEY_SECRET", ""),
-        sms_app_id=env.get("SMS_APP_ID", ""),
-        sms_region=env.get("SMS_REGION", Settings.sms_region),
-        sms_timeout_seconds=_number(env, "SMS_TIMEOUT_SECONDS", Settings.sms_timeout_seconds, float),
-        sms_per_phone_per_hour=_number(env, "SMS_PER_PHONE_PER_HOUR", Settings.sms_per_phone_per_hour),
-        sms_on_demand_per_hour=_number(env, "SMS_ON_DEMAND_PER_HOUR", Settings.sms_on_demand_per_hour),
-        sms_on_demand_per_day=_number(env, "SMS_ON_DEMAND_PER_DAY", Settings.sms_on_demand_per_day),
-        sms_rate_per_second=_number(env, "SMS_RATE_PER_SECOND", Settings.sms_rate_per_second),
-        sms_max_attempts=_number(env, "SMS_MAX_ATTEMPTS", Settings.sms_max_attempts),
-        sms_in_server=env.get("SMS_IN_SERVER", "") in ("1", "true", "yes"),
-        wechat_token=env.get("WECHAT_TOKEN", "").strip(),
-        wechat_app_id=env.get("WECHAT_APP_ID", "").strip(),
-        wechat_aes_key=env.get("WECHAT_AES_KEY", "").strip(),
-        redis_url=env.get("REDIS_URL", ""),
-        redis_prefix=env.get("REDIS_PREFIX", Settings.redis_prefix),
-        vaccine_rules_file=env.get("VACCINE_RULES_FILE", Settings.vaccine_rules_file),
-        debug=env.get("DEBUG", "") in ("1", "true", "yes"),
-        rate_limit_open_link=env.get("RATE_LIMIT_OPEN_LINK", Settings.rate_limit_open_link),
-        rate_limit_verify=env.get("RATE_LIMIT_VERIFY", Settings.rate_limit_verify),
-        rate_limit_staff_login=env.get("RATE_LIMIT_STAFF_LOGIN", Settings.rate_limit_staff_login),
-        rate_limit_login_guess=env.get("RATE_LIMIT_LOGIN_GUESS", Settings.rate_limit_login_guess),
-        rate_limit_sms_code=env.get("RATE_LIMIT_SMS_CODE", Settings.rate_limit_sms_code),
-        rate_limit_entry=env.get("RATE_LIMIT_ENTRY", Settings.rate_limit_entry),
-        rate_limit_login_account=env.get("RATE_LIMIT_LOGIN_ACCOUNT",
-                                         Settings.rate_limit_login_account),
-        rate_limit_find_code=env.get("RATE_LIMIT_FIND_CODE", Settings.rate_limit_find_code),
-        rate_limit_entry_person=env.get("RATE_LIMIT_ENTRY_PERSON", Settings.rate_limit_entry_person),
-        rate_limit_audit=env.get("RATE_LIMIT_AUDIT", Settings.rate_limit_audit),
-        rate_limit_audit_all=env.get("RATE_LIMIT_AUDIT_ALL", Settings.rate_limit_audit_all),
-        rate_limit_handoff=env.get("RATE_LIMIT_HANDOFF", Settings.rate_limit_handoff),
-        rate_limit_site_lookup=env.get("RATE_LIMIT_SITE_LOOKUP", Settings.rate_limit_site_lookup),
-        rate_limit_site_lookup_hour=env.get("RATE_LIMIT_SITE_LOOKUP_HOUR",
-                                            Settings.rate_limit_site_lookup_hour),
-        handoff_partners=parse_partners(env.get("HANDOFF_PARTNERS", "")),
-        trusted_proxies=tuple(p.strip() for p in env.get("TRUSTED_PROXIES", "").split(",")
-                              if p.strip()),
-        purge_after_days=_number(env, "PURGE_AFTER_DAYS", Settings.purge_after_days, zero=True),
-        waiting_room_active=_number(env, "WAITING_ROOM_ACTIVE", Settings.waiting_room_active,
-                                    zero=True),
-        waiting_room_wait=_number(env, "WAITING_ROOM_WAIT", Settings.waiting_room_wait, float,
-                                  zero=True),
-        waiting_room_post_wait=_number(env, "WAITING_ROOM_POST_WAIT",
-                                       Settings.waiting_room_post_wait, float, zero=True),
-        metrics_token=env.get("METRICS_TOKEN", "").strip(),
-        metrics_allow=tuple(p.strip() for p in env.get("METRICS_ALLOW", "").split(",") if p.strip()),
-        metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR", "").strip(),
-        log_format=env.get("LOG_FORMAT", "").strip().lower() or Settings.log_format,
-        backup_dir=env.get("BACKUP_DIR", "").strip() or Settings.backup_dir,
-        backup_keep=_number(env, "BACKUP_KEEP", Settings.backup_keep),
-    )
+    """Build Settings from the environment, then `.env`, then defaults; overrides win. Each
+    variable is read as its field declares (`setting(…)` in Settings); then the checks that
+    look at several, or at what an override set."""
+    config = Config(ROOT / ".env" if (ROOT / ".env").is_file() else None, environ=os.environ)
+    values = {f.name: f.metadata["read"](env, config.get(env, default=None), f.default)
+              for env, f in variables().items()}
     values.update(overrides)
     for proxy in values["trusted_proxies"]:
         try:
