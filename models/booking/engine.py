@@ -1,4 +1,5 @@
-"""The booking engine: holding, booking, moving and cancelling places without ever overbooking.
+"""The booking engine: holding, booking, moving and cancelling places, and marking no-shows,
+without ever overbooking: the one place that writes them.
 
 Places are counted on the slot row: `booked` (active bookings) and `held` (hold rows). Every
 change is a conditional UPDATE on that row inside one transaction, e.g.
@@ -8,62 +9,42 @@ processes); on PostgreSQL the UPDATE's row lock makes racers queue and re-check 
 The database itself refuses `booked + held > capacity` and a second active booking per person
 (models/db/migrations/0002_constraints.py), so a bug here fails loudly instead of overbooking.
 
+Each change is a unit (models/db/unit.py): a transaction written once as SQL statements, run in
+one go on SQLite and step by step on PostgreSQL. Its SQL lives here, the rules it tests (a slot
+has room, a window has started) in models/db/places.py.
+
 The engine decides nothing about who may book (that is `booking.service`) and words no message:
-a refusal is `rules.eligibility.Refused`, and the caller hands in a `Notice` that queues the SMS
-inside the booking's own transaction.
+a refusal is `rules.eligibility.Refused`, and the caller hands in a `Notice`, the rows (SMS, a
+new link) written inside the booking's own transaction.
 """
 from __future__ import annotations
 
 import datetime as dt
 from functools import lru_cache
-from typing import Awaitable, Callable
+from typing import Callable
 
 from tortoise import timezone
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F
-from tortoise.transactions import in_transaction
 
 from ..booking_codes import new_booking_code
 from ..channel import Channel
 from ..clock import as_utc
-from ..db import fast, unit
+from ..db import dialect, fast, unit
+from ..db.places import HAS_ROOM
 from ..db.tables import Booking, Hold, Resident, Site, Slot
 from ..people.residents import active_booking
 from ..retry import retrying
 from ..rules.eligibility import Refusal, Refused
 from ..rules.interval import Window
 
-# Queues the SMS for a booking made, moved or cancelled: (booking, its new slot with site, or
-# None for a cancellation, the transaction's connection).
-Notice = Callable[[Booking, "Slot | None", object], Awaitable[object]]
-
-
-class RowsNotice:
-    """A Notice worked out before the transaction: `rows(booking, slot)` gives the rows it
-    writes ((table, {column: value}): the SMS, a new link), so a unit (models/db/unit.py) only
-    inserts them; called as a Notice, it inserts them through Tortoise."""
+class Notice:
+    """What a booking made, moved or cancelled tells the person: `rows(booking, slot)` (slot: the
+    new one with its site, None for a cancellation) gives the rows the change writes with it
+    ((table, {column: value}): the SMS, a new link), worked out before the transaction, so the
+    unit only inserts them."""
 
     def __init__(self, rows: Callable[[Booking, "Slot | None"], list[tuple[type, dict]]]):
         self.rows = rows
-
-    async def __call__(self, booking: Booking, slot: "Slot | None", conn) -> None:
-        for model, row in self.rows(booking, slot):
-            await model.create(using_db=conn, **row)
-
-
-async def lock_slots(conn, *slot_ids: int | None) -> None:
-    """Lock, lowest id first, every slot row the transaction will change.
-
-    On PostgreSQL two transactions that each change two slots would otherwise lock them in
-    opposite orders and deadlock. On SQLite the whole database is already locked by BEGIN
-    IMMEDIATE: nothing is asked. (The engine's own transactions do the same as unit steps:
-    `_lock_slots_work`.)
-    """
-    if conn.capabilities.dialect == "sqlite":
-        return
-    ids = sorted({i for i in slot_ids if i})
-    if ids:
-        await Slot.filter(id__in=ids).order_by("id").select_for_update().using_db(conn)
 
 
 @lru_cache(maxsize=1)
@@ -105,8 +86,7 @@ async def hold(resident: Resident, slot_id: int, *, window: Window, now: dt.date
 
 def _hold_work(resident_id: int, slot_id: int, now: dt.datetime, until: dt.datetime):
     """hold()'s transaction (models/db/unit.py): the id of the resident's hold on the slot."""
-    sqlite = fast.is_sqlite(fast.db())
-    yield from _lock_slots_work(sqlite, slot_id, holder=resident_id)
+    yield from lock_slots(slot_id, holder=resident_id)
     yield from _sweep_work(slot_id, now)
     mine = yield from _release_work(resident_id, except_slot=slot_id)
     if mine:  # already holding this slot: keep it a little longer
@@ -119,15 +99,12 @@ def _hold_work(resident_id: int, slot_id: int, now: dt.datetime, until: dt.datet
     return created[0][0]
 
 
-# Slot.has_room() in SQL: the engine takes a place only with an UPDATE under it.
-HAS_ROOM = "held < capacity - booked"
-
-
-def _lock_slots_work(sqlite: bool, *slot_ids: int | None, holder: int | None = None):
-    """lock_slots() as statements of a unit, with the slot the resident `holder` holds: nothing on
-    SQLite (BEGIN IMMEDIATE holds the database); on PostgreSQL each slot row the transaction will
-    change, lowest id first."""
-    if sqlite:
+def lock_slots(*slot_ids: int | None, holder: int | None = None):
+    """Lock, lowest id first, every slot row the unit will change, with the slot the resident
+    `holder` holds. On PostgreSQL two transactions that each change two slots would otherwise lock
+    them in opposite orders and deadlock. On SQLite the whole database is already locked by BEGIN
+    IMMEDIATE: nothing is asked."""
+    if dialect.is_sqlite(fast.db()):
         return
     if holder is not None:
         held = yield unit.Rows('SELECT slot_id FROM "hold" WHERE resident_id = ?', [holder])
@@ -174,7 +151,7 @@ def _take_place_work(resident_id: int, slot_id: int, now: dt.datetime):
 
 async def live_hold(resident_id: int, now: dt.datetime) -> Hold | None:
     """Their hold, if it has not run out (the time compared here, not in SQL)."""
-    held = await fast.one(Hold, "t.resident_id = ?", [resident_id])
+    held = await fast.one(Hold, resident_id=resident_id)
     return held if held and held.expires_at > as_utc(now) else None
 
 
@@ -188,13 +165,12 @@ async def sweep_expired_holds(now: dt.datetime) -> int:
 
 
 async def book(
-    resident: Resident, slot_id: int, *, window: Window, now: dt.datetime, notice: RowsNotice,
+    resident: Resident, slot_id: int, *, window: Window, now: dt.datetime, notice: Notice,
     request_key: str | None = None, channel: str = Channel.SMS,
 ) -> tuple[Booking, bool]:
     """Book the slot for the resident; return (booking, created). Repeats return the same booking."""
     if request_key:
-        again = await fast.one(Booking, "t.request_key = ? AND t.resident_id = ?",
-                               [request_key, resident.id])
+        again = await fast.one(Booking, request_key=request_key, resident_id=resident.id)
         if again and again.status == Booking.ACTIVE:
             return again, False
     current = await active_booking(resident.id)
@@ -222,12 +198,11 @@ async def book(
     return booking, True
 
 
-def _book_work(booking: Booking, now: dt.datetime, notice: RowsNotice,
+def _book_work(booking: Booking, now: dt.datetime, notice: Notice,
                notice_rows: list[tuple[type, dict]]):
     """book()'s transaction (models/db/unit.py): the place taken, the booking written (a new code
     if its random one is taken: 5 tries), and the notice's rows (SMS, link) with it."""
-    sqlite = fast.is_sqlite(fast.db())
-    yield from _lock_slots_work(sqlite, booking.slot_id, holder=booking.resident_id)
+    yield from lock_slots(booking.slot_id, holder=booking.resident_id)
     yield from _take_place_work(booking.resident_id, booking.slot_id, now)
     for _ in range(4):
         if not (yield unit.Rows('SELECT 1 FROM "booking" WHERE code = ?', [booking.code])):
@@ -247,7 +222,7 @@ def _book_work(booking: Booking, now: dt.datetime, notice: RowsNotice,
 
 
 async def move(booking: Booking, new_slot_id: int, *, window: Window, now: dt.datetime,
-               notice: RowsNotice) -> Booking:
+               notice: Notice) -> Booking:
     """Move an active booking to another slot: the new place is taken and the old freed together."""
     if booking.slot_id == new_slot_id:
         return booking
@@ -262,8 +237,7 @@ def _move_work(booking: Booking, new_slot_id: int, now: dt.datetime,
                notice_rows: list[tuple[type, dict]]):
     """move()'s transaction (models/db/unit.py)."""
     old_slot_id = booking.slot_id
-    yield from _lock_slots_work(fast.is_sqlite(fast.db()), new_slot_id, old_slot_id,
-                                holder=booking.resident_id)
+    yield from lock_slots(new_slot_id, old_slot_id, holder=booking.resident_id)
     yield from _take_place_work(booking.resident_id, new_slot_id, now)
     moved = yield unit.Count('UPDATE "booking" SET slot_id = ? WHERE id = ? AND status = ? AND slot_id = ?',
                              [new_slot_id, booking.id, Booking.ACTIVE, old_slot_id])
@@ -274,14 +248,57 @@ def _move_work(booking: Booking, new_slot_id: int, now: dt.datetime,
         yield unit.insert(model, row)
 
 
-async def cancel(booking: Booking, *, notice: Notice) -> bool:
-    """Cancel an active booking and give its place back; False when it was not active any more."""
-    async with in_transaction() as conn:
-        done = await Booking.filter(id=booking.id, status=Booking.ACTIVE).using_db(conn).update(
-            status=Booking.CANCELLED, request_key=None
-        )
-        if done != 1:
+async def cancel(booking: Booking, *, notice: Notice, only_on_its_slot: bool = False) -> bool:
+    """Cancel an active booking and give its place back; False when it was not active any more
+    (or, `only_on_its_slot`, when it was moved off `booking.slot_id` meanwhile)."""
+    notice_rows = notice.rows(booking, None)  # before the write lock, as book() does
+    return await retrying(lambda: unit.run(_cancel_work(booking.id, booking.slot_id, notice_rows,
+                                                        only_on_its_slot)))
+
+
+def _cancel_work(booking_id: int, slot_id: int, notice_rows: list[tuple[type, dict]],
+                 only_there: bool):
+    """cancel()'s transaction (models/db/unit.py): the booking cancelled on the slot it is on (its
+    row locked first, as every unit locks the slots it changes), the place given back."""
+    for _ in range(3):  # moved meanwhile (PostgreSQL): lock the slot it is on now, and again
+        yield from lock_slots(slot_id)
+        done = yield unit.Count(
+            'UPDATE "booking" SET status = ?, request_key = NULL WHERE id = ? AND status = ? AND slot_id = ?',
+            [Booking.CANCELLED, booking_id, Booking.ACTIVE, slot_id])
+        if done == 1:
+            yield unit.Count('UPDATE "slot" SET booked = booked - 1 WHERE id = ?', [slot_id])
+            for model, row in notice_rows:
+                yield unit.insert(model, row)
+            return True
+        if only_there:
             return False
-        await Slot.filter(id=booking.slot_id).using_db(conn).update(booked=F("booked") - 1)
-        await notice(booking, None, conn)
-    return True
+        found = yield unit.Rows('SELECT slot_id FROM "booking" WHERE id = ? AND status = ?',
+                                [booking_id, Booking.ACTIVE])
+        if not found:
+            return False
+        slot_id = found[0][0]
+    return False
+
+
+async def mark_no_shows(site_id: int, day: dt.date) -> int:
+    """Mark every booking still active at the site that day as a no-show and give its place back,
+    in one transaction; how many."""
+    return await retrying(lambda: unit.run(_no_shows_work(site_id, day)))
+
+
+def _no_shows_work(site_id: int, day: dt.date):
+    """mark_no_shows()'s transaction (models/db/unit.py): per slot of the day, its active bookings
+    become no-shows and their places are given back."""
+    found = yield unit.Rows('SELECT id FROM "slot" WHERE site_id = ? AND "day" = ? ORDER BY id',
+                            [site_id, dialect.day(fast.db(), day)])
+    slot_ids = [row[0] for row in found]
+    yield from lock_slots(*slot_ids)
+    total = 0
+    for slot_id in slot_ids:
+        gone = yield unit.Count(
+            'UPDATE "booking" SET status = ?, request_key = NULL WHERE slot_id = ? AND status = ?',
+            [Booking.NO_SHOW, slot_id, Booking.ACTIVE])
+        if gone:
+            yield unit.Count('UPDATE "slot" SET booked = booked - ? WHERE id = ?', [gone, slot_id])
+            total += gone
+    return total

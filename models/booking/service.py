@@ -16,9 +16,9 @@ from ..channel import LINKLESS, Channel
 from ..db.tables import Booking, Hold, Link, Resident, Slot, SmsMessage
 from ..district import District
 from ..messaging import wording
-from ..messaging.outbox import message_values, queue
+from ..messaging.outbox import message_values
 from ..messaging.sms import Sms
-from ..people.links import issue_link, link_url, new_link
+from ..people.links import link_url, new_link
 from ..people.pii import mask_name
 from ..people.residents import active_booking, birth_date_of, is_restricted
 from ..rules.eligibility import Refusal, Refused, needs_companion, refusal
@@ -131,7 +131,7 @@ async def keep_hold(district: District, standing: Standing, slot_id: int) -> Hol
 
 
 
-def _notice(district: District, resident: Resident, kind: str, channel: str = Channel.SMS) -> engine.RowsNotice:
+def _notice(district: District, resident: Resident, kind: str, channel: str = Channel.SMS) -> engine.Notice:
     """The SMS the engine queues inside the booking's transaction, worded by messaging.
 
     Booked or moved by the call centre, from a group list, or after the public phone-code way in:
@@ -155,7 +155,7 @@ def _notice(district: District, resident: Resident, kind: str, channel: str = Ch
                                      "resident_id": resident.id}))
         return written
 
-    notify = engine.RowsNotice(rows)
+    notify = engine.Notice(rows)
     return notify
 
 
@@ -208,10 +208,11 @@ async def cancel_because(district: District, resident_id: int, booking_id: int, 
     if found is None:
         return None, False
 
-    async def notify(booking: Booking, slot: Slot | None, conn) -> None:
-        await queue(district.vault, found.resident, sms(found.resident, booking), kind=kind, using_db=conn)
+    def rows(booking: Booking, slot: Slot | None) -> list[tuple[type, dict]]:
+        return [(SmsMessage, {**message_values(district.vault, found.resident, sms(found.resident, booking),
+                                               kind=kind), "resident_id": found.resident_id})]
 
-    done = await engine.cancel(found, notice=notify)
+    done = await engine.cancel(found, notice=engine.Notice(rows))
     if done:
         metrics.cancelled("district")
     return found, done
@@ -231,7 +232,7 @@ async def move_off_closed(district: District, booking: Booking, slot_id: int) ->
         return [(SmsMessage, {**message_values(district.vault, resident, sms, kind="closure_move"),
                               "resident_id": resident.id})]
 
-    notify = engine.RowsNotice(rows)
+    notify = engine.Notice(rows)
     moved = await engine.move(booking, slot_id, window=window, now=district.clock.now(), notice=notify)
     metrics.moved("district")
     return moved
@@ -245,19 +246,15 @@ async def cancel_off_closed(district: District, booking: Booking, closed_day: dt
     resident = booking.resident
     now = district.clock.now()
 
-    async def notify(cancelled: Booking, slot: Slot | None, conn) -> None:
-        # Moved by another run meanwhile: the engine's UPDATE saw it active, but not on this window.
-        if not await Booking.filter(id=cancelled.id, slot_id=cancelled.slot_id).using_db(conn).exists():
-            raise Refused(Refusal.GONE)  # rolls the cancellation back
-        token = await issue_link(resident, now=now, days_valid=district.link_days_valid, using_db=conn)
-        await queue(district.vault, resident,
-                    wording.closure_cancel(resident, closed_day, link_url(district.base_url, token)),
-                    kind="closure_cancel", using_db=conn)
+    def rows(cancelled: Booking, slot: Slot | None) -> list[tuple[type, dict]]:
+        token, link = new_link(now=now, days_valid=district.link_days_valid)
+        sms = wording.closure_cancel(resident, closed_day, link_url(district.base_url, token))
+        return [(Link, {**link, "resident_id": resident.id}),
+                (SmsMessage, {**message_values(district.vault, resident, sms, kind="closure_cancel"),
+                              "resident_id": resident.id})]
 
-    try:
-        done = await engine.cancel(booking, notice=notify)
-    except Refused:
-        return False
+    # Moved by another run meanwhile (active, but not on this window): nothing written.
+    done = await engine.cancel(booking, notice=engine.Notice(rows), only_on_its_slot=True)
     if done:
         metrics.cancelled("district")
     return done

@@ -11,17 +11,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from . import fast
+from . import dialect, fast
 from .tables import RateCounter
 
 
 @lru_cache(maxsize=1)
 def _table() -> str:
     return fast.table(RateCounter)
-
-
-def _sql(conn, sql: str) -> str:
-    return sql if fast.is_sqlite(conn) else fast._numbered(sql)
 
 
 async def counts(key: str, periods: list[int]) -> dict[int, int]:
@@ -37,7 +33,7 @@ async def take(key: str, period: int, cap: int, expires: int) -> int | None:
     if cap < 1:
         return None
     conn = fast.db()
-    rows = await conn.execute_query_dict(_sql(conn, (
+    rows = await conn.execute_query_dict(dialect.sql(conn, (
         f"INSERT INTO {_table()} (key, period, hits, expires) VALUES (?, ?, 1, ?) "
         f"ON CONFLICT (key, period) DO UPDATE SET hits = {_table()}.hits + 1 "
         f"WHERE {_table()}.hits < ? RETURNING hits")), [key, period, expires, cap])
@@ -47,11 +43,11 @@ async def take(key: str, period: int, cap: int, expires: int) -> int | None:
 async def give_back(key: str, period: int) -> None:
     """Take one hit off the window (never below 0)."""
     conn = fast.db()
-    await conn.execute_query(_sql(conn, f"UPDATE {_table()} SET hits = hits - 1 "
+    await conn.execute_query(dialect.sql(conn, f"UPDATE {_table()} SET hits = hits - 1 "
                                         "WHERE key = ? AND period = ? AND hits > 0"), [key, period])
 
 
 async def forget(before: int) -> None:
     """Delete the windows that no longer count."""
     conn = fast.db()
-    await conn.execute_query(_sql(conn, f"DELETE FROM {_table()} WHERE expires < ?"), [before])
+    await conn.execute_query(dialect.sql(conn, f"DELETE FROM {_table()} WHERE expires < ?"), [before])

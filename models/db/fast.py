@@ -3,16 +3,15 @@
 Tortoise builds each query's SQL anew with pypika: about 2.5 ms of CPU for a link with its
 resident and site (a join of three tables), where the database answers in 0.1 ms. Profiled
 under a rush (bench/RESULTS.md), building SQL was the largest share of a page.
-The few queries of every page are written here once per database (`?` placeholders become `$1`
-on PostgreSQL), and their rows become the very model objects Tortoise makes (`_init_from_db`,
+The few queries of every page are written once (models/db/reads.py; `?` placeholders become
+`$1` on PostgreSQL: models/db/dialect.py), and their rows become the very model objects Tortoise makes (`_init_from_db`,
 related objects set as `select_related` sets them), so callers cannot tell the difference.
 
-Only plain values go in as parameters: int, str, bool, and dates through `day()`.
+Only plain values go in as parameters: int, str, bool, and dates through `dialect.day()`.
 """
 from __future__ import annotations
 
 import datetime as dt
-import re
 import sqlite3
 from functools import lru_cache
 
@@ -21,32 +20,18 @@ from tortoise.backends.base.client import TransactionalDBClient
 from tortoise.fields.data import DateField, DatetimeField
 from tortoise.models import Model
 
+from .dialect import is_sqlite, numbered
+
 
 def db(using_db=None):
     return using_db or connections.get("default")
-
-
-def is_sqlite(conn) -> bool:
-    return conn.capabilities.dialect == "sqlite"
-
-
-@lru_cache(maxsize=256)
-def _numbered(sql: str) -> str:
-    """`?` placeholders as PostgreSQL's `$1, $2, …` (our SQL has no `?` inside quotes)."""
-    count = iter(range(1, 1000))
-    return re.sub(r"\?", lambda _: f"${next(count)}", sql)
-
-
-def day(conn, value: dt.date):
-    """A date as a parameter: SQLite keeps dates as ISO text (as Tortoise writes them)."""
-    return value.isoformat() if is_sqlite(conn) else value
 
 
 async def rows(sql: str, params: list, using_db=None) -> list[dict]:
     """The rows of a SELECT, as dicts of column values as the database gives them."""
     conn = db(using_db)
     if not is_sqlite(conn):
-        return await conn.execute_query_dict(_numbered(sql), params)
+        return await conn.execute_query_dict(numbered(sql), params)
     if isinstance(conn, TransactionalDBClient):  # inside a transaction: see what it wrote
         return await conn.execute_query_dict(sql, params)
     return [dict(row) for row in _reader(conn).execute(sql, params)]
@@ -173,9 +158,10 @@ def attach(obj: Model, field: str, related: Model | None) -> None:
     object.__setattr__(obj, f"_{field}", related)
 
 
-async def one(model: type[Model], where: str, params: list, using_db=None):
-    """The model object of the first row of `model`'s table matching `where` (columns written
-    bare, `?` for values), or None."""
+async def one(model: type[Model], using_db=None, **equal):
+    """The model object of the first row of `model`'s table whose columns equal these values
+    (`one(Hold, resident_id=3)`), or None."""
+    where = " AND ".join(f't."{column}" = ?' for column in equal)
     found = await rows(f"SELECT {columns(model, 't')} FROM {table(model)} t WHERE {where} LIMIT 1",
-                       params, using_db)
+                       list(equal.values()), using_db)
     return load(model, found[0], "t") if found else None

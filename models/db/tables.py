@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 from tortoise import fields
-from tortoise.expressions import F, Q
+from tortoise.expressions import Q
 from tortoise.models import Model, ModelMeta
+
+from . import places
 
 
 class _Table(ModelMeta):
@@ -112,15 +114,13 @@ class Slot(Model, metaclass=_Table):
 
     @property
     def free(self) -> int:
-        return max(self.capacity - self.booked - self.held, 0)
+        return places.free(self.capacity, self.booked, self.held)
 
     @staticmethod
     def has_room() -> Q:
-        """The filter for slot rows with a free place: booked + held < capacity.
-
-        The engine takes a place only with an UPDATE under this filter (a row count of 0: full).
-        """
-        return Q(held__lt=F("capacity") - F("booked"))
+        """The filter for slot rows with a free place: booked + held < capacity (models/db/places.py
+        defines it once; the engine takes a place only with an UPDATE under its SQL form)."""
+        return places.has_room_filter()
 
 
 class Hold(Model, metaclass=_Table):

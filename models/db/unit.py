@@ -32,7 +32,7 @@ from tortoise.fields.data import DatetimeField
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
-from . import fast
+from . import dialect, fast
 
 T = TypeVar("T")
 
@@ -95,7 +95,7 @@ async def run(work: "Work[T]", using_db=None) -> T:
     """Run the transaction `work` (a started generator function's generator) and return what it
     returns."""
     client = fast.db(using_db)
-    if fast.is_sqlite(client):
+    if dialect.is_sqlite(client):
         return await _group(client).run(work)
     async with in_transaction() as conn:
         answer = None
@@ -104,7 +104,7 @@ async def run(work: "Work[T]", using_db=None) -> T:
                 step = work.send(answer)
             except StopIteration as done:
                 return done.value
-            sql = fast._numbered(step.sql)
+            sql = dialect.numbered(step.sql)
             if isinstance(step, Rows):
                 answer = [tuple(row.values()) for row in await conn.execute_query_dict(sql, step.params)]
             else:

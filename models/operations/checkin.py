@@ -18,12 +18,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
+from ..booking import engine
 from ..booking_codes import CODE_ALPHABET, CODE_LENGTH, format_code, normalise_code
-from ..booking.engine import lock_slots
-from ..retry import retrying
 from ..db.tables import Booking, Resident, Site, Slot
 from ..people import pii
 from ..people.residents import is_restricted
@@ -211,24 +209,10 @@ async def check_in(booking_id: int | None, site_id: int, day: dt.date, *, area: 
 async def mark_no_shows(site_id: int, day: dt.date) -> int:
     """Mark every booking still active at the site that day as a no-show and give its place back.
 
-    One transaction; returns how many. The people concerned have no active booking any more, so
-    their link lets them book again.
+    One transaction, through the engine (which alone writes places); returns how many. The people
+    concerned have no active booking any more, so their link lets them book again.
     """
-    slot_ids = await Slot.filter(site_id=site_id, day=day).order_by("id").values_list("id", flat=True)
-
-    async def transaction() -> int:
-        total = 0
-        async with in_transaction() as conn:
-            await lock_slots(conn, *slot_ids)
-            for slot_id in slot_ids:
-                gone = await Booking.filter(slot_id=slot_id, status=Booking.ACTIVE).using_db(
-                    conn).update(status=Booking.NO_SHOW, request_key=None)
-                if gone:
-                    await Slot.filter(id=slot_id).using_db(conn).update(booked=F("booked") - gone)
-                    total += gone
-        return total
-
-    return await retrying(transaction)
+    return await engine.mark_no_shows(site_id, day)
 
 
 async def close_day(day: dt.date, *, by: str = "scheduler") -> dict[str, int]:

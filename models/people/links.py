@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from functools import lru_cache
 
 from tortoise.expressions import F, Q
 
 from ..clock import as_utc
-from ..db import fast
-from ..db.tables import Link, Resident, Site
+from ..db import fast, reads
+from ..db.tables import Link, Resident
 from .. import metrics
 from ..tokens import new_link_token, token_hash
 from . import pii
@@ -52,30 +51,16 @@ async def resolve_token(token: str, now: dt.datetime) -> Link | None:
     """Return the live link for a token; unknown, expired and revoked all give None."""
     if not token or len(token) > 64:
         return None
-    link = await fast.one(Link, "t.token_hash = ?", [token_hash(token)])
+    link = await fast.one(Link, token_hash=token_hash(token))
     return link if link and is_live(link, now) else None
-
-
-@lru_cache(maxsize=1)
-def _link_sql() -> str:
-    return (f"SELECT {fast.columns(Link, 'l')}, {fast.columns(Resident, 'r')}, "
-            f"{fast.columns(Site, 's')} FROM {fast.table(Link)} l "
-            f"JOIN {fast.table(Resident)} r ON r.id = l.resident_id "
-            f"LEFT JOIN {fast.table(Site)} s ON s.id = r.first_site_id WHERE l.id = ?")
 
 
 async def live_link(link_id: int | None, now: dt.datetime) -> Link | None:
     """The link by row id, with its resident and their first-dose site, if it is still live.
 
-    Asked on every resident page: one query written once (models/db/fast.py)."""
-    found = await fast.rows(_link_sql(), [link_id]) if link_id else None
-    if not found:
-        return None
-    link = fast.load(Link, found[0], "l")
-    resident = fast.load(Resident, found[0], "r")
-    fast.attach(resident, "first_site", fast.load(Site, found[0], "s"))
-    fast.attach(link, "resident", resident)
-    return link if is_live(link, now) else None
+    Asked on every resident page: one query written once (models/db/reads.py)."""
+    link = await reads.link_with_resident(link_id) if link_id else None
+    return link if link is not None and is_live(link, now) else None
 
 
 def is_live(link: Link, now: dt.datetime) -> bool:
@@ -126,7 +111,7 @@ async def verify_identity(
         await link.refresh_from_db(fields=["failures", "locked_until"])
         until = locked_until(link, now) or moment + dt.timedelta(minutes=lock_minutes)
         return VerifyResult(False, "locked", locked_until=until)
-    resident = await fast.one(Resident, "t.id = ?", [link.resident_id])
+    resident = await fast.one(Resident, id=link.resident_id)
     if vault.matches(number, resident.id_hash):  # the old key's hash too, until rotate-keys
         await Link.filter(id=link.id).update(failures=0, locked_until=None)
         return VerifyResult(True)

@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from functools import lru_cache
 
-from ..db import fast
-from ..db.tables import Booking, Resident, RiskArea, Site, Slot
+from ..db import reads
+from ..db.tables import Booking, Resident, Site
 from . import pii
 
 
@@ -69,33 +68,11 @@ async def is_restricted(resident: Resident, today: dt.date) -> bool:
     """Whether the resident lives in a sub-district marked medium/high risk as of `today`."""
     if not resident.subdistrict:
         return False
-    conn = fast.db()
-    return bool(await fast.rows(
-        f"SELECT 1 AS hit FROM {fast.table(RiskArea)} WHERE subdistrict = ? "
-        "AND (since IS NULL OR since <= ?) LIMIT 1",
-        [resident.subdistrict, fast.day(conn, today)], conn))
-
-
-@lru_cache(maxsize=1)
-def _booking_sql() -> str:
-    return (f"SELECT {fast.columns(Booking, 'b')}, {fast.columns(Slot, 'sl')}, "
-            f"{fast.columns(Site, 's')} FROM {fast.table(Booking)} b "
-            f"JOIN {fast.table(Slot)} sl ON sl.id = b.slot_id "
-            f"JOIN {fast.table(Site)} s ON s.id = sl.site_id "
-            # The status as a literal, not a parameter: so SQLite can use the partial index
-            # booking_one_active_per_resident (with `status = ?` it reads every active booking).
-            f"WHERE b.resident_id = ? AND b.status = '{Booking.ACTIVE}' LIMIT 1")
+    return await reads.risk_marked(resident.subdistrict, today)
 
 
 async def active_booking(resident_id: int) -> Booking | None:
     """Their active booking (at most one: rule 4), slot and site loaded.
 
-    Asked on every resident page: one query written once (models/db/fast.py)."""
-    found = await fast.rows(_booking_sql(), [resident_id])
-    if not found:
-        return None
-    booking = fast.load(Booking, found[0], "b")
-    slot = fast.load(Slot, found[0], "sl")
-    fast.attach(slot, "site", fast.load(Site, found[0], "s"))
-    fast.attach(booking, "slot", slot)
-    return booking
+    Asked on every resident page: one query written once (models/db/reads.py)."""
+    return await reads.active_booking(resident_id)

@@ -42,7 +42,7 @@ class Window:
 def has_started(day: dt.date, start: str, now: dt.datetime) -> bool:
     """Whether a time window ("09:00" on `day`) has begun by `now`: nobody can book it any more.
 
-    The same rule as a database filter is `booking.availability.not_started`.
+    The same rule in SQL and as a Tortoise filter: models/db/places.py (`not_started_sql`).
     """
     return day < now.date() or (day == now.date() and start <= now.strftime("%H:%M"))
 
