@@ -15,6 +15,7 @@ import pytest
 
 from models.db.tables import AuditEntry, ImportReject, ImportRun, Resident
 from models.operations import imports
+from models.operations.imports import csvfile, first_doses, pipeline, runs
 from models.people import pii
 from models.people.residents import upsert_resident
 from models.staff.vocabulary import Words
@@ -228,7 +229,7 @@ async def test_a_person_written_meanwhile_by_someone_else_does_not_block_the_bat
     async def nobody_yet(hashes):
         return {}
 
-    monkeypatch.setattr(imports, "_residents_by_hash", nobody_yet)
+    monkeypatch.setattr(pipeline, "_residents_by_hash", nobody_yet)
     path = tmp_path / "f.csv"
     path.write_text(f"{HEADER}\n张三明,{a},13812345678,2021-06-01,TH01,,\n李四华,{b},13812345679,2021-06-01,TH01,,\n")
     result = await imports.import_first_doses(VAULT, path, today=TODAY)
@@ -257,7 +258,7 @@ def test_the_reader_holds_a_line_at_a_time_not_the_file(tmp_path):
     tracemalloc.start()
     try:
         with path.open("rb") as handle:
-            n = sum(1 for _ in imports.read_csv(handle, "big.csv", imports.DOSE_COLUMNS))
+            n = sum(1 for _ in csvfile.read_csv(handle, "big.csv", first_doses.DOSE_COLUMNS))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -267,7 +268,7 @@ def test_the_reader_holds_a_line_at_a_time_not_the_file(tmp_path):
 
 async def test_rows_are_written_in_batches_while_the_file_is_still_being_read(db, tmp_path, monkeypatch):
     await make_site("TH01")
-    monkeypatch.setattr(imports, "BATCH", 500)
+    monkeypatch.setattr(runs, "BATCH", 500)
     path = tmp_path / "big.csv"
     size = big_file(path, 2000)
     seen = []
@@ -289,7 +290,7 @@ async def test_rows_are_written_in_batches_while_the_file_is_still_being_read(db
 async def test_an_import_stopped_part_way_keeps_whole_batches_and_importing_again_finishes_it(
         db, tmp_path, monkeypatch):
     await make_site("TH01")
-    monkeypatch.setattr(imports, "BATCH", 500)
+    monkeypatch.setattr(runs, "BATCH", 500)
     path = tmp_path / "big.csv"
     big_file(path, 1200)
 
@@ -309,13 +310,13 @@ async def test_an_import_stopped_part_way_keeps_whole_batches_and_importing_agai
 
 
 def test_repeated_id_numbers_are_found_with_a_few_bytes_a_row():
-    seen = imports._SeenIds(1_000_000)
+    seen = pipeline._SeenIds(1_000_000)
     table = seen._keys.itemsize * len(seen._keys) + seen._lines.itemsize * len(seen._lines)
     assert table <= 32 * 1_000_000
     hashes = [VAULT.keyed_hash(f"number {i}") for i in range(3000)]
     assert all(seen.first_line(h, line) is None for line, h in enumerate(hashes, 2))
     assert seen.first_line(hashes[1234], 9999) == 1236
-    small = imports._SeenIds()  # grows when more come than expected
+    small = pipeline._SeenIds()  # grows when more come than expected
     assert all(small.first_line(h, line) is None for line, h in enumerate(hashes, 2))
     assert small.first_line(hashes[-1], 5) == 3001
 

@@ -116,10 +116,10 @@ async def test_the_command_lines_worker_process_imports_exactly_what_the_server_
     other batches: the same records, the same refused lines and reasons, the same counts, and a
     re-import (which the workers stop encrypting ahead for) changes nothing but a changed phone."""
     from models.db.tables import ImportReject
-    from models.operations import imports
+    from models.operations.imports import pipeline, runs
 
-    monkeypatch.setattr(imports, "BATCH", 7)  # batches end mid-file: repeats cross them
-    monkeypatch.setattr(imports, "COMMAND_LINE_BATCH", 5)
+    monkeypatch.setattr(runs, "BATCH", 7)  # batches end mid-file: repeats cross them
+    monkeypatch.setattr(pipeline, "COMMAND_LINE_BATCH", 5)
     await make_site("TH01")
     await make_site("TH02", subdistrict="员村街")
     numbers = ids(30)

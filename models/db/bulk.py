@@ -68,7 +68,7 @@ class WriteBehind:
     is being written. Used as `async with WriteBehind(on_written) as behind:`: leaving the block
     waits for the last write; leaving it by an exception lets the write under way end first
     (or, when the task is cancelled, cancels it too) and then raises. The imports
-    (models/operations/imports.py) and the invitation batches (invitations.py) both work so."""
+    (models/operations/imports/) and the invitation batches (invitations.py) both work so."""
 
     def __init__(self, on_written: Callable[[object], None] | None = None):
         self.on_written = on_written

@@ -16,7 +16,7 @@ from ..db.tables import Booking, Site
 from ..rules import guide as guide_facts
 from ..rules.interval import RuleBook
 from ..rules.tianhe import SUBDISTRICTS, normalise_subdistrict
-from .imports import SITE_CODE
+from .imports.sites import SITE_CODE
 
 PHONE = re.compile(r"^[0-9+()\- ]{0,40}$")
 LIMITS = {"name": 100, "address": 200, "phone": 40}

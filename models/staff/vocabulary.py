@@ -165,7 +165,7 @@ COLUMNS = {
     "first_dose_date": _("第一剂日期"),
     "vaccine": _("疫苗"),
     "days_overdue": _("超期天数"),
-    # sites: the sites file's columns (models/operations/imports.py SITE_WORDS), the site form
+    # sites: the sites file's columns (models/operations/imports/sites.py SITE_WORDS), the site form
     "site_name": _("接种点名称"),
     "site_address": _("接种点地址"),
     "site_phone": _("接种点电话"),

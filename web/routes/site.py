@@ -17,7 +17,9 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from models.db.tables import Site, StaffUser
-from models.operations import checkin, imports
+from models.operations import checkin
+from models.operations.imports.csvfile import LONG_NUMBER
+from models.operations.imports.sites import SITE_CODE
 from models.people.pii import mask_name
 from models.staff.scope import OutsideArea
 from ..http import district, parse_id, parse_text, see_other, url_for
@@ -38,7 +40,7 @@ async def _site(request: Request, user: StaffUser, code) -> Site | None:
     code = parse_text(code, 32)
     if user.role == "site":
         if code and (user.site is None or code != user.site.code):
-            shown = code if imports.SITE_CODE.match(code) and not imports.LONG_NUMBER.search(code) else "?"
+            shown = code if SITE_CODE.match(code) and not LONG_NUMBER.search(code) else "?"
             raise PageRefusal(await refuse_outside(request, detail=f"site={shown}"))  # never a number typed
         return user.site
     return await checkin.site_by_code(code)

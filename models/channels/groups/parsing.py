@@ -1,14 +1,14 @@
 """Reading a group list: an upload or a paste (`name,id_number,phone`, the header optional) with the
-imports' CSV conventions (models/operations/imports.py: read_csv(): UTF-8 with or without a BOM,
-blank lines skipped, cells trimmed), full-width digits and commas folded; a tab between columns
-(a spreadsheet pasted) counts as a comma. Nothing is checked here but the file's shape."""
+imports' CSV conventions (models/operations/imports/csvfile.py: read_csv(): UTF-8 with or without
+a BOM, blank lines skipped, cells trimmed), full-width digits and commas folded; a tab between
+columns (a spreadsheet pasted) counts as a comma. Nothing is checked here but the file's shape."""
 from __future__ import annotations
 
 import csv
 import io
 from dataclasses import dataclass
 
-from ...operations import imports
+from ...operations.imports import csvfile
 from .errors import ListError
 
 MAX_ROWS = 500  # rows in one list: a committee's list is tens, a workplace's a few hundred
@@ -39,18 +39,18 @@ class Typed:
 
 
 def _prepared(data: bytes) -> str:
-    """The text of an upload or a paste as a CSV file with our header, for imports.read_csv()."""
+    """The text of an upload or a paste as a CSV file with our header, for csvfile.read_csv()."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise imports.ImportFileError("not UTF-8 text", "not_utf8") from None
+        raise csvfile.ImportFileError("not UTF-8 text", "not_utf8") from None
     # Full-width commas and digits (an input method's), and the tabs of a pasted spreadsheet.
     # Only these: a name keeps its full-width punctuation as typed (「·」「（」), see clean_text().
     lines = text.translate(_FOLD).splitlines()
     lines = [line.replace("\t", ",") if "\t" in line and "," not in line else line for line in lines]
     first = next((i for i, line in enumerate(lines) if line.strip()), None)
     if first is None:
-        raise imports.ImportFileError("no rows", "empty")
+        raise csvfile.ImportFileError("no rows", "empty")
     try:
         cells = next(csv.reader([lines[first]]))
     except csv.Error:
@@ -64,11 +64,11 @@ def _prepared(data: bytes) -> str:
 
 
 def parse_list(data: bytes, filename: str = "list") -> list[Typed]:
-    """The people of an uploaded or pasted list. Raises imports.ImportFileError (not_utf8,
+    """The people of an uploaded or pasted list. Raises csvfile.ImportFileError (not_utf8,
     bad_csv, long_line, missing_columns, empty) or ListError (too_many)."""
     binary = io.BytesIO(_prepared(data).encode())
     people = []
-    for _, row in imports.read_csv(binary, filename, REQUIRED):
+    for _, row in csvfile.read_csv(binary, filename, REQUIRED):
         people.append(Typed(row["name"], row["id_number"], row.get("phone", "")))
         if len(people) > MAX_ROWS:
             raise ListError("too_many")
@@ -79,4 +79,4 @@ def clean_text(text: str, limit: int) -> str:
     """A name as typed (full-width punctuation kept: same_name() folds it only to compare), fit
     to keep and show: a long digit run (an ID or phone number in the wrong column) starred out."""
     text = "".join(ch for ch in text or "" if ch.isprintable() or ch == "\u3000").strip()
-    return imports.LONG_NUMBER.sub(lambda m: "*" * len(m.group()), text)[:limit]
+    return csvfile.LONG_NUMBER.sub(lambda m: "*" * len(m.group()), text)[:limit]

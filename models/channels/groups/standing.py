@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 from ...booking import service
 from ...booking.service import Standing
+from ...db import tuning
 from ...db.tables import Booking, GroupList, GroupMember, Resident
 from ...district import District
-from ...operations import imports
 from ...rules.eligibility import Refusal
 from ...staff.scope import Area
 
@@ -109,8 +109,8 @@ def same_name(typed: str, recorded: str) -> bool:
 async def _residents(hashes: set[str]) -> dict[str, Resident]:
     found: dict[str, Resident] = {}
     ordered = sorted(hashes)
-    for i in range(0, len(ordered), imports.IN_CLAUSE):
-        for resident in await Resident.filter(id_hash__in=ordered[i:i + imports.IN_CLAUSE]):
+    for i in range(0, len(ordered), tuning.IN_CLAUSE):
+        for resident in await Resident.filter(id_hash__in=ordered[i:i + tuning.IN_CLAUSE]):
             found[resident.id_hash] = resident
     return found
 

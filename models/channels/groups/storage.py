@@ -55,7 +55,7 @@ async def create_list(vault: pii.Vault, user: StaffUser, name: str, data: bytes 
                       filename: str = "list") -> GroupList:
     """A new list owned by `user` (for its sub-district), with the rows of an uploaded or pasted
     list (`data`; none: people are added one by one); `rows` set to their number. Raises
-    ListError (no_name, too_many) or imports.ImportFileError, and then nothing is written."""
+    ListError (no_name, too_many) or csvfile.ImportFileError, and then nothing is written."""
     area = Area.of(user)
     if not (area.everyone or area.subdistrict):
         raise ListError("no_area")  # an account with no sub-district could never see its list

@@ -2,7 +2,7 @@
 
 The upload streams to disk (Starlette spools the file part; the body guard lets this one path
 through unread, up to UPLOADS' limit), its start is checked at once (encoding, header), and the
-import runs in the background (models/operations/imports.py: import_first_doses()) while the
+import runs in the background (models/operations/imports/pipeline.py: import_first_doses()) while the
 run's page refreshes itself every 2 seconds with no JavaScript. Every admin sees every run.
 """
 from __future__ import annotations
