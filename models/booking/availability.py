@@ -83,6 +83,16 @@ async def days_for_site(site_id: int, window: Window, now: dt.datetime) -> list[
     return [DayChoice(day, n) for day, n in free.items()]
 
 
+def day_to_show(days: list[DayChoice], wanted: dt.date | None, *,
+                or_first_day: bool = False) -> dt.date | None:
+    """The day a day picker opens on (the resident's, the call centre's, a group list's): the day
+    asked for if it is among `days`, else the first with a free place; when none has one, no
+    day, or with or_first_day the first of them (a group list's clerk sees full days' windows)."""
+    if any(d.day == wanted for d in days):
+        return wanted
+    return next((d.day for d in days if d.free), days[0].day if days and or_first_day else None)
+
+
 async def windows_for_day(site_id: int, day: dt.date, now: dt.datetime) -> list[Slot]:
     """The time windows of one day at a site, windows that have begun left out."""
     slots = await reads.day_windows(site_id, day)

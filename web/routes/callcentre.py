@@ -131,8 +131,7 @@ async def _picker(request: Request, card: Standing, site_id: int | None, wanted:
         site_id, wanted = current.slot.site_id, wanted or current.slot.day
     site_id = site_id if site_id in open_ids else (open_ids[0] if open_ids else None)
     days = await availability.days_for_site(site_id, window, now) if site_id else []
-    day = next((d.day for d in days if d.day == wanted), None)
-    day = day or next((d.day for d in days if d.free), None)
+    day = availability.day_to_show(days, wanted)
     slots = await availability.windows_for_day(site_id, day, now) if day else []
     return await _page(request, "book.html", {
         "card": card, "choices": choices, "site_id": site_id, "days": days, "day": day,

@@ -241,8 +241,7 @@ async def booking_slot(request: Request):
     flash = journey.pop_flash()
     days = await availability.days_for_site(site.id, standing.window, visit.now)
     wanted = parse_day(request.query_params.get("day")) or journey.day
-    day = next((d.day for d in days if d.day == wanted), None)
-    day = day or next((d.day for d in days if d.free), None)
+    day = availability.day_to_show(days, wanted)
     slots = await availability.windows_for_day(site.id, day, visit.now) if day else []
     return render(request, "pages/resident/slot.html", {
         **_window_context(visit, standing.window),

@@ -73,8 +73,7 @@ async def picker_for(district: District, group: GroupList, people: list[Row], si
     sites = await _sites(group.subdistrict)
     site = next((s for s in sites if s.id == site_id), None) or (sites[0] if sites else None)
     days = await _days(site.id, now) if site else []
-    if day not in [d.day for d in days]:
-        day = next((d.day for d in days if d.free), days[0].day if days else None)
+    day = availability.day_to_show(days, day, or_first_day=True)
     windows = await availability.windows_for_day(site.id, day, now) if site and day else []
     # Only what the clerk ticked, and only windows with room (a full one cannot be ticked).
     chosen = [w for w in windows if w.id in slot_ids and w.free]
