@@ -271,7 +271,7 @@ def test_serve_gives_several_workers_a_fresh_directory_for_their_counts(monkeypa
 async def test_the_outbox_is_counted_along_an_index_not_read_row_by_row(db, db_url):
     """Millions of sent messages are counted at each scrape: by the (status, kind) index alone."""
     from models.db import fast
-    from models.operations.gauges import SMS_BY_KIND
+    from models.db.tallies import SMS_BY_KIND
 
     if not db_url.startswith("sqlite"):
         pytest.skip("the plan's wording is SQLite's")

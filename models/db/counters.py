@@ -1,4 +1,6 @@
-"""Rate-limit counters in the database (web/limits.py's store when no Redis is set), so every
+"""Counters kept in the database: the rate limits' (and the SMS caps' per-number row, below).
+
+Rate-limit counters in the database (web/limits.py's store when no Redis is set), so every
 worker process and every host on the same database counts together.
 
 One row per key and window. Taking a hit is one statement, atomic on SQLite and PostgreSQL
@@ -12,7 +14,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from . import dialect, fast
-from .tables import RateCounter
+from .tables import RateCounter, SmsQuota
 
 
 @lru_cache(maxsize=1)
@@ -51,3 +53,20 @@ async def forget(before: int) -> None:
     """Delete the windows that no longer count."""
     conn = fast.db()
     await conn.execute_query(dialect.sql(conn, f"DELETE FROM {_table()} WHERE expires < ?"), [before])
+
+
+# ---- the SMS caps' per-number row (models/messaging/caps.py)
+
+@lru_cache(maxsize=1)
+def _quota_upsert() -> str:
+    # The no-op update is what takes the row's lock (and RETURNING its newest moments).
+    table = fast.table(SmsQuota)
+    return (f"INSERT INTO {table} (phone_hash, times, last_at) VALUES (?, '', ?) "
+            f"ON CONFLICT (phone_hash) DO UPDATE SET phone_hash = excluded.phone_hash RETURNING times")
+
+
+async def lock_quota(conn, phone_hash: str, moment: int) -> str:
+    """The number's row of SMS moments (comma-separated seconds), created when new and locked for
+    the transaction `conn` until it ends."""
+    found = await conn.execute_query_dict(dialect.sql(conn, _quota_upsert()), [phone_hash, moment])
+    return found[0]["times"] if found else ""

@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from functools import lru_cache
 
 from ..clock import as_utc
-from ..db import fast
+from ..db import counters
 from ..db.tables import SmsQuota
 
 HOUR = 3600
@@ -53,18 +52,6 @@ def _seconds(moment: dt.datetime) -> int:
 
 def _moment(seconds: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(seconds, dt.timezone.utc)
-
-
-@lru_cache(maxsize=1)
-def _upsert() -> str:
-    # The no-op update is what takes the row's lock (and RETURNING its newest moments).
-    table = fast.table(SmsQuota)
-    return (f"INSERT INTO {table} (phone_hash, times, last_at) VALUES (?, '', ?) "
-            f"ON CONFLICT (phone_hash) DO UPDATE SET phone_hash = excluded.phone_hash RETURNING times")
-
-
-def _sql(conn, sql: str) -> str:
-    return sql if fast.is_sqlite(conn) else fast._numbered(sql)
 
 
 def next_allowed(times: list[int], now: int, caps: SmsCaps) -> tuple[int, str] | None:
@@ -104,8 +91,7 @@ async def lock(conn, phone_hash: str, *, now: dt.datetime) -> Quota:
     if not phone_hash:
         raise ValueError("a phone number's hash is needed")
     moment = _seconds(now)
-    found = await conn.execute_query_dict(_sql(conn, _upsert()), [phone_hash, moment])
-    text = found[0]["times"] if found else ""
+    text = await counters.lock_quota(conn, phone_hash, moment)
     times = [int(t) for t in text.split(",") if t.strip().isdigit()]
     return Quota(phone_hash, [t for t in times if t > moment - DAY], moment)  # older: forgotten
 

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from ..db import copies
+
 SUFFIXES = {"sqlite": ".sqlite3", "postgres": ".pgdump"}
 BACKUP_NAME = re.compile(r"^booking-(\d{8}T\d{6}Z)(?:-(\d+))?\.(sqlite3|pgdump)$")
 # A database "holds data" when any of these has a row: restoring over it would lose them.
@@ -147,11 +149,11 @@ def _sqlite_copy(source: Path, target: Path) -> None:
     src = sqlite3.connect(source, timeout=BUSY_MS / 1000)
     dst = sqlite3.connect(target)
     try:
-        src.execute(f"PRAGMA busy_timeout={BUSY_MS}")
+        copies.wait_for_locks(src, BUSY_MS)
         src.backup(dst)  # all pages in one step: one read transaction, one moment
         # One self-contained file (no -wal beside it), checked before it counts as a backup.
-        dst.execute("PRAGMA journal_mode=DELETE")
-        result = dst.execute("PRAGMA integrity_check").fetchone()[0]
+        copies.journal_mode(dst, "DELETE")
+        result = copies.integrity(dst)
         if result != "ok":
             raise BackupError(f"the copy failed SQLite's integrity check: {result}")
     except sqlite3.Error as exc:
@@ -239,10 +241,10 @@ def _sqlite_held(path: Path) -> dict[str, int]:
         return held
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_MS / 1000)
     try:
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        tables = copies.sqlite_tables(conn)
         for table in WATCHED:
             if table in tables:
-                held[table] = conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+                held[table] = copies.sqlite_count(conn, table)
     except sqlite3.DatabaseError as exc:
         raise BackupError(f"{path} is not a database SQLite can read: {exc}") from None
     finally:
@@ -260,11 +262,10 @@ async def _pg_held(database_url: str) -> dict[str, int]:
     except (OSError, asyncpg.PostgresError) as exc:
         raise BackupError(f"cannot connect to the database: {exc}") from None
     try:
-        tables = {r["tablename"] for r in await conn.fetch(
-            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+        tables = await copies.pg_tables(conn)
         for table in WATCHED:
             if table in tables:
-                held[table] = await conn.fetchval(f'SELECT count(*) FROM "{table}"')
+                held[table] = await copies.pg_count(conn, table)
     finally:
         await conn.close()
     return held
@@ -316,13 +317,13 @@ def _sqlite_restore(source: Path, target: Path) -> None:
         private_file(target)  # its -wal and -shm take its mode
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
     try:
-        if src.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
+        if copies.integrity(src) != "ok":
             raise BackupError(f"{source.name} fails SQLite's integrity check; nothing restored")
         dst = sqlite3.connect(target, timeout=BUSY_MS / 1000)
         try:
-            dst.execute(f"PRAGMA busy_timeout={BUSY_MS}")
+            copies.wait_for_locks(dst, BUSY_MS)
             src.backup(dst)  # page by page under the target's write lock: all or nothing
-            dst.execute("PRAGMA journal_mode=WAL")  # as the service runs it
+            copies.journal_mode(dst, "WAL")  # as the service runs it
         finally:
             dst.close()
     except sqlite3.DatabaseError as exc:

@@ -10,8 +10,8 @@ from collections import Counter as Tally
 from dataclasses import dataclass, field
 
 from ..clock import as_utc
-from ..db import fast
-from ..db.tables import Hold, SmsMessage, Slot
+from ..db import places, tallies
+from ..db.tables import Hold, Slot
 
 
 @dataclass(frozen=True)
@@ -21,13 +21,6 @@ class Gauges:
     live_holds: int
     places_free: dict[str, int]  # "today", "tomorrow" -> places a resident could still book
     sms: dict[tuple[str, str], int] = field(default_factory=dict)  # (kind, status) -> messages
-
-
-# Every message of the outbox by kind and status, counted along the (status, kind) index alone
-# (migration 0010): the sent and delivered ones grow to millions, and reading every row of the
-# table at each scrape would not do. On SQLite through the read-only reader (models/db/fast.py),
-# so a scrape never waits for, nor holds up, a booking.
-SMS_BY_KIND = f'SELECT status, kind, COUNT(*) AS n FROM {fast.table(SmsMessage)} GROUP BY status, kind'
 
 
 async def _places_free(day: dt.date, now: dt.datetime) -> int:
@@ -41,13 +34,13 @@ async def _places_free(day: dt.date, now: dt.datetime) -> int:
         return 0
     held = Tally(await Hold.filter(slot__day=day, expires_at__gt=as_utc(now))
                  .values_list("slot_id", flat=True))
-    return sum(max(capacity - taken - held[sid], 0) for sid, capacity, taken in rows)
+    return sum(places.free(capacity, taken, held[sid]) for sid, capacity, taken in rows)
 
 
 async def read_gauges(now: dt.datetime) -> Gauges:
     """Live holds, places free today and tomorrow, and the SMS outbox by kind and status."""
     today = now.date()
-    sms = await fast.rows(SMS_BY_KIND, [])
+    sms = await tallies.sms_by_kind()  # along the (status, kind) index alone: models/db/tallies.py
     return Gauges(
         live_holds=await Hold.filter(expires_at__gt=as_utc(now)).count(),
         places_free={"today": await _places_free(today, now),

@@ -32,6 +32,7 @@ from tortoise.expressions import Q, Subquery
 from tortoise.transactions import in_transaction
 
 from ..clock import TZ, as_utc
+from ..db import rewrites
 from ..db.tables import Booking, GroupMember, Hold, Link, LoginCode, Resident, SmsMessage
 from ..district import District
 from ..messaging import caps
@@ -110,34 +111,19 @@ def _region_only(id_masked: str) -> str:
     return id_masked[:6] + "*" * 12
 
 
-# One statement for a batch (executemany): an ORM update per person made a million take half an
-# hour. invited_at / reminded_at are set when empty, so that no invitation or reminder batch
-# picks an erased record (its phone is gone).
-ERASE_SQL = ("UPDATE resident SET name = ?, id_hash = ?, id_cipher = ?, id_masked = ?, "
-             "phone_hash = '', phone_cipher = ?, phone_masked = ?, invited_at = COALESCE(invited_at, ?), "
-             "reminded_at = COALESCE(reminded_at, ?) WHERE id = ?")
 FIELDS = ("id", "name", "id_masked", "second_dose_date")
-
-
-def _dialect_sql(conn, sql: str) -> str:
-    """? placeholders as the connection wants them ($1, $2 … on PostgreSQL)."""
-    if conn.capabilities.dialect != "postgres":
-        return sql
-    parts = sql.split("?")
-    return parts[0] + "".join(f"${n}{rest}" for n, rest in enumerate(parts[1:], 1))
 
 
 async def _erase_batch(erased_cipher: str, rows: list[dict], as_of: dt.date, conn) -> tuple[int, int]:
     """Erase these records and what points at them, in one transaction; (SMS, group rows)."""
     ids = [r["id"] for r in rows]
-    sqlite = conn.capabilities.dialect == "sqlite"
     now = as_utc(dt.datetime.combine(as_of, dt.time(), tzinfo=TZ))
-    when = now.isoformat(" ") if sqlite else now  # as Tortoise stores a datetime there
-    values = []
-    for r in rows:
-        values.append([mask_name(r["name"]), f"{MARK}{r['id']}", erased_cipher,
-                       _region_only(r["id_masked"]), erased_cipher, ERASED_PHONE, when, when, r["id"]])
-    await conn.execute_many(_dialect_sql(conn, ERASE_SQL), values)
+    # One statement for the batch (models/db/rewrites.py): an ORM update per person made a
+    # million take half an hour.
+    await rewrites.erase_residents(conn, [
+        dict(id=r["id"], name=mask_name(r["name"]), id_hash=f"{MARK}{r['id']}", id_cipher=erased_cipher,
+             id_masked=_region_only(r["id_masked"]), phone_cipher=erased_cipher, phone_masked=ERASED_PHONE)
+        for r in rows], now)
     messages = await SmsMessage.filter(resident_id__in=ids).using_db(conn).update(
         phone_cipher=erased_cipher, phone_masked=ERASED_PHONE, phone_hash="",
         body_cipher=erased_cipher, params_cipher="")

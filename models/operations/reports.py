@@ -39,10 +39,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from tortoise import connections
-
 from ..channel import REPORTED
 from ..clock import as_date
+from ..db import tallies
 from ..db.tables import Site
 from ..district import District
 from ..rules.tianhe import SUBDISTRICTS, normalise_subdistrict
@@ -130,30 +129,6 @@ async def choices() -> dict:
     return {"sites": sites, "subdistricts": SUBDISTRICTS}
 
 
-# ---- raw SQL, the same on SQLite and PostgreSQL
-
-
-def _conn():
-    return connections.get("default")
-
-
-def _is_postgres(conn) -> bool:
-    return conn.capabilities.dialect == "postgres"
-
-
-async def _rows(sql: str, params: list | None = None) -> list[dict]:
-    """Run a query written with ? placeholders; dates are passed as dates on PostgreSQL and as
-    YYYY-MM-DD text on SQLite (how Tortoise stores them there)."""
-    conn = _conn()
-    params = list(params or [])
-    if _is_postgres(conn):
-        parts = sql.split("?")
-        sql = parts[0] + "".join(f"${n}{rest}" for n, rest in enumerate(parts[1:], 1))
-    else:
-        params = [p.isoformat() if isinstance(p, dt.date) else p for p in params]
-    return await conn.execute_query_dict(sql, params)
-
-
 # ---- per site per day
 
 
@@ -185,37 +160,15 @@ class SiteDayReport:
     per_day: list[SiteDay] = field(default_factory=list)  # the district's (or filter's) days
 
 
-# Per window: its places (none when closed) and its bookings by status, each a count over the
-# booking index (slot_id, status); then summed per site and day.
-SITE_DAYS_SQL = """
-SELECT site_id, day, SUM(capacity) AS capacity, SUM(booked) AS booked,
-       SUM(checked_in) AS checked_in, SUM(no_shows) AS no_shows
-FROM (
-  SELECT s.site_id AS site_id, s.day AS day,
-         CASE WHEN s.closed_reason = '' THEN s.capacity ELSE 0 END AS capacity,
-         (SELECT COUNT(*) FROM booking b
-          WHERE b.slot_id = s.id AND b.status IN ('active', 'done', 'no_show')) AS booked,
-         (SELECT COUNT(*) FROM booking b WHERE b.slot_id = s.id AND b.status = 'done') AS checked_in,
-         (SELECT COUNT(*) FROM booking b WHERE b.slot_id = s.id AND b.status = 'no_show') AS no_shows
-  FROM slot s
-  WHERE s.day >= ? AND s.day <= ?{where}
-) w
-GROUP BY site_id, day
-"""
-
-
 async def _site_days(filters: Filters) -> list[SiteDay]:
-    where, params = "", [filters.from_day, filters.to_day]
-    if filters.site:
-        where, params = " AND s.site_id = ?", params + [filters.site.id]
-    if filters.subdistrict:  # with a site too: nothing unless the site is in that sub-district
-        where += " AND s.site_id IN (SELECT id FROM site WHERE subdistrict = ?)"
-        params = params + [filters.subdistrict]
     sites = {s["id"]: (s["code"], s["name"], s["subdistrict"])
              for s in await Site.all().values("id", "code", "name", "subdistrict")}
     days: dict = {}  # the day as the database gives it -> a date: a few dozen, parsed once each
     rows = []
-    for r in await _rows(SITE_DAYS_SQL.format(where=where), params):
+    # With a site and a sub-district: nothing unless the site is in that sub-district.
+    for r in await tallies.site_days(filters.from_day, filters.to_day,
+                                     site_id=filters.site.id if filters.site else None,
+                                     subdistrict=filters.subdistrict or None):
         raw = r["day"]
         day = days.get(raw) or days.setdefault(raw, as_date(raw))
         rows.append(SiteDay(day, *sites[r["site_id"]], int(r["capacity"] or 0), int(r["booked"] or 0),
@@ -278,30 +231,6 @@ async def site_day_csv(district: District, asked: Asked):
 # ---- the resident snapshot: per sub-district, and the completion rate
 
 
-RESIDENTS_SQL = """
-SELECT subdistrict, vaccine, first_dose_date AS day, COUNT(*) AS people,
-       COUNT(second_dose_date) AS given
-FROM resident
-GROUP BY subdistrict, vaccine, first_dose_date
-"""
-
-# CROSS JOIN: SQLite walks the active bookings and looks each person up (its planner otherwise
-# may start from the resident index and probe the bookings: twice as slow on a million).
-BOOKED_SQL = """
-SELECT r.subdistrict AS subdistrict, r.vaccine AS vaccine, r.first_dose_date AS day, COUNT(*) AS people
-FROM booking b CROSS JOIN resident r
-WHERE r.id = b.resident_id AND b.status = 'active' AND r.second_dose_date IS NULL
-GROUP BY r.subdistrict, r.vaccine, r.first_dose_date
-"""
-
-SECONDS_SQL = """
-SELECT subdistrict, second_dose_date AS day, COUNT(*) AS people
-FROM resident
-WHERE second_dose_date IS NOT NULL
-GROUP BY subdistrict, second_dose_date
-"""
-
-
 @dataclass(frozen=True)
 class Snapshot:
     """Residents counted in the database at `as_of`: (sub-district, product, first-dose day) ->
@@ -316,13 +245,13 @@ class Snapshot:
 async def take_snapshot(district: District) -> Snapshot:
     as_of = district.clock.now()
     cohorts: dict[tuple[str, str, dt.date], list[int]] = {}
-    for r in await _rows(RESIDENTS_SQL):
+    for r in await tallies.cohorts():
         cohorts[(r["subdistrict"], r["vaccine"], as_date(r["day"]))] = [int(r["people"]), int(r["given"]), 0]
-    for r in await _rows(BOOKED_SQL):
+    for r in await tallies.booked_cohorts():
         key = (r["subdistrict"], r["vaccine"], as_date(r["day"]))
         if key in cohorts:  # always, unless a resident moved between the two queries
             cohorts[key][2] = int(r["people"])
-    seconds = {(r["subdistrict"], as_date(r["day"])): int(r["people"]) for r in await _rows(SECONDS_SQL)}
+    seconds = {(r["subdistrict"], as_date(r["day"])): int(r["people"]) for r in await tallies.second_doses()}
     return Snapshot(as_of, cohorts, seconds)
 
 
@@ -542,35 +471,15 @@ class ChannelReport:
         return row.active / self.totals.active if self.totals.active else None
 
 
-# One GROUP BY over the bookings not cancelled; the window (its day, its site) and the person
-# (where they live) are joined only when a filter needs them.
-CHANNELS_SQL = """
-SELECT b.channel AS channel, b.status AS status, COUNT(*) AS bookings
-FROM booking b{joins}
-WHERE b.status IN ('active', 'done'){where}
-GROUP BY b.channel, b.status
-"""
-
-
 async def by_channel(district: District, asked: Asked) -> ChannelReport:
     """Active (and checked-in) bookings per channel; the date range, when given, picks bookings by
     the day of their window, the site by where it is, the sub-district by where the person lives."""
     filters = await _resolve(asked, default_days=None, max_days=None, today=district.clock.today(),
                              with_site=True)
-    joins, where, params = "", "", []
-    if filters.from_day or filters.to_day or filters.site:
-        joins += " JOIN slot s ON s.id = b.slot_id"
-        if filters.from_day:
-            where, params = where + " AND s.day >= ?", params + [filters.from_day]
-        if filters.to_day:
-            where, params = where + " AND s.day <= ?", params + [filters.to_day]
-        if filters.site:
-            where, params = where + " AND s.site_id = ?", params + [filters.site.id]
-    if filters.subdistrict:
-        joins += " JOIN resident r ON r.id = b.resident_id"
-        where, params = where + " AND r.subdistrict = ?", params + [filters.subdistrict]
     counts: dict[str, list[int]] = {c: [0, 0] for c in CHANNELS}
-    for r in await _rows(CHANNELS_SQL.format(joins=joins, where=where), params):
+    for r in await tallies.by_channel(filters.from_day, filters.to_day,
+                                      site_id=filters.site.id if filters.site else None,
+                                      subdistrict=filters.subdistrict or None):
         row = counts.setdefault(r["channel"], [0, 0])
         row[0 if r["status"] == "active" else 1] += int(r["bookings"])
     names = list(CHANNELS) + sorted(set(counts) - set(CHANNELS))

@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from cryptography.fernet import InvalidToken
-from tortoise import connections
 from tortoise.transactions import in_transaction
 
+from ..db import rewrites
 from ..people.pii import Vault
 
 BATCH = 1000
@@ -75,14 +75,6 @@ class RotationResult:
         return "; ".join(parts + [f"{self.mapped:,} log-in/cap phone hashes moved"])
 
 
-def _sql(conn, sql: str) -> str:
-    """? placeholders as the connection wants them ($1, $2 … on PostgreSQL)."""
-    if conn.capabilities.dialect != "postgres":
-        return sql
-    parts = sql.split("?")
-    return parts[0] + "".join(f"${n}{rest}" for n, rest in enumerate(parts[1:], 1))
-
-
 def _rotated_row(vault: Vault, table: Table, row: dict) -> dict | None:
     """The new values of a row still under an old key (its ciphers and hashes), or None."""
     ciphers = {c: row[c] for c in table.ciphers if row[c]}
@@ -105,14 +97,12 @@ def _rotated_row(vault: Vault, table: Table, row: dict) -> dict | None:
 
 async def _rotate_table(vault: Vault, table: Table, count: TableCount,
                         say: Callable[[str], None]) -> None:
-    conn = connections.get("default")
     columns = ["id", *table.ciphers, *table.hashes]
-    total = (await conn.execute_query(f"SELECT count(*) AS n FROM {table.name}"))[1][0]["n"]
-    select = _sql(conn, f"SELECT {', '.join(columns)} FROM {table.name} WHERE id > ? ORDER BY id LIMIT {BATCH}")
+    total = await rewrites.count_rows(table.name)
     last_id = 0
     while True:
         async with in_transaction() as tx:
-            rows = (await tx.execute_query(select, [last_id]))[1]
+            rows = await rewrites.rows_after(tx, table.name, columns, last_id, BATCH)
             if not rows:
                 break
             updates: dict[tuple[str, ...], list[list]] = {}
@@ -122,39 +112,24 @@ async def _rotate_table(vault: Vault, table: Table, count: TableCount,
                     names = tuple(sorted(new))
                     updates.setdefault(names, []).append([new[n] for n in names] + [row["id"]])
             for names, values in updates.items():
-                sets = ", ".join(f"{n} = ?" for n in names)
-                await tx.execute_many(_sql(tx, f"UPDATE {table.name} SET {sets} WHERE id = ?"), values)
+                await rewrites.update_by_id(tx, table.name, names, values)
                 count.rewritten += len(values)
         count.rows += len(rows)
         last_id = rows[-1]["id"]
         say(f"{table.name}: {count.rows:,} of {total:,} rows read, {count.rewritten:,} rewritten")
 
 
-async def _table_exists(name: str) -> bool:
-    conn = connections.get("default")
-    if conn.capabilities.dialect == "postgres":
-        sql = "SELECT 1 AS hit FROM pg_tables WHERE schemaname = current_schema() AND tablename = $1"
-    else:
-        sql = "SELECT 1 AS hit FROM sqlite_master WHERE type = 'table' AND name = ?"
-    return bool((await conn.execute_query(sql, [name]))[1])
-
-
 async def _map_phone_hashes(vault: Vault, now: dt.datetime) -> int:
     """Move the phone hashes of log-in codes and SMS caps from an old key's to the new key's,
     through the phones of the SMS sent in the last MAPPED_FROM_DAYS."""
-    tables = [(t, c) for t, c in PHONE_HASH_ONLY if await _table_exists(t)]
+    tables = [(t, c) for t, c in PHONE_HASH_ONLY if await rewrites.table_exists(t)]
     if not tables or not vault.rotating:
         return 0
-    conn = connections.get("default")
     since = now - dt.timedelta(days=MAPPED_FROM_DAYS)
-    sqlite = conn.capabilities.dialect == "sqlite"
-    rows = (await conn.execute_query(
-        _sql(conn, "SELECT DISTINCT phone_cipher FROM sms_message WHERE phone_hash <> '' AND created_at >= ?"),
-        [since.isoformat(" ") if sqlite else since]))[1]
     mapping: dict[str, str] = {}
-    for row in rows:
+    for cipher in await rewrites.phones_texted_since(since):
         try:
-            phone = vault.decrypt(row["phone_cipher"])
+            phone = vault.decrypt(cipher)
         except InvalidToken:
             continue
         new = vault.keyed_hash(phone)
@@ -165,10 +140,10 @@ async def _map_phone_hashes(vault: Vault, now: dt.datetime) -> int:
         return 0
     async with in_transaction() as tx:
         for table, column in tables:
-            found = (await tx.execute_query(f"SELECT DISTINCT {column} AS h FROM {table}"))[1]
-            pairs = [[mapping[r["h"]], r["h"]] for r in found if r["h"] in mapping]
+            found = await rewrites.distinct_values(tx, table, column)
+            pairs = [[mapping[h], h] for h in found if h in mapping]
             if pairs:
-                await tx.execute_many(_sql(tx, f"UPDATE {table} SET {column} = ? WHERE {column} = ?"), pairs)
+                await rewrites.replace_values(tx, table, column, pairs)
                 moved += len(pairs)
     return moved
 
