@@ -121,6 +121,31 @@ async def test_cancel_gives_the_place_back_and_allows_booking_again(db, district
     assert created and again.id != booking.id
 
 
+async def test_cancel_of_a_booking_read_before_it_moved_gives_back_the_place_it_is_on(db, district):
+    # Another tab moved it meanwhile: the place freed is the new window's, never the old one's.
+    site, resident, slot, window = await _setup(district)
+    other = await make_slot(site, dt.date(2021, 7, 3))
+    booking, _ = await book(district, resident, slot.id, window=window)
+    read_before = await Booking.get(id=booking.id)
+    await move(district, booking, other.id, window=window)
+    assert await cancel(district, read_before)
+    assert (await Booking.get(id=booking.id)).status == Booking.CANCELLED
+    assert [(await Slot.get(id=s.id)).booked for s in (slot, other)] == [0, 0]
+    assert await SmsMessage.filter(resident=resident, kind="cancel").count() == 1
+
+
+async def test_closure_cancel_of_a_booking_moved_meanwhile_writes_nothing(db, district):
+    site, resident, slot, window = await _setup(district)
+    other = await make_slot(site, dt.date(2021, 7, 3))
+    booking, _ = await book(district, resident, slot.id, window=window)
+    read_before = await Booking.get(id=booking.id).select_related("resident")
+    await move(district, booking, other.id, window=window)
+    assert not await service.cancel_off_closed(district, read_before, slot.day)
+    assert (await Booking.get(id=booking.id)).status == Booking.ACTIVE
+    assert (await Slot.get(id=other.id)).booked == 1
+    assert not await SmsMessage.filter(resident=resident, kind="closure_cancel").exists()
+
+
 async def test_database_refuses_a_second_active_booking(db, district):
     site, resident, slot, window = await _setup(district)
     await book(district, resident, slot.id, window=window)
