@@ -20,6 +20,7 @@ from typing import Callable
 
 from ..booking import service
 from ..clock import as_utc
+from ..db import places as place_rules
 from ..db.tables import Booking, Hold, Site, Slot
 from ..district import District
 from ..messaging import wording
@@ -206,7 +207,7 @@ async def _live_holds(slots: list[Slot], now: dt.datetime) -> Counter:
 
 def _free(slot: Slot, holds: Counter) -> int:
     """Free places as the engine sees them when it takes one: expired holds are swept first."""
-    return max(slot.capacity - slot.booked - holds[slot.id], 0)
+    return place_rules.free(slot.capacity, slot.booked, holds[slot.id])
 
 
 async def choices(c: Closure, *, now: dt.datetime) -> list[Choice]:
