@@ -98,7 +98,7 @@ def test_load_settings_says_when_the_key_was_generated(tmp_path, monkeypatch):
     from web import settings
 
     monkeypatch.setattr(settings, "DATA_DIR", tmp_path)
-    monkeypatch.setattr(settings, "_read_dotenv", lambda path: {})
+    monkeypatch.setattr(settings, "ROOT", tmp_path)  # no .env of the checkout is read
     monkeypatch.delenv("SECRET_KEY", raising=False)
     assert settings.load_settings().secret_key_generated
     monkeypatch.setenv("SECRET_KEY", GOOD_SECRET)
