@@ -246,6 +246,7 @@ async def cmd_invite(settings: Settings, district: District, args) -> int:
 
 
 async def cmd_send_sms(settings: Settings, district: District, args) -> int:
+    from models.booking import waitlist
     from models.messaging.delivery import GatewayRate, run_sender
     from models.messaging.gateways import get_backend
     from web.settings import sms_config
@@ -261,7 +262,8 @@ async def cmd_send_sms(settings: Settings, district: District, args) -> int:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
     try:
         await run_sender(district.vault, backend, config, district.clock, once=args.once, rate=rate,
-                         say=lambda line: print(line, flush=True))
+                         say=lambda line: print(line, flush=True),
+                         each_round=lambda: waitlist.sweep(district))
     except asyncio.CancelledError:
         print("stopped", file=sys.stderr)
     return OK

@@ -21,13 +21,14 @@ class Channel(StrEnum):
     CLINIC_DESK = "clinic_desk"  # a clinic account, at a community health centre's desk
     GROUP = "group"  # a residents' committee's list, /group
     HANDOFF = "handoff"  # the city health platform (广州健康通)
+    WAITLIST = "waitlist"  # a waiting-list offer's link, /o/… (models/booking/waitlist.py)
     DEMO = "demo"  # the demo data set (`run.py demo`)
 
 
 # Channels a person may reach without a personal link of their own: their booking's SMS carries a
 # new one.
 LINKLESS = frozenset({Channel.CALLCENTRE, Channel.PHONE, Channel.GROUP, Channel.FAMILY_DOCTOR,
-                      Channel.CLINIC_DESK, Channel.HANDOFF})
+                      Channel.CLINIC_DESK, Channel.HANDOFF, Channel.WAITLIST})
 
 # Every channel a resident or an agent books through: a row each in the channel report, even at 0.
 REPORTED = tuple(c for c in Channel if c is not Channel.DEMO)

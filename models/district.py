@@ -24,3 +24,8 @@ class District:
     verify_max_failures: int = 5  # wrong ID numbers before a personal link locks
     verify_lock_minutes: int = 30
     sms_caps: SmsCaps = field(default_factory=SmsCaps)  # SMS asked for on demand, per number
+    # The waiting list (models/booking/waitlist.py): how long an offer holds a freed place, a
+    # place for the same day, and the quiet hours (no offer SMS between; None: any time).
+    offer_minutes: int = 120
+    same_day_offer_minutes: int = 45
+    quiet_hours: tuple[str, str] | None = ("21:30", "08:00")

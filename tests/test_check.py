@@ -41,7 +41,7 @@ async def test_a_booked_count_that_disagrees_is_an_error(db, district):
 async def test_a_held_count_without_holds_is_an_error(db, district):
     _, _, slot, _ = await _booked(district)
     await Slot.filter(id=slot.id).update(held=1)
-    assert "held = 1, holds = 0" in (await check_database(district.rules)).errors[0]
+    assert "held = 1, holds and open offers = 0" in (await check_database(district.rules)).errors[0]
 
 
 async def test_a_rule_change_keeps_bookings_and_reports_them(db, district):

@@ -150,6 +150,13 @@ def every_message(resident: Resident, link: str):
     for level in ("medium", "high"):
         yield wording.risk_cancel(resident, "TCJK-JHYT", subdistrict=max(SUBDISTRICTS, key=len), level=level)
     yield wording.login_code("123456", resident.lang)
+    # A waiting-list offer, held until another day than the window's: its link is what it is for,
+    # and with the longest BASE_URL accepted it takes three parts; with a district's real
+    # address (GOV_LINK), two.
+    for site in SITE_NAMES:
+        yield wording.offer(resident, LONGEST_DAY, "14:00", "15:00", site, GOV_LINK,
+                            dt.datetime(2021, 12, 30, 23, 59, tzinfo=dt.timezone(dt.timedelta(hours=8))))
+    yield wording.off_list(resident)
 
 
 @pytest.mark.parametrize("lang", wording.LANGS)

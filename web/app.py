@@ -12,7 +12,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from models.booking import engine
+from models.booking import engine, waitlist
 from models.clock import SystemClock
 from models.db.setup import close_db, init_db, ping
 from models.district import District
@@ -46,11 +46,13 @@ class CachedStatic(StaticFiles):
 
 
 async def sweep_holds_forever(district: District, every: float = 30) -> None:
-    """Give back the places of expired holds, so availability pages count them free again."""
+    """Give back the places of expired holds and waiting-list offers (to the list first), so
+    availability pages count them free again."""
     while True:
         await asyncio.sleep(every)
         try:
-            await engine.sweep_expired_holds(district.clock.now())
+            await engine.sweep_expired_holds(district.clock.now(), waitlist.offerer(district))
+            await waitlist.sweep(district)  # offers run out: each place to the next person
         except Exception:  # the next round tries again; a sweep is never urgent
             log.exception("sweeping expired holds failed")
 

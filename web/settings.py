@@ -7,6 +7,8 @@ configuration tables of README.md and docs/data-formats.md are tested against th
 (tests/test_docs.py)."""
 from __future__ import annotations
 
+import re
+
 import ipaddress
 import os
 import secrets
@@ -86,6 +88,23 @@ def _partners(name: str, text: str | None, default):
     return parse_partners(text or "")
 
 
+def _quiet_hours(name: str, text: str | None, default):
+    """"21:30-08:00" (no offer SMS from the first time to the second); "off" or "" for none."""
+    text = (text or "").strip()
+    if text.lower() in ("off", "none", "no", "0") or (text == "" and default is None):
+        return None
+    if not text:
+        return default
+    parts = [part.strip() for part in text.split("-")]
+    if len(parts) != 2 or not all(re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", part) for part in parts) \
+            or parts[0] == parts[1]:
+        raise ValueError(f"{name}: {text!r} is not two times like 21:30-08:00 (or off)")
+    return parts[0], parts[1]
+
+
+_quiet_hours.bounds = "HH:MM-HH:MM or off"
+
+
 def _number(kind=int, *, zero: bool = False):
     """A count (int) or seconds (float): more than 0, or 0 too with `zero`; blank: the default."""
 
@@ -155,6 +174,13 @@ class Settings:
     verify_lock_minutes: int = 30
     booking_lead_days: int = 7
     hold_minutes: int = 5
+    # The waiting list (models/booking/waitlist.py): how long an offer holds a freed place for
+    # the person it is sent to; a place for the same day (a site's leftover doses): shorter; no
+    # offer SMS in the quiet hours (a place freed then is held and offered when they end).
+    offer_minutes: int = setting("OFFER_MINUTES", 120, _number())
+    same_day_offer_minutes: int = setting("SAME_DAY_OFFER_MINUTES", 45, _number())
+    quiet_hours: tuple[str, str] | None = setting("QUIET_HOURS", ("21:30", "08:00"), _quiet_hours,
+                                                  shown="21:30-08:00")
     # `run.py purge`: personal data is erased this many days after a window closed without a
     # second dose (models/operations/purge.py; a given second dose: from the next day).
     purge_after_days: int = setting("PURGE_AFTER_DAYS", 30, _number(zero=True))
@@ -327,6 +353,9 @@ def build_district(settings: Settings, *, clock: SystemClock | None = None) -> D
         verify_max_failures=settings.verify_max_failures,
         verify_lock_minutes=settings.verify_lock_minutes,
         sms_caps=SmsCaps(per_hour=settings.sms_on_demand_per_hour, per_day=settings.sms_on_demand_per_day),
+        offer_minutes=settings.offer_minutes,
+        same_day_offer_minutes=settings.same_day_offer_minutes,
+        quiet_hours=settings.quiet_hours,
     )
 
 

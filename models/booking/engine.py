@@ -36,6 +36,8 @@ from ..people.residents import active_booking
 from ..retry import retrying
 from ..rules.eligibility import Refusal, Refused
 from ..rules.interval import Window
+from . import offers as waitlist
+from .offers import Offerer
 
 class Notice:
     """What a booking made, moved or cancelled tells the person: `rows(booking, slot)` (slot: the
@@ -74,21 +76,24 @@ async def bookable_slot(slot_id: int, window: Window, now: dt.datetime) -> Slot:
 
 
 async def hold(resident: Resident, slot_id: int, *, window: Window, now: dt.datetime,
-               minutes: int) -> Hold:
-    """Keep a place on the slot for the resident for a few minutes (one hold per person)."""
+               minutes: int, offers: Offerer | None = None) -> Hold:
+    """Keep a place on the slot for the resident for a few minutes (one hold per person). A
+    place given back on the way (their hold elsewhere, holds run out) goes to the waiting list
+    (`offers`)."""
     await bookable_slot(slot_id, window, now)
     until = as_utc(now) + dt.timedelta(minutes=minutes)
-    hold_id = await retrying(lambda: unit.run(_hold_work(resident.id, slot_id, as_utc(now), until)))
+    hold_id = await retrying(lambda: unit.run(_hold_work(resident.id, slot_id, as_utc(now), until, offers)))
     held = Hold(id=hold_id, slot_id=slot_id, resident_id=resident.id, expires_at=until)
     held._saved_in_db = True
     return held
 
 
-def _hold_work(resident_id: int, slot_id: int, now: dt.datetime, until: dt.datetime):
+def _hold_work(resident_id: int, slot_id: int, now: dt.datetime, until: dt.datetime,
+               offers: Offerer | None):
     """hold()'s transaction (models/db/unit.py): the id of the resident's hold on the slot."""
     yield from lock_slots(slot_id, holder=resident_id)
-    yield from _sweep_work(slot_id, now)
-    mine = yield from _release_work(resident_id, except_slot=slot_id)
+    yield from _sweep_work(slot_id, now, offers)
+    mine = yield from _release_work(resident_id, now, offers, except_slot=slot_id)
     if mine:  # already holding this slot: keep it a little longer
         yield unit.Count('UPDATE "hold" SET expires_at = ? WHERE id = ?', [until, mine])
         return mine
@@ -106,23 +111,26 @@ def lock_slots(*slot_ids: int | None, holder: int | None = None):
     IMMEDIATE: nothing is asked."""
     if dialect.is_sqlite(fast.db()):
         return
-    if holder is not None:
+    if holder is not None:  # their hold and their waiting-list offers: given back or taken
         held = yield unit.Rows('SELECT slot_id FROM "hold" WHERE resident_id = ?', [holder])
-        slot_ids = (*slot_ids, *(row[0] for row in held))
+        offered = yield from waitlist.offered_slots(holder)
+        slot_ids = (*slot_ids, *(row[0] for row in held), *offered)
     for slot_id in sorted({i for i in slot_ids if i}):
         yield unit.Rows('SELECT id FROM "slot" WHERE id = ? FOR UPDATE', [slot_id])
 
 
-def _sweep_work(slot_id: int, now: dt.datetime):
-    """Give back the places of this slot's expired holds."""
+def _sweep_work(slot_id: int, now: dt.datetime, offers: Offerer | None):
+    """Give back the places of this slot's expired holds: to the waiting list first."""
     gone = yield unit.Count('DELETE FROM "hold" WHERE slot_id = ? AND expires_at <= ?', [slot_id, now])
     if gone:
         yield unit.Count('UPDATE "slot" SET held = held - ? WHERE id = ?', [gone, slot_id])
+        yield from waitlist.pass_on(slot_id, now, offers)
 
 
-def _release_work(resident_id: int, *, except_slot: int | None = None):
-    """Drop the resident's hold (if any, and not on except_slot), giving its place back; the id of
-    the hold when it is on except_slot and so kept."""
+def _release_work(resident_id: int, now: dt.datetime, offers: Offerer | None, *,
+                  except_slot: int | None = None):
+    """Drop the resident's hold (if any, and not on except_slot), giving its place back (to the
+    waiting list first); the id of the hold when it is on except_slot and so kept."""
     found = yield unit.Rows('SELECT id, slot_id FROM "hold" WHERE resident_id = ?', [resident_id])
     if not found:
         return None
@@ -131,19 +139,23 @@ def _release_work(resident_id: int, *, except_slot: int | None = None):
         return hold_id
     if (yield unit.Count('DELETE FROM "hold" WHERE id = ?', [hold_id])):
         yield unit.Count('UPDATE "slot" SET held = held - 1 WHERE id = ?', [held_slot])
+        yield from waitlist.pass_on(held_slot, now, offers)
     return None
 
 
-def _take_place_work(resident_id: int, slot_id: int, now: dt.datetime):
-    """The resident's live hold on the slot becomes a booked place, or a free place is taken
-    (Refused FULL when there is none)."""
+def _take_place_work(resident_id: int, slot_id: int, now: dt.datetime, offers: Offerer | None):
+    """The resident's live waiting-list offer or hold on the slot becomes a booked place, or a
+    free place is taken (Refused FULL when there is none)."""
+    if (yield from waitlist.take(resident_id, slot_id, now)):
+        yield from _release_work(resident_id, now, offers)
+        return
     converted = yield unit.Count('DELETE FROM "hold" WHERE resident_id = ? AND slot_id = ? AND expires_at > ?',
                                  [resident_id, slot_id, now])
     if converted:
         yield unit.Count('UPDATE "slot" SET held = held - 1, booked = booked + 1 WHERE id = ?', [slot_id])
         return
-    yield from _release_work(resident_id)
-    yield from _sweep_work(slot_id, now)
+    yield from _release_work(resident_id, now, offers)
+    yield from _sweep_work(slot_id, now, offers)
     taken = yield unit.Count(f'UPDATE "slot" SET booked = booked + 1 WHERE id = ? AND {HAS_ROOM}', [slot_id])
     if taken != 1:
         raise Refused(Refusal.FULL)
@@ -155,20 +167,22 @@ async def live_hold(resident_id: int, now: dt.datetime) -> Hold | None:
     return held if held and held.expires_at > as_utc(now) else None
 
 
-async def sweep_expired_holds(now: dt.datetime) -> int:
-    """Give back the places of every expired hold; return how many slots had some."""
+async def sweep_expired_holds(now: dt.datetime, offers: Offerer | None = None) -> int:
+    """Give back the places of every expired hold (to the waiting list first); return how many
+    slots had some."""
     slot_ids = await Hold.filter(expires_at__lte=as_utc(now)).distinct().values_list(
         "slot_id", flat=True)
     for slot_id in slot_ids:
-        await unit.run(_sweep_work(slot_id, as_utc(now)))
+        await retrying(lambda: unit.run(_sweep_work(slot_id, as_utc(now), offers)))
     return len(slot_ids)
 
 
 async def book(
     resident: Resident, slot_id: int, *, window: Window, now: dt.datetime, notice: Notice,
-    request_key: str | None = None, channel: str = Channel.SMS,
+    request_key: str | None = None, channel: str = Channel.SMS, offers: Offerer | None = None,
 ) -> tuple[Booking, bool]:
-    """Book the slot for the resident; return (booking, created). Repeats return the same booking."""
+    """Book the slot for the resident; return (booking, created). Repeats return the same booking.
+    The booking ends their place on the waiting list; an offer they leave unused goes on."""
     if request_key:
         again = await fast.one(Booking, request_key=request_key, resident_id=resident.id)
         if again and again.status == Booking.ACTIVE:
@@ -185,7 +199,7 @@ async def book(
                           status=Booking.ACTIVE, request_key=request_key, channel=channel)
         booking.slot = slot
         # The SMS and link rows (encryption included) worked out here, before the write lock.
-        return unit.run(_book_work(booking, as_utc(now), notice, notice.rows(booking, slot)))
+        return unit.run(_book_work(booking, as_utc(now), notice, notice.rows(booking, slot), offers))
 
     try:
         booking = await retrying(transaction)
@@ -199,11 +213,12 @@ async def book(
 
 
 def _book_work(booking: Booking, now: dt.datetime, notice: Notice,
-               notice_rows: list[tuple[type, dict]]):
+               notice_rows: list[tuple[type, dict]], offers: Offerer | None):
     """book()'s transaction (models/db/unit.py): the place taken, the booking written (a new code
     if its random one is taken: 5 tries), and the notice's rows (SMS, link) with it."""
     yield from lock_slots(booking.slot_id, holder=booking.resident_id)
-    yield from _take_place_work(booking.resident_id, booking.slot_id, now)
+    yield from _take_place_work(booking.resident_id, booking.slot_id, now, offers)
+    yield from waitlist.booked(booking.resident_id, now, offers)
     for _ in range(4):
         if not (yield unit.Rows('SELECT 1 FROM "booking" WHERE code = ?', [booking.code])):
             break
@@ -222,23 +237,24 @@ def _book_work(booking: Booking, now: dt.datetime, notice: Notice,
 
 
 async def move(booking: Booking, new_slot_id: int, *, window: Window, now: dt.datetime,
-               notice: Notice) -> Booking:
-    """Move an active booking to another slot: the new place is taken and the old freed together."""
+               notice: Notice, offers: Offerer | None = None) -> Booking:
+    """Move an active booking to another slot: the new place is taken and the old freed together
+    (offered to the waiting list in the same transaction)."""
     if booking.slot_id == new_slot_id:
         return booking
     new_slot = await bookable_slot(new_slot_id, window, now)
     notice_rows = notice.rows(booking, new_slot)  # before the write lock, as book() does
-    await retrying(lambda: unit.run(_move_work(booking, new_slot_id, as_utc(now), notice_rows)))
+    await retrying(lambda: unit.run(_move_work(booking, new_slot_id, as_utc(now), notice_rows, offers)))
     booking.slot_id = new_slot_id
     return await Booking.get(id=booking.id).select_related("slot__site")
 
 
 def _move_work(booking: Booking, new_slot_id: int, now: dt.datetime,
-               notice_rows: list[tuple[type, dict]]):
+               notice_rows: list[tuple[type, dict]], offers: Offerer | None):
     """move()'s transaction (models/db/unit.py)."""
     old_slot_id = booking.slot_id
     yield from lock_slots(new_slot_id, old_slot_id, holder=booking.resident_id)
-    yield from _take_place_work(booking.resident_id, new_slot_id, now)
+    yield from _take_place_work(booking.resident_id, new_slot_id, now, offers)
     moved = yield unit.Count('UPDATE "booking" SET slot_id = ? WHERE id = ? AND status = ? AND slot_id = ?',
                              [new_slot_id, booking.id, Booking.ACTIVE, old_slot_id])
     if moved != 1:
@@ -246,18 +262,22 @@ def _move_work(booking: Booking, new_slot_id: int, now: dt.datetime,
     yield unit.Count('UPDATE "slot" SET booked = booked - 1 WHERE id = ?', [old_slot_id])
     for model, row in notice_rows:
         yield unit.insert(model, row)
+    yield from waitlist.pass_on(old_slot_id, now, offers)
 
 
-async def cancel(booking: Booking, *, notice: Notice, only_on_its_slot: bool = False) -> bool:
-    """Cancel an active booking and give its place back; False when it was not active any more
-    (or, `only_on_its_slot`, when it was moved off `booking.slot_id` meanwhile)."""
+async def cancel(booking: Booking, *, notice: Notice, only_on_its_slot: bool = False,
+                 now: dt.datetime | None = None, offers: Offerer | None = None) -> bool:
+    """Cancel an active booking and give its place back (offered to the waiting list in the same
+    transaction); False when it was not active any more (or, `only_on_its_slot`, when it was
+    moved off `booking.slot_id` meanwhile)."""
     notice_rows = notice.rows(booking, None)  # before the write lock, as book() does
+    when = as_utc(now or timezone.now())
     return await retrying(lambda: unit.run(_cancel_work(booking.id, booking.slot_id, notice_rows,
-                                                        only_on_its_slot)))
+                                                        only_on_its_slot, when, offers)))
 
 
 def _cancel_work(booking_id: int, slot_id: int, notice_rows: list[tuple[type, dict]],
-                 only_there: bool):
+                 only_there: bool, now: dt.datetime, offers: Offerer | None):
     """cancel()'s transaction (models/db/unit.py): the booking cancelled on the slot it is on (its
     row locked first, as every unit locks the slots it changes), the place given back."""
     for _ in range(3):  # moved meanwhile (PostgreSQL): lock the slot it is on now, and again
@@ -269,6 +289,7 @@ def _cancel_work(booking_id: int, slot_id: int, notice_rows: list[tuple[type, di
             yield unit.Count('UPDATE "slot" SET booked = booked - 1 WHERE id = ?', [slot_id])
             for model, row in notice_rows:
                 yield unit.insert(model, row)
+            yield from waitlist.pass_on(slot_id, now, offers)
             return True
         if only_there:
             return False

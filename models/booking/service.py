@@ -23,7 +23,7 @@ from ..people.pii import mask_name
 from ..people.residents import active_booking, birth_date_of, is_restricted
 from ..rules.eligibility import Refusal, Refused, needs_companion, refusal
 from ..rules.interval import Window
-from . import availability, engine
+from . import availability, engine, waitlist
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,8 @@ async def stand(district: District, resident: Resident, now: dt.datetime | None 
         today=now.date(),
     )
     if (why is None and not await availability.any_free(window, now)
-            and await engine.live_hold(resident.id, now) is None):  # their own held place counts
+            and await engine.live_hold(resident.id, now) is None  # their own held place counts
+            and not await waitlist.has_open_offer(resident.id, now)):  # and one offered them
         why = Refusal.NO_ROOM
     return Standing(resident, now, window, booking, why, birth_date_of(district.vault, resident), restricted)
 
@@ -116,7 +117,7 @@ async def choose(district: District, standing: Standing, slot_id: int) -> Hold:
     """Hold the chosen window for a few minutes while the person checks their answers."""
     _may_choose(standing)
     return await engine.hold(standing.resident, slot_id, window=standing.window, now=standing.now,
-                             minutes=district.hold_minutes)
+                             minutes=district.hold_minutes, offers=waitlist.offerer(district))
 
 
 async def current_hold(standing: Standing, slot_id: int) -> Hold | None:
@@ -175,14 +176,16 @@ async def confirm(district: District, standing: Standing, slot_id: int, *,
     if current is None or repeat:
         booking, created = await engine.book(
             resident, slot_id, window=standing.window, now=standing.now, request_key=request_key,
-            channel=channel, notice=_notice(district, resident, "confirm", channel))
+            channel=channel, notice=_notice(district, resident, "confirm", channel),
+            offers=waitlist.offerer(district))
         if created:
             metrics.booked(channel)
         return Placed(booking, "book", created)
     if current.slot_id == slot_id:
         return Placed(current, "move", False)
     moved = await engine.move(current, slot_id, window=standing.window, now=standing.now,
-                              notice=_notice(district, resident, "move", channel))
+                              notice=_notice(district, resident, "move", channel),
+                              offers=waitlist.offerer(district))
     metrics.moved(channel)
     return Placed(moved, "move", True)
 
@@ -194,7 +197,8 @@ async def cancel(district: District, resident_id: int, booking_id: int, *,
     found = await Booking.get_or_none(id=booking_id, resident_id=resident_id).select_related("resident")
     if found is None:
         return None, False
-    done = await engine.cancel(found, notice=_notice(district, found.resident, "cancel"))
+    done = await engine.cancel(found, notice=_notice(district, found.resident, "cancel"),
+                               now=district.clock.now(), offers=waitlist.offerer(district))
     if done:
         metrics.cancelled(channel or found.channel)
     return found, done
@@ -212,7 +216,8 @@ async def cancel_because(district: District, resident_id: int, booking_id: int, 
         return [(SmsMessage, {**message_values(district.vault, found.resident, sms(found.resident, booking),
                                                kind=kind), "resident_id": found.resident_id})]
 
-    done = await engine.cancel(found, notice=engine.Notice(rows))
+    done = await engine.cancel(found, notice=engine.Notice(rows), now=district.clock.now(),
+                               offers=waitlist.offerer(district))
     if done:
         metrics.cancelled("district")
     return found, done
@@ -233,7 +238,8 @@ async def move_off_closed(district: District, booking: Booking, slot_id: int) ->
                               "resident_id": resident.id})]
 
     notify = engine.Notice(rows)
-    moved = await engine.move(booking, slot_id, window=window, now=district.clock.now(), notice=notify)
+    moved = await engine.move(booking, slot_id, window=window, now=district.clock.now(), notice=notify,
+                              offers=waitlist.offerer(district))
     metrics.moved("district")
     return moved
 
@@ -254,7 +260,23 @@ async def cancel_off_closed(district: District, booking: Booking, closed_day: dt
                               "resident_id": resident.id})]
 
     # Moved by another run meanwhile (active, but not on this window): nothing written.
-    done = await engine.cancel(booking, notice=engine.Notice(rows), only_on_its_slot=True)
+    done = await engine.cancel(booking, notice=engine.Notice(rows), only_on_its_slot=True,
+                               now=now, offers=waitlist.offerer(district))
     if done:
         metrics.cancelled("district")
     return done
+
+
+async def confirm_offer(district: District, offer_id: int, *, request_key: str | None) -> Placed:
+    """Take a waiting-list offer: the offered window booked like any confirmation (the engine
+    turns the offer's held place into the booking). Refused GONE when the offer is not open any
+    more (taken, declined, run out); the journey's own reasons otherwise."""
+    offer = await waitlist.offer_by_id(offer_id)
+    if offer is None:
+        raise Refused(Refusal.GONE)
+    standing = await stand(district, offer.resident)
+    repeat = standing.booking is not None and request_key and standing.booking.request_key == request_key
+    if not repeat and not waitlist.is_open(offer, standing.now):
+        raise Refused(Refusal.GONE, standing.booking)
+    return await confirm(district, standing, offer.slot_id, request_key=request_key,
+                         channel=Channel.WAITLIST, chosen=offer.slot_id)

@@ -439,3 +439,70 @@ class RateCounter(Model, metaclass=_Table):
     class Meta:
         table = "rate_counter"
         unique_together = (("key", "period"),)
+
+
+class WaitlistEntry(Model, metaclass=_Table):
+    """A person on the waiting list (models/booking/waitlist.py): what they would accept, and
+    where they stand. One row per person: joining again changes the choice. The list's order
+    (README, "The waiting list"): whose interval ends soonest (`due_by`), then people aged 70 or
+    more (`senior`), then the earliest to join (`joined_at`)."""
+
+    WAITING = "waiting"  # on the list, no offer open
+    OFFERED = "offered"  # an offer holds a place for them (one at a time)
+    BOOKED = "booked"  # booked by any channel: off the list
+    LEFT = "left"  # took themselves off (or a member of staff did for them)
+    REMOVED = "removed"  # three offers let expire: off the list, told by SMS how to rejoin
+    ACTIVE = (WAITING, OFFERED)
+
+    id = fields.IntField(primary_key=True)
+    resident = fields.OneToOneField("models.Resident", related_name="waitlist")
+    status = fields.CharField(max_length=10, default=WAITING)
+    scope = fields.CharField(max_length=12, default="site")  # site | subdistrict | any
+    site = fields.ForeignKeyField("models.Site", related_name="waitlist")  # their first-dose site
+    subdistrict = fields.CharField(max_length=50, default="")  # that site's sub-district
+    days = fields.CharField(max_length=10, default="any")  # any | weekdays | weekends
+    part = fields.CharField(max_length=10, default="any")  # any | morning | afternoon
+    first_day = fields.DateField()  # the first day their second dose may be given
+    due_by = fields.DateField()  # the last day of their interval (order: soonest first)
+    senior = fields.BooleanField(default=False)  # 70 or more on joining (rule 8)
+    joined_at = fields.DatetimeField()
+    expired_offers = fields.SmallIntField(default=0)  # offers let run out since joining
+    callback = fields.BooleanField(default=False)  # no mobile phone: an agent calls with offers
+    channel = fields.CharField(max_length=20, default="sms")  # how they joined
+    added_by = fields.ForeignKeyField("models.StaffUser", related_name="waitlist_added", null=True,
+                                      on_delete=fields.SET_NULL)
+    ended_at = fields.DatetimeField(null=True)  # booked, left or removed
+
+    class Meta:
+        table = "waitlist_entry"
+        indexes = (("status", "due_by", "senior", "joined_at"),)
+
+
+class WaitlistOffer(Model, metaclass=_Table):
+    """A freed place held for the next person on the list until `expires_at`: counted in the
+    slot's `held` while `open`, like a hold. Its personal link (/o/…) keeps only the token's
+    hash; its SMS is queued in the transaction that made it, to go at `sends_at` (quiet hours)."""
+
+    OPEN = "open"
+    TAKEN = "taken"  # booked (through the offer's page or any channel)
+    DECLINED = "declined"  # "not for me"
+    EXPIRED = "expired"  # not answered in time
+    WITHDRAWN = "withdrawn"  # the person booked elsewhere, left the list, or the window closed
+    STATUSES = (OPEN, TAKEN, DECLINED, EXPIRED, WITHDRAWN)
+
+    id = fields.IntField(primary_key=True)
+    entry = fields.ForeignKeyField("models.WaitlistEntry", related_name="offers")
+    resident = fields.ForeignKeyField("models.Resident", related_name="offers")
+    slot = fields.ForeignKeyField("models.Slot", related_name="offers")
+    token_hash = fields.CharField(max_length=64, unique=True)
+    status = fields.CharField(max_length=10, default=OPEN)
+    same_day = fields.BooleanField(default=False)  # a place for today: the shorter hold
+    callback = fields.BooleanField(default=False)  # for an agent to phone, no SMS
+    created_at = fields.DatetimeField()
+    sends_at = fields.DatetimeField()  # the SMS goes then (08:00 for a place freed at night)
+    expires_at = fields.DatetimeField()
+    answered_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "waitlist_offer"
+        indexes = (("status", "expires_at"), ("resident_id", "status"), ("slot_id", "status"))

@@ -98,17 +98,25 @@ async def run(work: "Work[T]", using_db=None) -> T:
     if dialect.is_sqlite(client):
         return await _group(client).run(work)
     async with in_transaction() as conn:
-        answer = None
-        while True:
-            try:
-                step = work.send(answer)
-            except StopIteration as done:
-                return done.value
-            sql = dialect.numbered(step.sql)
-            if isinstance(step, Rows):
-                answer = [tuple(row.values()) for row in await conn.execute_query_dict(sql, step.params)]
-            else:
-                answer = (await conn.execute_query(sql, step.params))[0]
+        return await run_on(conn, work)
+
+
+async def run_on(conn, work: "Work[T]") -> T:
+    """Run `work` statement by statement on `conn`, inside the transaction the caller has open
+    there (PostgreSQL's way for every unit; on SQLite, a unit that belongs to a larger Tortoise
+    transaction: a capacity raise and the offers of its new places)."""
+    numbered = not dialect.is_sqlite(conn)
+    answer = None
+    while True:
+        try:
+            step = work.send(answer)
+        except StopIteration as done:
+            return done.value
+        sql = dialect.numbered(step.sql) if numbered else step.sql
+        if isinstance(step, Rows):
+            answer = [tuple(row.values()) for row in await conn.execute_query_dict(sql, step.params)]
+        else:
+            answer = (await conn.execute_query(sql, step.params))[0]
 
 
 class GroupCommit:

@@ -269,14 +269,22 @@ async def resend_failed(ids: list[int] | None = None) -> int:
 
 async def run_sender(vault: Vault, backend, config: SmsConfig, clock, *, once: bool = False, rate=None,
                      batch: int = 200, idle_seconds: float = 1.0, receipts_every: float = 60.0,
-                     say=print) -> None:
+                     say=print, each_round=None) -> None:
     """The sender as a service: deliver what is due, poll receipts every minute, forever.
 
     `once`: deliver everything due now (not what waits for a retry), read receipts, return.
+    `each_round`: awaited before each round's sending (run.py: waiting-list offers that ran out
+    are passed on, so the next person's offer goes in the same round); its count is said.
     """
     rate = rate or Unlimited()
     last_receipts = None
     while True:
+        if each_round is not None:
+            try:
+                if swept := await each_round():
+                    say(f"waiting list: {swept} offers ran out, passed on")
+            except Exception:  # sending must go on; the next round tries again
+                log.exception("the waiting list's sweep failed")
         now = clock.utc()
         report = await send_due(vault, backend, config, now=now, batch=batch, rate=rate)
         if report.sent or report.retrying or report.failed or report.delayed or report.expired:

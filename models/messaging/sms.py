@@ -16,6 +16,7 @@ PRIORITY = {
     "confirm": BOOKING_NEWS, "change": BOOKING_NEWS, "cancel": BOOKING_NEWS,
     "closure_move": BOOKING_NEWS, "closure_cancel": BOOKING_NEWS, "risk_cancel": BOOKING_NEWS,
     "callcentre_confirm": BOOKING_NEWS, "callcentre_change": BOOKING_NEWS,
+    "offer": BOOKING_NEWS, "waitlist_off": REMINDER,
     "day_before": REMINDER, "reissue": REMINDER,
     "invite": BATCH, "late_invite": BATCH, "reminder": BATCH, "late_reminder": BATCH,
 }

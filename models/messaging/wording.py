@@ -28,6 +28,7 @@ from string import Template
 from typing import Iterable
 
 from ..booking_codes import format_code
+from ..clock import TZ
 from ..db.tables import Booking, Resident, Slot
 from ..people.pii import mask_name
 from ..rules.eligibility import needs_companion
@@ -120,6 +121,16 @@ TEMPLATES: dict[str, dict[str, str]] = {
               + _ENTRY_ZH + "${note}。不能来请点原链接取消。",
         "en": "${name}: 2nd dose ${when} at ${site} (${address}). Code ${code}. "
               + _ENTRY_EN + "${note}. Can't come? Cancel: SMS link",
+    },
+    "offer": {
+        "zh": "${name}：您候补的第二剂疫苗有空位，${when}，${site}，保留至${until}。确认或放弃：${link}",
+        "en": "${name}: a 2nd-dose place is free for you, ${when}, ${site}, held till ${until}. "
+              "Take it or pass: ${link}",
+    },
+    "waitlist_off": {
+        "zh": "${name}您好，您有3次候补空位未确认，已退出第二剂疫苗候补名单。如需再候补，请点短信原链接或拨12345。",
+        "en": "${name}, 3 offers of a 2nd-dose place went unanswered, so you are off the waiting list. "
+              "To rejoin: SMS link or 12345.",
     },
     "login_code": {
         "zh": "您的验证码为${code}，5分钟内有效，请勿告诉他人。",
@@ -378,3 +389,28 @@ def longest_with(link: str) -> Sms:
                                   "day": short_day(longest_day, lang)}, lang)
                 for template in LINKED for lang in LANGS]
     return max(rendered, key=lambda sms: len(sms.body) - limit(sms.template, sms.lang))
+
+
+def offer(resident: Resident, day: dt.date, start: str, end: str, site: str, link: str,
+          until: dt.datetime) -> Sms:
+    """A waiting-list offer: the freed window, until when it is held, and its personal link. The
+    link is what it is for, so the rest gives way: the site's name (to two characters), the
+    weekday, then the name (to its first character)."""
+    lang = _lang(resident)
+    held = until_text(until, lang)
+    full = {"when": when(day, start, end, lang), "site": _cut(site, PARAM_MAX), "link": link, "until": held}
+    short = {**full, "when": f"{short_day(day, lang)} {time_span(start, end)}"}
+    (masked, _), (initial, _) = _named(resident, short, _MIN_SITE)
+    return _fit("offer", lang, [(_named(resident, full)[0][0], _MIN_SITE), (masked, _MIN_SITE),
+                                (initial, _MIN_SITE)])
+
+
+def until_text(until: dt.datetime, lang: str = "zh") -> str:
+    """When a held offer runs out, as a message says it: "12月9日14:30" / "9 Dec 14:30"."""
+    local = until.astimezone(TZ)
+    return f"{short_day(local.date(), lang)}{' ' if lang == 'en' else ''}{local:%H:%M}"
+
+
+def off_list(resident: Resident) -> Sms:
+    """Taken off the waiting list after three offers let expire: how to rejoin."""
+    return _fit("waitlist_off", _lang(resident), _named(resident, {}))
