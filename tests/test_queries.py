@@ -32,6 +32,8 @@ METHODS = ("execute_query", "execute_query_dict", "execute_insert", "execute_man
 # without REDIS_URL (as here) the counters live in the database: a hit before, a give-back after
 # a live link or a right number, and a process's sweep of windows past their end (once a minute).
 # With Redis they are 1 and 5 again.
+# Issue 24: a booking ends the person's place on the waiting list in its own transaction (one
+# UPDATE, "confirm").
 BOUNDS = {
     "open link": 5,
     "ID check page": 1,
@@ -41,7 +43,7 @@ BOUNDS = {
     "time page": 7,
     "time chosen": 11,
     "check page": 6,
-    "confirm": 12,
+    "confirm": 13,
     "confirmation": 3,
 }
 # On PostgreSQL a transaction that changes slots first locks them in order (engine._lock_slots_work):

@@ -31,7 +31,7 @@ from ..channel import Channel
 from ..clock import as_utc
 from ..db import dialect, fast, unit
 from ..db.places import HAS_ROOM
-from ..db.tables import Booking, Hold, Resident, Site, Slot
+from ..db.tables import Booking, Hold, Resident, Site, Slot, WaitlistOffer
 from ..people.residents import active_booking
 from ..retry import retrying
 from ..rules.eligibility import Refusal, Refused
@@ -112,9 +112,10 @@ def lock_slots(*slot_ids: int | None, holder: int | None = None):
     if dialect.is_sqlite(fast.db()):
         return
     if holder is not None:  # their hold and their waiting-list offers: given back or taken
-        held = yield unit.Rows('SELECT slot_id FROM "hold" WHERE resident_id = ?', [holder])
-        offered = yield from waitlist.offered_slots(holder)
-        slot_ids = (*slot_ids, *(row[0] for row in held), *offered)
+        held = yield unit.Rows('SELECT slot_id FROM "hold" WHERE resident_id = ? UNION ALL '
+                               'SELECT slot_id FROM "waitlist_offer" WHERE resident_id = ? AND status = ?',
+                               [holder, holder, WaitlistOffer.OPEN])
+        slot_ids = (*slot_ids, *(row[0] for row in held))
     for slot_id in sorted({i for i in slot_ids if i}):
         yield unit.Rows('SELECT id FROM "slot" WHERE id = ? FOR UPDATE', [slot_id])
 
@@ -146,13 +147,13 @@ def _release_work(resident_id: int, now: dt.datetime, offers: Offerer | None, *,
 def _take_place_work(resident_id: int, slot_id: int, now: dt.datetime, offers: Offerer | None):
     """The resident's live waiting-list offer or hold on the slot becomes a booked place, or a
     free place is taken (Refused FULL when there is none)."""
-    if (yield from waitlist.take(resident_id, slot_id, now)):
-        yield from _release_work(resident_id, now, offers)
-        return
     converted = yield unit.Count('DELETE FROM "hold" WHERE resident_id = ? AND slot_id = ? AND expires_at > ?',
                                  [resident_id, slot_id, now])
     if converted:
         yield unit.Count('UPDATE "slot" SET held = held - 1, booked = booked + 1 WHERE id = ?', [slot_id])
+        return
+    if (yield from waitlist.take(resident_id, slot_id, now)):
+        yield from _release_work(resident_id, now, offers)
         return
     yield from _release_work(resident_id, now, offers)
     yield from _sweep_work(slot_id, now, offers)

@@ -213,8 +213,11 @@ def _give_back(offer_id: int, slot_id: int, status: str, now: dt.datetime):
 def booked(resident_id: int, now: dt.datetime, offers: Offerer | None):
     """The person booked (any channel, in the booking's own transaction): off the list, and an
     open offer they did not use goes to the next person at once."""
-    yield unit.Count('UPDATE "waitlist_entry" SET status = ?, ended_at = ? WHERE resident_id = ? AND status IN (?, ?)',
-                     [Entry.BOOKED, now, resident_id, Entry.WAITING, Entry.OFFERED])
+    ended = yield unit.Count(
+        'UPDATE "waitlist_entry" SET status = ?, ended_at = ? WHERE resident_id = ? AND status IN (?, ?)',
+        [Entry.BOOKED, now, resident_id, Entry.WAITING, Entry.OFFERED])
+    if not ended:  # not on the list (an open offer means an entry `offered`): nothing more
+        return
     found = yield unit.Rows('SELECT id, slot_id FROM "waitlist_offer" WHERE resident_id = ? AND status = ?',
                             [resident_id, Offer.OPEN])
     for offer_id, slot_id in found:
