@@ -173,7 +173,8 @@ async def cmd_open_slots(settings: Settings, district: District, args) -> int:
 
     span = f"site={args.site} {args.from_day}..{args.to_day} capacity={args.capacity}"
     try:
-        result = await open_slots(args.site, args.from_day, args.to_day, args.times, args.capacity)
+        result = await open_slots(args.site, args.from_day, args.to_day, args.times, args.capacity,
+                                  district=district)
     except SlotError as exc:
         await audit_cli("open_slots", f"refused: {exc} {span}")
         return fail(str(exc))

@@ -13,7 +13,9 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
+from ..booking import waitlist
 from ..db.tables import Site, SiteTemplate, Slot
+from ..district import District
 from .slots import (HHMM, MAX_CAPACITY, MAX_DAYS, OpenSlotsResult, SlotError, apply_plan,
                     check_windows)
 
@@ -110,10 +112,10 @@ def check_range(from_day: dt.date | None, to_day: dt.date | None, today: dt.date
 
 
 async def apply_template(site: Site, from_day: dt.date | None, to_day: dt.date | None, *,
-                         today: dt.date) -> OpenSlotsResult:
+                         today: dt.date, district: District | None = None) -> OpenSlotsResult:
     """Open each template window on every day of the range with the template's places: missing
     slots are created, existing ones set (a window whose taken places are more keeps exactly
-    those: `result.held`)."""
+    those: `result.held`). With the `district`, the new places go to the waiting list first."""
     from_day, to_day = check_range(from_day, to_day, today)
     windows = await template(site.id)
     if not windows:
@@ -126,7 +128,7 @@ async def apply_template(site: Site, from_day: dt.date | None, to_day: dt.date |
     while day <= to_day:
         plan.extend((day, w.start, w.end, w.capacity) for w in by_weekday.get(day.weekday(), []))
         day += dt.timedelta(days=1)
-    return await apply_plan(site.id, from_day, to_day, plan)
+    return await apply_plan(site.id, from_day, to_day, plan, district=district)
 
 
 # ---- the slots of a date range, and per-window edits
@@ -169,16 +171,27 @@ async def window(site_id: int, slot_id: int | None) -> Slot | None:
     return await Slot.get_or_none(id=slot_id, site_id=site_id) if slot_id else None
 
 
-async def set_window_capacity(slot: Slot, capacity_text: str) -> Slot:
-    """Set one window's places; refused ("taken", with the number) below booked + held."""
+async def set_window_capacity(slot: Slot, capacity_text: str, district: District | None = None) -> Slot:
+    """Set one window's places; refused ("taken", with the number) below booked + held. Places
+    added go to the waiting list (with the `district`) in the same commit, before the public
+    journey can see them."""
     capacity = parse_capacity(capacity_text)
-    # One conditional UPDATE: a booking made meanwhile is never squeezed out.
-    if await Slot.filter(id=slot.id, booked__lte=capacity - F("held")).update(capacity=capacity):
-        return await Slot.get(id=slot.id)
+    async with in_transaction() as conn:
+        # One conditional UPDATE: a booking made meanwhile is never squeezed out.
+        if await Slot.filter(id=slot.id, booked__lte=capacity - F("held")).using_db(conn).update(capacity=capacity):
+            if district is not None:
+                await waitlist.offer_free_in(district, conn, [slot.id])
+            return await Slot.get(id=slot.id).using_db(conn)
     fresh = await Slot.get(id=slot.id)
     raise CapacityError("taken", field="capacity", taken=fresh.booked + fresh.held, slot_id=slot.id)
 
 
-async def reopen_window(slot: Slot) -> bool:
-    """Let a closed window take bookings again (a closure called off); whether it was closed."""
-    return bool(await Slot.filter(id=slot.id).exclude(closed_reason="").update(closed_reason=""))
+async def reopen_window(slot: Slot, district: District | None = None) -> bool:
+    """Let a closed window take bookings again (a closure called off); whether it was closed.
+    Its free places go to the waiting list first (with the `district`), in the same commit."""
+    async with in_transaction() as conn:
+        reopened = bool(await Slot.filter(id=slot.id).exclude(closed_reason="").using_db(conn)
+                        .update(closed_reason=""))
+        if reopened and district is not None:
+            await waitlist.offer_free_in(district, conn, [slot.id])
+    return reopened

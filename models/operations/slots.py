@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
+from ..booking import waitlist
 from ..db.tables import Site, Slot
+from ..district import District
 
 HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 MAX_DAYS = 366  # a longer range is almost certainly a typo in a date
@@ -79,7 +81,7 @@ def days_between(from_day: dt.date, to_day: dt.date) -> list[dt.date]:
 
 async def open_slots(
     site_code: str, from_day: dt.date, to_day: dt.date, times: list[tuple[str, str]],
-    capacity: int,
+    capacity: int, *, district: District | None = None,
 ) -> OpenSlotsResult:
     """Give the site each window on each day with `capacity` places (or the places booked, if more)."""
     site = await Site.get_or_none(code=site_code)
@@ -90,14 +92,17 @@ async def open_slots(
     windows = check_windows(list(times))
     days = days_between(from_day, to_day)
     plan = [(day, start, end, capacity) for day in days for start, end in windows]
-    return await apply_plan(site.id, from_day, to_day, plan)
+    return await apply_plan(site.id, from_day, to_day, plan, district=district)
 
 
 async def apply_plan(site_id: int, from_day: dt.date, to_day: dt.date,
-                     plan: list[tuple[dt.date, str, str, int]]) -> OpenSlotsResult:
+                     plan: list[tuple[dt.date, str, str, int]], *,
+                     district: District | None = None) -> OpenSlotsResult:
     """Give the site each (day, start, end, capacity) of the plan (days within from_day..to_day):
     missing windows are created, existing ones get the capacity (never below the places taken),
-    a window overlapping a different existing one is left alone and reported."""
+    a window overlapping a different existing one is left alone and reported. With the
+    `district`, the places created or added go to the waiting list in the same commit, before
+    the public journey can see them."""
     by_day: dict[dt.date, list[Slot]] = {}
     for slot in await Slot.filter(site_id=site_id, day__gte=from_day, day__lte=to_day):
         by_day.setdefault(slot.day, []).append(slot)
@@ -118,25 +123,38 @@ async def apply_plan(site_id: int, from_day: dt.date, to_day: dt.date,
         if missing:
             await Slot.bulk_create(missing, using_db=conn)
             result.created = len(missing)
-        for slot, capacity in to_update:
-            await _set_capacity(slot, capacity, result, conn)
+        grown = [slot.id for slot, capacity in to_update if await _set_capacity(slot, capacity, result, conn)]
+        if district is not None:
+            await waitlist.offer_free_in(district, conn, grown + await _ids_of(site_id, missing, conn))
     return result
 
 
-async def _set_capacity(slot: Slot, capacity: int, result: OpenSlotsResult, conn) -> None:
-    """Set one slot's capacity with a conditional UPDATE, so a booking made meanwhile is never squeezed out."""
+async def _ids_of(site_id: int, created: list[Slot], conn) -> list[int]:
+    """The ids of the windows just created (bulk_create does not give them back on every database)."""
+    if not created:
+        return []
+    wanted = {(s.day, s.start) for s in created}
+    days = sorted({s.day for s in created})
+    rows = await Slot.filter(site_id=site_id, day__gte=days[0], day__lte=days[-1]).using_db(conn).values_list(
+        "id", "day", "start")
+    return [slot_id for slot_id, day, start in rows if (day, start) in wanted]
+
+
+async def _set_capacity(slot: Slot, capacity: int, result: OpenSlotsResult, conn) -> bool:
+    """Set one slot's capacity with a conditional UPDATE, so a booking made meanwhile is never
+    squeezed out; whether it gained places (the waiting list is offered them)."""
     if slot.capacity == capacity:
         result.unchanged += 1
-        return
+        return False
     # booked + held <= capacity: places kept for someone checking their answers count too.
     if await Slot.filter(id=slot.id, booked__lte=capacity - F("held")).using_db(conn).update(
         capacity=capacity
     ):
         if capacity > slot.capacity:
             result.raised += 1
-        else:
-            result.lowered += 1
-        return
+            return True
+        result.lowered += 1
+        return False
     # More places are taken than asked for: keep exactly those (no new bookings).
     await Slot.filter(id=slot.id).using_db(conn).update(capacity=F("booked") + F("held"))
     fresh = await Slot.get(id=slot.id).using_db(conn)
@@ -145,3 +163,4 @@ async def _set_capacity(slot: Slot, capacity: int, result: OpenSlotsResult, conn
         result.lowered += 1
     else:
         result.unchanged += 1
+    return False

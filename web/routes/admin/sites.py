@@ -177,7 +177,8 @@ async def admin_site_template_apply(request: Request):
         return await _missing(request)
     from_day, to_day = parse_day(form.get("from_day")), parse_day(form.get("to_day"))
     try:
-        result = await capacity.apply_template(site, from_day, to_day, today=_today(request))
+        result = await capacity.apply_template(site, from_day, to_day, today=_today(request),
+                                               district=district(request))
     except CapacityError as exc:
         values = {"from_day": parse_text(form.get("from_day"), 10), "to_day": parse_text(form.get("to_day"), 10)}
         return await _template_page(request, site, error=exc, values=values, status=422)
@@ -238,7 +239,8 @@ async def admin_site_slot_capacity(request: Request):
     if slot is None:
         return await _missing(request)
     try:
-        fresh = await capacity.set_window_capacity(slot, parse_text(form.get("capacity"), 10))
+        fresh = await capacity.set_window_capacity(slot, parse_text(form.get("capacity"), 10),
+                                                   district(request))
     except CapacityError as exc:
         exc.slot_id = slot.id
         return await _slots_page(request, site, form, error=exc, status=422)
@@ -259,7 +261,7 @@ async def admin_site_slot_reopen(request: Request):
     slot = await capacity.window(site.id, parse_id(form.get("slot")))
     if slot is None:
         return await _missing(request)
-    if await capacity.reopen_window(slot):
+    if await capacity.reopen_window(slot, district(request)):
         await record(request, "slot_reopen", detail=f"{site.code} {slot.day} {slot.start}")
     return see_other(url_for(request, "admin_site_slots", site=site.id,
                              from_day=parse_text(form.get("from_day"), 10) or None,

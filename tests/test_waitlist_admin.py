@@ -1,0 +1,184 @@
+"""The waiting list beside the admin's work: capacity raised and windows opened offer their new
+places to the list in the commit that makes them; a closed day's bookings and the list; the
+purge takes a person off the list; the hand-off's no_room answer; the admin's report, its CSV
+and /metrics. On SQLite and PostgreSQL."""
+from __future__ import annotations
+
+import datetime as dt
+
+from models.booking import service, waitlist
+from models.db.tables import AuditEntry, Booking, Slot, SmsMessage, WaitlistEntry, WaitlistOffer
+from models.operations import capacity, closing
+from models.operations.checks import check_database
+from models.operations.slots import open_slots
+from tests.factories import book_for, make_resident, make_site, make_slot
+from tests.pages import get_page, post_form
+from tests.staff_helpers import make_staff, sign_in
+
+FIRST = dt.date(2021, 6, 5)  # day 21 is 6-26, day 56 is 7-31 (NOW is Thursday 1 July 2021)
+DAY = dt.date(2021, 7, 2)  # a Friday
+MONDAY = dt.date(2021, 7, 5)
+
+
+async def _join(district, resident, choice=waitlist.Choice()):
+    standing = await service.stand(district, resident)
+    return await waitlist.join(district, standing, choice)
+
+
+async def _fill(district, site, slot, n, prefix="1390000"):
+    owners = []
+    for i in range(n):
+        person, _ = await make_resident(site, first_dose=FIRST, name=f"占位{i}", phone=f"{prefix}{i:04d}")
+        owners.append(await book_for(district, person, slot))
+    return owners
+
+
+async def _waiting(district, clock, site, n, choice=waitlist.Choice()):
+    """n people on the list, joined a minute apart (so in this order)."""
+    people = []
+    for i in range(n):
+        person, _ = await make_resident(site, first_dose=FIRST, name=f"候补{i}", phone=f"1370000{i:04d}")
+        await _join(district, person, choice)
+        people.append(person)
+        clock.advance(minutes=1)
+    return people
+
+
+async def _offered(people) -> list[int]:
+    """Who of these people holds an open offer, in the order given."""
+    holding = set(await WaitlistOffer.filter(status=WaitlistOffer.OPEN).values_list("resident_id", flat=True))
+    return [p.id for p in people if p.id in holding]
+
+
+async def _check(district):
+    report = await check_database(district.rules)
+    assert report.ok, report.errors
+
+
+# ---- capacity raised, windows opened
+
+
+async def test_raising_a_full_windows_capacity_offers_the_new_places_to_the_first_in_order(
+        client, district, clock):
+    site = await make_site()
+    slot = await make_slot(site, DAY, capacity=1)
+    await _fill(district, site, slot, 1)
+    people = await _waiting(district, clock, site, 3)
+    assert not await WaitlistOffer.exists()
+
+    await make_staff("admin", "boss")
+    await sign_in(client, "boss")
+    page = await get_page(client, f"/admin/sites/slots?site={site.id}&from_day={DAY}&to_day={DAY}")
+    await post_form(client, "/admin/sites/slots/capacity", page, {
+        "site": site.id, "slot": slot.id, "capacity": "3", "from_day": DAY.isoformat(),
+        "to_day": DAY.isoformat()})
+
+    assert await _offered(people) == [people[0].id, people[1].id]
+    fresh = await Slot.get(id=slot.id)
+    assert (fresh.capacity, fresh.booked, fresh.held) == (3, 1, 2)  # nothing left for the public
+    assert await SmsMessage.filter(kind="offer").count() == 2
+    assert (await WaitlistEntry.get(resident_id=people[2].id)).status == WaitlistEntry.WAITING
+    assert (await AuditEntry.get(action="slot_capacity")).detail == f"S01 {DAY} 09:00: 1 -> 3"
+    await _check(district)
+
+
+async def test_a_capacity_raise_refused_below_the_taken_places_offers_nothing(db, district, clock):
+    site = await make_site()
+    slot = await make_slot(site, DAY, capacity=2)
+    await _fill(district, site, slot, 2)
+    await _waiting(district, clock, site, 1)
+    try:
+        await capacity.set_window_capacity(slot, "1", district)
+    except capacity.CapacityError as exc:
+        assert exc.code == "taken" and exc.taken == 2
+    else:
+        raise AssertionError("a capacity below the places taken was accepted")
+    assert not await WaitlistOffer.exists()
+    await _check(district)
+
+
+async def test_opening_a_window_offers_its_places_to_the_people_whose_choice_it_matches(db, district, clock):
+    site = await make_site()
+    other = await make_site("S02", "龙洞街")
+    full = await make_slot(site, DAY, capacity=1)
+    await _fill(district, site, full, 1)
+    await make_slot(other, DAY, capacity=0)
+    here = await _waiting(district, clock, site, 2)
+    (mornings,) = await _waiting(district, clock, site, 1, waitlist.Choice(part="morning"))
+    (elsewhere,) = await _waiting(district, clock, other, 1)  # their own site only
+    (anywhere,) = await _waiting(district, clock, other, 1, waitlist.Choice(scope="any"))
+    (weekdays,) = await _waiting(district, clock, site, 1, waitlist.Choice(days="weekends"))
+    assert not await WaitlistOffer.exists()
+
+    result = await open_slots("S01", MONDAY, MONDAY, [("14:00", "15:00")], 5, district=district)
+
+    assert result.created == 1
+    window = await Slot.get(site_id=site.id, day=MONDAY)
+    assert await _offered([*here, mornings, elsewhere, anywhere, weekdays]) == [*(p.id for p in here), anywhere.id]
+    assert (window.capacity, window.booked, window.held) == (5, 0, 3)
+    await _check(district)
+
+
+async def test_applying_the_template_offers_created_and_raised_windows(client, district, clock):
+    site = await make_site()
+    full = await make_slot(site, DAY, capacity=1)
+    await _fill(district, site, full, 1)
+    monday = await make_slot(site, MONDAY, "09:00", "10:00", capacity=0)  # opened with no places yet
+    people = await _waiting(district, clock, site, 4)
+    await make_staff("admin", "boss")
+    await sign_in(client, "boss")
+    page = await get_page(client, f"/admin/sites/template?site={site.id}")
+    for start, end in (("09:00", "10:00"), ("14:00", "15:00")):
+        await post_form(client, "/admin/sites/template/add", page, {
+            "site": site.id, "weekday": "0", "start": start, "end": end, "capacity": "2"})
+    page = await get_page(client, f"/admin/sites/template?site={site.id}")
+    await post_form(client, "/admin/sites/template/apply", page, {
+        "site": site.id, "from_day": MONDAY.isoformat(), "to_day": MONDAY.isoformat()})
+
+    assert await _offered(people) == [p.id for p in people]  # 2 raised + 2 created
+    assert (await Slot.get(id=monday.id)).held == 2
+    assert (await Slot.get(site_id=site.id, day=MONDAY, start="14:00")).held == 2
+    await _check(district)
+
+
+async def test_reopening_a_closed_window_offers_its_places_first(db, district, clock):
+    site = await make_site()
+    slot = await make_slot(site, MONDAY, capacity=2)
+    await Slot.filter(id=slot.id).update(closed_reason="停电")
+    (person,) = await _waiting(district, clock, site, 1)
+    assert not await WaitlistOffer.exists()
+    assert await capacity.reopen_window(slot, district)
+    assert await _offered([person]) == [person.id]
+    assert (await Slot.get(id=slot.id)).held == 1
+    await _check(district)
+
+
+# ---- closing a day: what is free when it runs, and the list
+
+
+async def test_a_closure_moves_both_bookings_and_the_place_left_is_the_waiting_persons(db, district, clock):
+    """One person waiting; a closed window's two bookings moved into a target window of 3
+    places: both are moved, and the third place is the waiting person's (held by their offer)."""
+    closed_site = await make_site()
+    target_site = await make_site("S02", "龙洞街")
+    closed = await make_slot(closed_site, DAY, capacity=2)
+    moving = await _fill(district, closed_site, closed, 2)
+    await make_slot(target_site, DAY, capacity=0)  # their site has nothing: they wait
+    (person,) = await _waiting(district, clock, target_site, 1)
+    await open_slots("S02", MONDAY, MONDAY, [("14:00", "15:00")], 3, district=district)
+    target_slot = await Slot.get(site_id=target_site.id, day=MONDAY)
+
+    c = await closing.closure(closed_site, DAY, "", "疫苗未到", today=clock.today())
+    to = await closing.target(c, target_site, MONDAY, now=clock.now())
+    plan = await closing.plan(c, to, rules=district.rules, now=clock.now())
+    assert (plan.moved, plan.cancelled) == (2, 0)
+    result = await closing.close(district, c, move_to=to)
+
+    assert (result.moved, result.cancelled) == (2, 0)
+    assert {b.slot_id for b in await Booking.filter(id__in=[b.id for b in moving])} == {target_slot.id}
+    (offer,) = await WaitlistOffer.filter(resident_id=person.id)
+    assert offer.status == WaitlistOffer.OPEN and offer.slot_id == target_slot.id
+    fresh = await Slot.get(id=target_slot.id)
+    assert (fresh.capacity, fresh.booked, fresh.held) == (3, 2, 1)
+    assert (await Slot.get(id=closed.id)).held == 0  # the closed window's places go to nobody
+    await _check(district)
