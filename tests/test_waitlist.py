@@ -347,3 +347,25 @@ async def test_a_hold_that_runs_out_goes_to_the_list_not_the_public(db, district
     assert offer.slot_id == slot.id
     assert (await Slot.get(id=slot.id)).held == 1
     await _check(district)
+
+
+@pytest.mark.parametrize("channel", [c for c in Channel if c not in (Channel.WAITLIST, Channel.DEMO)])
+async def test_a_booking_by_any_channel_ends_the_list_place(db, district, channel):
+    """Every channel (the link, the phone entry, the call centre, clinics, group lists, the
+    hand-off) books through service.confirm: the booking's own transaction ends the list place
+    and gives an unused offer to the next person."""
+    site, slot = await _full_site()
+    (owner,) = await _fill(district, site, slot, 1)
+    other = await make_slot(site, DAY + dt.timedelta(days=1), capacity=0)
+    person, _ = await make_resident(site, first_dose=FIRST, name="王渠道", phone="13700000001")
+    next_one, _ = await make_resident(site, first_dose=FIRST, name="王其次", phone="13700000002")
+    await _join(district, person)
+    await _join(district, next_one)
+    await service.cancel(district, owner.resident_id, owner.id)  # an offer for `person`
+    await Slot.filter(id=other.id).update(capacity=1)
+    standing = await service.stand(district, person)
+    await service.confirm(district, standing, other.id, request_key=None, channel=channel, chosen=other.id)
+
+    assert (await WaitlistEntry.get(resident_id=person.id)).status == WaitlistEntry.BOOKED
+    assert [o.resident_id for o in await WaitlistOffer.filter(status=WaitlistOffer.OPEN)] == [next_one.id]
+    await _check(district)
