@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 from models.booking import service, waitlist
-from models.db.tables import AuditEntry, Booking, Slot, SmsMessage, WaitlistEntry, WaitlistOffer
+from models.db.tables import AuditEntry, Booking, Resident, Slot, SmsMessage, WaitlistEntry, WaitlistOffer
 from models.operations import capacity, closing
 from models.operations.checks import check_database
 from models.operations.slots import open_slots
@@ -182,3 +182,42 @@ async def test_a_closure_moves_both_bookings_and_the_place_left_is_the_waiting_p
     assert (fresh.capacity, fresh.booked, fresh.held) == (3, 2, 1)
     assert (await Slot.get(id=closed.id)).held == 0  # the closed window's places go to nobody
     await _check(district)
+
+
+# ---- the purge: a person erased is off the list
+
+
+async def test_the_purge_takes_a_person_off_the_list_with_their_offers(db, district, clock):
+    from models.operations.purge import MARK, _off_the_list, purge
+
+    site = await make_site()
+    slot = await make_slot(site, DAY, capacity=1)
+    (owner,) = await _fill(district, site, slot, 1)
+    gone, _ = await make_resident(site, first_dose=dt.date(2021, 3, 1), name="早已超期", phone="13600000001")
+    held, _ = await make_resident(site, first_dose=dt.date(2021, 3, 2), name="正有候补", phone="13600000002")
+    recent, _ = await make_resident(site, first_dose=FIRST, name="还在等", phone="13600000003")
+    for person in (gone, held, recent):
+        await _join(district, person)
+    await service.cancel(district, owner.resident_id, owner.id)
+    (first_offer,) = await WaitlistOffer.filter(resident_id=gone.id)
+    assert await waitlist.decline(district, first_offer.id)  # the place goes on to `held`
+    assert await _offered([gone, held, recent]) == [held.id]
+    await SmsMessage.filter(status=SmsMessage.QUEUED).update(status=SmsMessage.SENT)
+
+    counted = await purge(district, as_of=clock.today(), after_days=30, dry_run=True)
+    assert (counted.people, counted.list_entries) == (1, 1)
+    result = await purge(district, as_of=clock.today(), after_days=30)
+
+    assert (result.people, result.list_entries) == (1, 1)
+    assert "1 waiting-list entries" in result.summary()
+    assert not await WaitlistEntry.filter(resident_id=gone.id).exists()
+    assert not await WaitlistOffer.filter(resident_id=gone.id).exists()
+    # an offer holding a place is like a hold: that person is left for a later run
+    kept = await WaitlistEntry.get(resident_id=held.id)
+    assert kept.status == WaitlistEntry.OFFERED
+    assert not (await Resident.get(id=held.id)).id_hash.startswith(MARK)
+    assert (await WaitlistEntry.get(resident_id=recent.id)).status == WaitlistEntry.WAITING
+    assert (await Slot.get(id=slot.id)).held == 1
+    await _check(district)
+    # someone offered a place between the read and the erasure is left too (their entry locked)
+    assert await _off_the_list([{"id": held.id}, {"id": recent.id}], None) == [{"id": recent.id}]
