@@ -369,3 +369,47 @@ async def test_a_booking_by_any_channel_ends_the_list_place(db, district, channe
     assert (await WaitlistEntry.get(resident_id=person.id)).status == WaitlistEntry.BOOKED
     assert [o.resident_id for o in await WaitlistOffer.filter(status=WaitlistOffer.OPEN)] == [next_one.id]
     await _check(district)
+
+
+async def test_send_sms_once_sweeps_offers_that_ran_out_and_sends_the_next(db_url, tmp_path):
+    """`run.py send-sms --once` (the real command, on the real clock) passes an offer that ran
+    out to the next person and sends that person's offer in the same run."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from models.clock import SystemClock, as_utc
+    from web.settings import Settings, build_district
+
+    if not db_url.startswith("sqlite"):
+        pytest.skip("one database is enough for the command's wiring")
+    from tests.conftest import TEST_SECRET
+
+    real = build_district(Settings(database_url=db_url, secret_key=TEST_SECRET, base_url="http://127.0.0.1:8000"),
+                          clock=SystemClock())
+    now = real.clock.now()
+    site = await make_site()
+    slot = await make_slot(site, now.date() + dt.timedelta(days=2), capacity=1)
+    first_dose = now.date() - dt.timedelta(days=30)
+    (owner,) = [await book_for(real, (await make_resident(site, first_dose=first_dose, name="占位",
+                                                          phone="13900000001"))[0], slot)]
+    late, _ = await make_resident(site, first_dose=first_dose - dt.timedelta(days=1), name="王迟", phone="13700000001")
+    next_one, _ = await make_resident(site, first_dose=first_dose, name="王次", phone="13700000002")
+    for person in (late, next_one):
+        await waitlist.join(real, await service.stand(real, person), waitlist.Choice())
+    await service.cancel(real, owner.resident_id, owner.id)
+    (offer,) = await _offers(late)
+    await WaitlistOffer.filter(id=offer.id).update(expires_at=as_utc(now) - dt.timedelta(minutes=1))
+    await SmsMessage.filter(kind="offer").update(status=SmsMessage.SENT)  # the first one went
+
+    env = {**os.environ, "DATABASE_URL": db_url, "SECRET_KEY": TEST_SECRET, "BASE_URL": "http://127.0.0.1:8000",
+           "SMS_BACKEND": "console", "QUIET_HOURS": "off"}
+    done = subprocess.run([sys.executable, "run.py", "send-sms", "--once"], cwd=Path(__file__).parent.parent,
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "waiting list: 1 offers ran out, passed on" in done.stdout
+    assert (await WaitlistOffer.get(id=offer.id)).status == WaitlistOffer.EXPIRED
+    (passed,) = await _offers(next_one)
+    assert passed.status == WaitlistOffer.OPEN
+    assert (await SmsMessage.get(resident_id=next_one.id, kind="offer")).status == SmsMessage.SENT
