@@ -221,3 +221,27 @@ async def test_the_purge_takes_a_person_off_the_list_with_their_offers(db, distr
     await _check(district)
     # someone offered a place between the read and the erasure is left too (their entry locked)
     assert await _off_the_list([{"id": held.id}, {"id": recent.id}], None) == [{"id": recent.id}]
+
+
+# ---- the hand-off: no room says the person may join the list, and the address leads there
+
+
+async def test_the_handoffs_no_room_answer_offers_the_list_and_lands_on_the_join_form(settings, clock, db):
+    from tests.pages import parse
+    from tests.test_handoff import SECRET, ask, make_client, token_of
+
+    site = await make_site()
+    await make_slot(site, DAY, capacity=0)
+    person, number = await make_resident(site, first_dose=FIRST, name="张三明")
+    async with make_client(settings, clock, handoff_partners=(("jkt", SECRET),)) as api:
+        answer = (await ask(api, {"id_number": number})).json()
+        assert answer["can_book"] is False and answer["reason"] == "no_room"
+        assert answer["waitlist"] is True and answer["expires_in"] == 600
+        assert set(answer) == {"can_book", "reason", "waitlist", "url", "expires_in"}
+        r = await api.get(f"/h/{token_of(answer['url'])}")
+        assert r.status_code == 303 and r.headers["location"] == "/booking"
+        page = await api.get("/booking")
+        assert page.status_code == 200
+        join = parse(page).find("form", attrs={"action": "/booking/waitlist"})
+        assert join is not None, "the no-room page has the join form"
+    assert (await AuditEntry.get(action="handoff")).detail.startswith("no_room")

@@ -7,7 +7,9 @@ HMAC-SHA256, keyed with the partner's secret, of "METHOD\\nPATH\\nTIMESTAMP\\nNO
 Refused as codes: bad_signature, stale (more than 5 minutes off), replayed (a nonce seen in the
 window), rate_limited, bad_request, invalid_id. Every call is audited under "partner:<name>",
 never with the ID number in clear. The answer about the person is always the same shape:
-{"can_book": …} with a `reason` from the booking service's refusals (or "not_found").
+{"can_book": …} with a `reason` from the booking service's refusals (or "not_found"); for
+"no_room" it adds "waitlist": true (they may join the waiting list) and the one-time address,
+which opens on the page with the join form.
 """
 from __future__ import annotations
 
@@ -175,8 +177,9 @@ async def _ticket(district: District, partner: str, resident: Resident, lang: st
 
 async def _about(district: District, partner: str, resident: Resident, lang: str,
                  now: dt.datetime) -> dict:
-    """Whether the resident can book now; the address into their journey if they can, or if
-    they have a booking to see, move or cancel."""
+    """Whether the resident can book now; the address into their journey if they can, if they
+    have a booking to see, move or cancel, or if there is no room (it opens on the page that
+    lets them join the waiting list: `waitlist`)."""
     standing = await service.stand(district, resident, now)
     body: dict = {"can_book": standing.refusal is None}
     if standing.refusal is not None:
@@ -188,7 +191,9 @@ async def _about(district: District, partner: str, resident: Resident, lang: str
         slot = standing.booking.slot
         body["booking"] = {"day": slot.day.isoformat(), "start": slot.start, "end": slot.end,
                            "site": slot.site.name}
-    if standing.refusal in (None, Refusal.BOOKED):
+    if standing.refusal == Refusal.NO_ROOM:
+        body["waitlist"] = True
+    if standing.refusal in (None, Refusal.BOOKED, Refusal.NO_ROOM):
         body["url"] = await _ticket(district, partner, resident, lang, now)
         body["expires_in"] = TICKET_MINUTES * 60
     return body
