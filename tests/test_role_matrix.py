@@ -165,6 +165,12 @@ SCOPE = {
     ("GET", "/staff/calls/cancel"): [Scoped(lambda p: {"r": p.r}, 200)],
     ("POST", "/staff/calls/cancel"): [Scoped(lambda p: {"r": p.r, "b": p.b}, 303)],
     ("GET", "/staff/calls/cancelled"): [Scoped(lambda p: {"b": p.c}, 200)],
+    # The waiting list from the console: everyone here is booked, so a join is refused (422).
+    ("POST", "/staff/calls/waitlist"): [Scoped(lambda p: {"r": p.r, "scope": "any"}, 422)],
+    ("POST", "/staff/calls/waitlist/leave"): [Scoped(lambda p: {"r": p.r}, 303)],
+    ("GET", "/staff/calls/callbacks"): NoPerson("the call-back list: only the area's people, "
+                                                "tests/test_waitlist_staff.py (nobody here has an offer)"),
+    ("POST", "/staff/calls/callbacks/decline"): [Scoped(lambda p: {"r": p.r, "offer": 0}, 404)],
     # The site console: a site account's own site only, whatever the address or form says.
     ("GET", "/staff/site"): [Scoped(lambda p: {"site": p.site}, 200, names_resident=False)],
     ("POST", "/staff/site/lookup"): [Scoped(lambda p: {"site": p.site, "q": p.code}, 200,

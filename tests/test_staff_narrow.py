@@ -36,6 +36,7 @@ PAGES = {
     "/staff/calls/done": ("/staff/calls/done?b={booking}", CALLS),
     "/staff/calls/cancel": ("/staff/calls/cancel?r={booked}", CALLS),
     "/staff/calls/cancelled": ("/staff/calls/cancelled?b={cancelled}", CALLS),
+    "/staff/calls/callbacks": ("/staff/calls/callbacks", CALLS),
     "/staff/site": ("/staff/site?site=TH01", {"site", "admin"}),
     "/staff/site/close": ("/staff/site/close?site=TH01", {"site", "admin"}),
     "/group": ("/group", {"subdistrict", "admin"}),

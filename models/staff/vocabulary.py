@@ -50,6 +50,9 @@ ACTIONS = {
     "book": _("预约"),
     "move": _("改约"),
     "cancel": _("取消预约"),
+    "waitlist_add": _("加入候补"),
+    "waitlist_leave": _("移出候补"),
+    "waitlist_decline": _("候补名额：不需要"),
     # the site's door
     "check_in": _("签到"),
     "check_in_refused": _("签到被拒绝"),
@@ -57,6 +60,7 @@ ACTIONS = {
     "site_lookups_counted": _("签到查询计数"),
     "site_lookup_throttled": _("签到查询过多被暂停"),
     "no_shows": _("标记未到"),
+    "leftovers": _("当天剩余名额通知候补"),
     # group lists
     "group_create": _("上传集体预约名单"),
     "group_view": _("查看集体预约名单"),
@@ -239,6 +243,10 @@ DETAILS: list[tuple[tuple[str, ...], str, str]] = [
     (("book", "move"), "{code} {site} {day} {start} via {channel}",
      _("%(code)s，%(site)s %(day)s %(start)s，渠道：%(channel)s")),
     (("book", "move"), "{code} {site} {day} {start}", _("%(code)s，%(site)s %(day)s %(start)s")),
+    (("waitlist_add",), "{shown} call back via {channel}", _("%(shown)s，无手机由客服回电，渠道：%(channel)s")),
+    (("waitlist_add",), "{shown} call back", _("%(shown)s，无手机由客服回电")),
+    (("waitlist_add",), "{shown} via {channel}", _("%(shown)s，渠道：%(channel)s")),
+    (("waitlist_decline",), "{shown} {site} {day} {start}", _("%(shown)s：%(site)s %(day)s %(start)s")),
     (("group_create", "group_view", "group_download"), "list {list}: {rows} rows",
      _("名单%(list)s：%(rows)s行")),
     (("group_add",), "list {list}: row {row}", _("名单%(list)s：第%(row)s行")),
@@ -260,6 +268,8 @@ DETAILS: list[tuple[tuple[str, ...], str, str]] = [
      "then counted every {every}",
      _("接种点%(site)s本小时已查询%(count)s次：前%(first)s次逐条记录，之后每%(every)s次记一条")),
     (("no_shows",), "{count} site={site} day={day}", _("接种点%(site)s %(day)s：%(count)s人未到")),
+    (("leftovers",), "{count} left until {end} site={site}: {sent} offered",
+     _("接种点%(site)s今天剩余%(count)s剂，截至%(end)s：发出%(sent)s个候补通知")),
     # signing in
     (("login_throttled",), "device" + CAP_REACHED, _("本设备；已达记录上限，此地址之后的尝试暂时只计数")),
     (("login_throttled",), CAP_REACHED.strip(), _("已达记录上限，此地址之后的尝试暂时只计数")),

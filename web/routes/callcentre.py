@@ -6,6 +6,10 @@ search finds nobody else, and any page or action for someone else by row id is a
 audited as `out_of_area` (web/scoping.py); the call centre and admins serve the whole district.
 Every POST path is fixed (ids in hidden fields) so the CSRF middleware protects each one.
 Booking, moving and cancelling go through the same booking service as the resident's link.
+The waiting list (models/booking/waitlist.py): an agent puts a caller on it (the resident's three
+choices, and a call back for someone without a mobile phone), sees where they stand, takes them
+off; the call-back list shows the places held for call-back people, to phone: booked through the
+check page like any window (the engine turns the held place into the booking), or declined.
 A clinic account (family doctors, community health centres) says on the check page how each
 booking was made, by phone (family_doctor) or at the desk (clinic_desk); every other account's
 bookings are the call centre's. A channel the account may not use is refused (422), never stored.
@@ -18,13 +22,14 @@ import secrets
 from starlette.requests import Request
 from starlette.routing import Route
 
-from models.booking import availability, service
+from models.booking import availability, service, waitlist
 from models.booking_codes import format_code, spell_code
 from models.booking.service import Standing
 from models.channel import Channel
 from models.channels import agents
 from models.db.tables import Booking, Resident
 from models.people import lookup
+from models.people.pii import mask_name
 from models.rules.eligibility import Refusal, Refused
 from models.staff.scope import OutsideArea
 from ..http import district, parse_day, parse_id, parse_text, see_other, url_for
@@ -55,6 +60,18 @@ async def _card(request: Request, resident_id: int | None) -> Standing:
     return await service.stand(district(request), await _resident(request, resident_id))
 
 
+async def _card_page(request: Request, card: Standing, *, revealed: dict | None = None, status: int = 200,
+                     fragment: str | None = None, **extra):
+    """The caller's card, with where they stand on the waiting list (and, for a clinic account,
+    the ways a join may be recorded under)."""
+    channels = agents.booking_channels((await current_staff(request)).role)
+    return await _page(request, "card.html", {
+        "card": card, "revealed": revealed or {}, "listed": await waitlist.on_list(card.resident.id),
+        "joinable": card.booking is None and card.refusal in waitlist.JOINABLE,
+        "channels": channels if len(channels) > 1 else (), **extra,
+    }, status=status, fragment=fragment)
+
+
 async def _choosing_card(request: Request, resident_id: int | None) -> Standing:
     """The card of a caller who may choose a place (to book or move); else back to the card."""
     card = await _card(request, resident_id)
@@ -73,8 +90,8 @@ async def _missing(request: Request):
 
 @staff_only(*CALLS)
 async def calls_home(request: Request):
-    """GET /staff/calls: the search box."""
-    return await _page(request, "search.html", {"searched": False})
+    """GET /staff/calls: the search box (and how many call-back people have a place held)."""
+    return await _page(request, "search.html", {"searched": False, "callbacks": len(await _callbacks(request))})
 
 
 @staff_only(*CALLS)
@@ -101,7 +118,7 @@ async def calls_card(request: Request):
     """GET /staff/calls/resident?r=<row id>: the caller's card, masked; opening it is audited."""
     card = await _card(request, parse_id(request.query_params.get("r")))
     await record(request, "view_resident", resident=card.resident)
-    return await _page(request, "card.html", {"card": card, "revealed": {}})
+    return await _card_page(request, card)
 
 
 @staff_only(*CALLS)
@@ -114,8 +131,8 @@ async def calls_reveal(request: Request):
     card = await _card(request, parse_id(form.get("r")))
     full = lookup.reveal(district(request).vault, card.resident, field)
     await record(request, f"reveal_{field}", resident=card.resident)
-    return await _page(request, "card.html", {"card": card, "revealed": {field: full}, "field": field},
-                       fragment="fragments/_calls_number.html")
+    return await _card_page(request, card, revealed={field: full}, field=field,
+                            fragment="fragments/_calls_number.html")
 
 
 async def _picker(request: Request, card: Standing, site_id: int | None, wanted: dt.date | None,
@@ -181,13 +198,23 @@ async def calls_check(request: Request):
 async def _check_page(request: Request, card: Standing, slot, key: str, *, error: str = "",
                       status: int = 200):
     """The read-back page; a clinic account also chooses the booking's channel there."""
-    held = await service.current_hold(card, slot.id)
     channels = agents.booking_channels((await current_staff(request)).role)
     return await _page(request, "check.html", {
-        "card": card, "slot": slot, "key": key, "held_until": held.expires_at if held else None,
+        "card": card, "slot": slot, "key": key, "held_until": await _held_until(card, slot.id),
         "late": card.is_late(slot.day), "companion": card.needs_companion(slot.day),
         "channels": channels if len(channels) > 1 else (), "error": error,
     }, status=status)
+
+
+async def _held_until(card: Standing, slot_id: int):
+    """Until when a place on the window is kept for the caller: their hold, or the waiting-list
+    offer that holds it for them (a call back); None when neither."""
+    held = await service.current_hold(card, slot_id)
+    if held:
+        return held.expires_at
+    listed = await waitlist.on_list(card.resident.id)
+    offer = listed.offer if listed else None
+    return offer.expires_at if offer and offer.slot_id == slot_id and waitlist.is_open(offer, card.now) else None
 
 
 async def _channel(request: Request, form) -> str | None:
@@ -288,6 +315,81 @@ async def calls_cancelled(request: Request):
     return await _page(request, "cancelled.html", {"booking": booking, "resident": booking.resident})
 
 
+# ---- the waiting list
+
+
+@staff_only(*CALLS)
+async def calls_waitlist_join(request: Request):
+    """POST /staff/calls/waitlist: put the caller on the waiting list with their choice (a call
+    back when they have no mobile phone), or change it; audited. Refused with the card's words."""
+    form = await request.form()
+    card = await _card(request, parse_id(form.get("r")))
+    choice = waitlist.Choice.parse(parse_text(form.get("scope"), 12), parse_text(form.get("days"), 10),
+                                   parse_text(form.get("part"), 10))
+    callback = form.get("callback") == "1"
+    kept = {"choice": choice, "callback": callback}
+    channel = await _channel(request, form)
+    if channel is None:
+        error = "channel_wrong" if parse_text(form.get("channel"), 20) else "channel_missing"
+        return await _card_page(request, card, status=422, waitlist_error=error, **kept)
+    try:
+        await waitlist.join(district(request), card, choice, channel=channel, callback=callback,
+                            staff_id=(await current_staff(request)).id)
+    except Refused as exc:
+        return await _card_page(request, card, status=422, waitlist_error=exc.reason, **kept)
+    await record(request, "waitlist_add", resident=card.resident,
+                 detail=card.resident.id_masked + (" call back" if callback else "")
+                        + (f" via {channel}" if channel != Channel.CALLCENTRE else ""))
+    return see_other(url_for(request, "calls_card", r=card.resident.id) + "#waitlist")
+
+
+@staff_only(*CALLS)
+async def calls_waitlist_leave(request: Request):
+    """POST /staff/calls/waitlist/leave: take the caller off the list (a place held for them goes
+    to the next person); audited when they were on it."""
+    form = await request.form()
+    resident = await _resident(request, parse_id(form.get("r")))
+    if await waitlist.leave(district(request), resident.id):
+        await record(request, "waitlist_leave", resident=resident, detail=resident.id_masked)
+    return see_other(url_for(request, "calls_card", r=resident.id) + "#waitlist")
+
+
+async def _callbacks(request: Request) -> list:
+    """The open offers of call-back people in the account's area, soonest to run out first."""
+    area = await area_of(request)
+    if area.everyone:
+        return await waitlist.callbacks()
+    return await waitlist.callbacks(area.subdistrict) if area.subdistrict else []
+
+
+@staff_only(*CALLS)
+async def calls_callbacks(request: Request):
+    """GET /staff/calls/callbacks: the places held for people without a mobile phone, to phone."""
+    offers = await _callbacks(request)
+    return await _page(request, "callbacks.html", {
+        "offers": offers, "mask_name": mask_name, "now": district(request).clock.now(),
+        "declined": request.query_params.get("declined") == "1",
+    })
+
+
+@staff_only(*CALLS)
+async def calls_callback_decline(request: Request):
+    """POST /staff/calls/callbacks/decline: the caller does not want the place ("不需要"): they stay
+    on the list, the place goes to the next person; audited."""
+    form = await request.form()
+    resident = await _resident(request, parse_id(form.get("r")))
+    offer = await waitlist.offer_by_id(parse_id(form.get("offer")))
+    if offer is None or offer.resident_id != resident.id:
+        return await _missing(request)
+    if await waitlist.decline(district(request), offer.id):
+        slot = offer.slot
+        await record(request, "waitlist_decline", resident=resident,
+                     detail=f"{resident.id_masked} {slot.site.code} {slot.day} {slot.start}")
+    if form.get("back") == "card":
+        return see_other(url_for(request, "calls_card", r=resident.id) + "#waitlist")
+    return see_other(url_for(request, "calls_callbacks", declined=1))
+
+
 ROUTES = [
     Route("/staff/calls", calls_home, name="calls"),
     Route("/staff/calls/search", calls_search, methods=["POST"], name="calls_search"),
@@ -300,4 +402,9 @@ ROUTES = [
     Route("/staff/calls/done", calls_done, name="calls_done"),
     Route("/staff/calls/cancel", calls_cancel, methods=["GET", "POST"], name="calls_cancel"),
     Route("/staff/calls/cancelled", calls_cancelled, name="calls_cancelled"),
+    Route("/staff/calls/waitlist", calls_waitlist_join, methods=["POST"], name="calls_waitlist_join"),
+    Route("/staff/calls/waitlist/leave", calls_waitlist_leave, methods=["POST"], name="calls_waitlist_leave"),
+    Route("/staff/calls/callbacks", calls_callbacks, name="calls_callbacks"),
+    Route("/staff/calls/callbacks/decline", calls_callback_decline, methods=["POST"],
+          name="calls_callback_decline"),
 ]
