@@ -148,6 +148,18 @@ def filler(k: int) -> Person:
                   _phone(rng), rng.randint(25, 40), FULL_SITE, "五山街", rng.choice(VACCINES))
 
 
+WAITING = 6  # people on the waiting list for the fully booked site
+
+
+def waiter(k: int) -> Person:
+    """The k-th person waiting for a place at the fully booked site (the waiting list): every
+    other one aged 70 or more, first doses a few days apart, so the list's order shows."""
+    rng = random.Random(f"{SEED}-waiter-{k}")
+    born = dt.date(1948 if k % 2 else 1975, 3, 1) + dt.timedelta(days=k * 41)
+    return Person("waiting", _name(rng), build_id_number(AREA_CODE, born, 300 + k), _phone(rng),
+                  30 + 4 * (k % 3), FULL_SITE, "五山街", rng.choice(VACCINES))
+
+
 def _site_subdistrict(code: str) -> str:
     return next(sub for c, _, sub, *_ in SITES if c == code)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from ..booking import service
+from ..booking import service, waitlist
 from ..channel import Channel
 from ..clock import TZ, as_date
 from ..db.tables import Booking, Resident, RiskArea, Site, Slot, SmsMessage, StaffUser
@@ -80,6 +80,7 @@ async def load_demo(district: District, *, force: bool = False) -> DemoResult:
         result.bookings_made += await _book(district, residents[person.id_number], sites[person.site],
                                             day, start, now)
     result.bookings_made += await _fill_full_site(district, sites[data.FULL_SITE], now, result)
+    await _waiting_list(district, sites, today, result)
 
     for person in data.showcase():
         token = await issue_link(residents[person.id_number], now=now,
@@ -180,6 +181,24 @@ async def _fill_full_site(district: District, site: Site, now: dt.datetime, resu
             made += await _book(district, resident, site, slot.day, slot.start, now)
             free -= 1
     return made
+
+
+async def _waiting_list(district: District, sites: dict[str, Site], today: dt.date,
+                        result: DemoResult) -> None:
+    """People waiting for the fully booked site, with a choice each (the last one without a
+    mobile phone: the call centre calls them back), for the staff screens and the reports."""
+    choices = [waitlist.Choice(), waitlist.Choice(scope="subdistrict"), waitlist.Choice(days="weekends"),
+               waitlist.Choice(part="morning"), waitlist.Choice(), waitlist.Choice(scope="subdistrict")]
+    for k in range(data.WAITING):
+        resident, created = await _resident(district, data.waiter(k), sites, today)
+        result.residents_created += created
+        standing = await service.stand(district, resident)
+        if standing.refusal in waitlist.JOINABLE:
+            await waitlist.join(district, standing, choices[k % len(choices)], channel=Channel.DEMO,
+                                callback=k == data.WAITING - 1)
+            # a place free elsewhere in the sub-district is offered at once: its SMS is not sent
+            # to a made-up phone (as the demo's bookings' SMS are not)
+            await SmsMessage.filter(resident_id=resident.id).delete()
 
 
 async def _staff() -> list[tuple[str, str, str, str]]:
