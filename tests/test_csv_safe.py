@@ -101,6 +101,7 @@ def csv_downloads(app, hostile) -> dict[str, str]:
         "/admin/reports/sites.csv": f"/admin/reports/sites.csv?from_day={day}&to_day={day}",
         "/admin/reports/completion.csv": "/admin/reports/completion.csv",
         "/admin/reports/channels.csv": "/admin/reports/channels.csv",
+        "/admin/reports/waitlist.csv": "/admin/reports/waitlist.csv",
         "/admin/overdue.csv": "/admin/overdue.csv",
         "/admin/imports/{run_id}/rejects.csv": f"/admin/imports/{hostile['run'].id}/rejects.csv",
         "/group/{list_id}/result.csv": f"/group/{hostile['group'].id}/result.csv",

@@ -71,6 +71,7 @@ PAGES = {
     "/admin/reports/sites": ("/admin/reports/sites", {"admin"}),
     "/admin/reports/completion": ("/admin/reports/completion", {"admin"}),
     "/admin/reports/channels": ("/admin/reports/channels", {"admin"}),
+    "/admin/reports/waitlist": ("/admin/reports/waitlist", {"admin"}),
 }
 WHO = {"callcentre": "agent1", "site": "door1", "subdistrict": "wushan1", "clinic": "clinic1",
        "admin": "boss1"}

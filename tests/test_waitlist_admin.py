@@ -245,3 +245,91 @@ async def test_the_handoffs_no_room_answer_offers_the_list_and_lands_on_the_join
         join = parse(page).find("form", attrs={"action": "/booking/waitlist"})
         assert join is not None, "the no-room page has the join form"
     assert (await AuditEntry.get(action="handoff")).detail.startswith("no_room")
+
+
+# ---- the admin's report, its CSV and /metrics
+
+
+async def _a_day_of_offers(district, clock):
+    """Four people on the list (one for weekends only); three offers today: one taken 30 minutes
+    after it was made, one declined, one open. Their first joined at NOW, booked at NOW+34 min."""
+    site = await make_site()
+    slot = await make_slot(site, DAY, capacity=2)
+    owners = await _fill(district, site, slot, 2)
+    people = await _waiting(district, clock, site, 3)
+    (weekends,) = await _waiting(district, clock, site, 1, waitlist.Choice(days="weekends"))
+    await service.cancel(district, owners[0].resident_id, owners[0].id)
+    clock.advance(minutes=30)
+    (taken,) = await WaitlistOffer.filter(resident_id=people[0].id)
+    await service.confirm_offer(district, taken.id, request_key="k-taken")
+    await service.cancel(district, owners[1].resident_id, owners[1].id)
+    (declined,) = await WaitlistOffer.filter(resident_id=people[1].id)
+    assert await waitlist.decline(district, declined.id)
+    assert await _offered([*people, weekends]) == [people[2].id]
+    return people, weekends
+
+
+async def test_the_waitlist_report_shows_who_waits_for_what_the_offers_per_day_and_the_median(
+        client, district, clock):
+    from tests.pages import text
+
+    await _a_day_of_offers(district, clock)
+    await make_staff("admin", "boss")
+    await sign_in(client, "boss")
+    page = await get_page(client, "/admin/reports/waitlist")
+    summary = text(page.find(id="waitlist-summary"))
+    assert "3人" in summary and "1人" in summary and "0小时34分钟" in summary
+    chart = page.find("svg", class_="chart")  # drawn by the server: no script, no library
+    assert chart["viewbox"] == "0 0 360 190" and len(chart.find_all("rect")) == 14  # a bar a day
+    rows = {tr.th.get_text(strip=True): [td.get_text(strip=True) for td in tr.find_all("td")]
+            for tr in page.find(id="offers").tbody.find_all("tr")}
+    assert rows["2021-07-01"] == ["3", "1", "1", "0", "0", "1"] and rows["2021-06-30"] == ["0"] * 6
+    assert len(rows) == 14
+    coming = {tr.th.get_text(strip=True): tr.td.get_text(strip=True)
+              for tr in page.find(id="coming").tbody.find_all("tr")}
+    assert coming["2021-07-01"] == "1" and coming["2021-07-03"] == "2"  # Thursday; Saturday: + weekends
+    choices = text(page.find(id="choices"))
+    assert "只要第一剂接种点" in choices and "只要周末" in choices
+    assert page.find("a", attrs={"aria-current": "page"}, string="候补名单") is not None
+    reports = await get_page(client, "/admin/reports")
+    assert reports.find("a", href="/admin/reports/waitlist") is not None
+
+    client.cookies.set("lang", "en")
+    english = await get_page(client, "/admin/reports/waitlist")
+    assert "0 h 34 min" in text(english.find(id="waitlist-summary"))
+    assert "Offers per day" in text(english)
+    client.cookies.delete("lang")
+
+    csv_response = await client.get("/admin/reports/waitlist.csv")
+    assert csv_response.status_code == 200 and csv_response.content.startswith(b"\xef\xbb\xbf")
+    lines = csv_response.content.decode("utf-8-sig").splitlines()
+    assert lines[0] == "日期,发出的候补通知,候补通知：已接受,候补通知：不需要,候补通知：过期未答复,候补通知：已撤回,候补通知：保留中"
+    assert "2021-07-01,3,1,1,0,0,1" in lines and lines[-1] == "合计,3,1,1,0,0,1"
+    assert (await AuditEntry.get(action="export_report")).detail == "waitlist 2021-06-18..2021-07-01"
+
+
+async def test_the_report_with_nobody_on_the_list_says_so(client, district):
+    from tests.pages import text
+
+    await make_staff("admin", "boss")
+    await sign_in(client, "boss")
+    page = await get_page(client, "/admin/reports/waitlist")
+    assert "现在没有人在候补。" in text(page) and "暂无" in text(page.find(id="waitlist-summary"))
+
+
+async def test_metrics_count_the_people_on_the_list_and_the_offers_by_status(settings, district, clock):
+    import httpx
+
+    from tests.test_metrics import BEARER, TOKEN, value
+    from web.app import create_app
+
+    await _a_day_of_offers(district, clock)
+    app = create_app(settings.with_(metrics_token=TOKEN), manage_db=False, clock=clock)
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 5000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as scraper:
+        scraped = (await scraper.get("/metrics", headers=BEARER)).text
+    assert value(scraped, "booking_waitlist_people", status="waiting") == 2
+    assert value(scraped, "booking_waitlist_people", status="offered") == 1
+    for status, n in (("open", 1), ("taken", 1), ("declined", 1), ("expired", 0), ("withdrawn", 0)):
+        assert value(scraped, "booking_waitlist_offers", status=status) == n, status
+    assert "booking_waitlist_offers{status=\"expired\"} 0.0" in scraped  # every status, even at 0

@@ -4,7 +4,8 @@ Requests are counted by route NAME (never the path: a personal link's token is i
 status, with a latency histogram per route; web/security.py's SecurityHeaders hands each
 finished request to `observe`. The domain's counters (bookings, rate-limit refusals, sign-in
 lock-outs) are in models/metrics.py; the gauges (live holds, places free, the SMS
-outbox) are read from the database at each scrape (models/operations/gauges.py).
+outbox, the waiting list and its offers) are read from the database at each scrape
+(models/operations/gauges.py).
 
 Not public: `Authorization: Bearer <METRICS_TOKEN>`, or a client address in METRICS_ALLOW;
 anyone else (and everyone while neither is set) gets the same 404 as an unknown address.
@@ -117,7 +118,16 @@ def gauge_families(gauges: Gauges) -> list:
                             "unsent past its 5 minutes)", labels=["kind", "status"])
     for (kind, status), n in sorted(gauges.sms.items()):
         sms.add_metric([kind, status], n)
-    return [holds, free, sms]
+    listed = GaugeMetricFamily("booking_waitlist_people", "People on the waiting list: waiting, or "
+                               "offered a place held for them now", labels=["status"])
+    for status, n in gauges.waitlist.items():
+        listed.add_metric([status], n)
+    offers = GaugeMetricFamily("booking_waitlist_offers", "Waiting-list offers made (a purged person's go with them), by what "
+                               "became of them (open: a place held now; taken, declined, expired, "
+                               "withdrawn)", labels=["status"])
+    for status, n in gauges.offers.items():
+        offers.add_metric([status], n)
+    return [holds, free, sms, listed, offers]
 
 
 async def metrics_page(request: Request) -> Response:

@@ -39,10 +39,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from ..booking import waitlist
 from ..channel import REPORTED
 from ..clock import as_date
 from ..db import tallies
-from ..db.tables import Site
+from ..db.tables import Site, WaitlistEntry
 from ..district import District
 from ..rules.tianhe import SUBDISTRICTS, normalise_subdistrict
 
@@ -495,3 +496,78 @@ def channel_values(report: ChannelReport):
     yield CHANNEL_COLUMNS
     for r in [*report.rows, report.totals]:
         yield (r.channel or "total", r.active, r.checked_in, _percent(report.share(r)))
+
+
+# ---- the waiting list: who waits for what, the offers per day, the time to a booking
+
+
+WAITLIST_DAYS = 14  # offers per day: the last two weeks, to today
+AHEAD_DAYS = 7  # "could use": today and the six days after
+WAITLIST_COLUMNS = ("day", "offers_sent", "offers_taken", "offers_declined", "offers_expired",
+                    "offers_withdrawn", "offers_open")
+
+
+@dataclass(frozen=True)
+class OffersDay:
+    """The offers made on one day (Beijing time), by what has become of them."""
+
+    day: dt.date
+    sent: int = 0
+    taken: int = 0
+    declined: int = 0
+    expired: int = 0
+    withdrawn: int = 0
+    open: int = 0
+
+
+@dataclass(frozen=True)
+class WaitlistReport:
+    as_of: dt.datetime
+    choices: list[dict]  # people on the list per site (of their first dose), scope, days and part
+    waiting: int  # on the list, no offer open
+    offered: int  # an offer holds a place for them now
+    could_use: list[tuple[dt.date, int]]  # per coming day: people waiting whose interval and days allow it
+    days: list[OffersDay]  # every day of the span, oldest first (zeros included: the chart's bars)
+    median_minutes: float | None  # from joining to a booking made through an offer (offers of the span)
+
+    @property
+    def totals(self) -> OffersDay:
+        return OffersDay(self.days[-1].day if self.days else self.as_of.date(),
+                         *(sum(getattr(d, name) for d in self.days)
+                           for name in ("sent", "taken", "declined", "expired", "withdrawn", "open")))
+
+
+async def waitlist_report(now: dt.datetime, *, days: int = WAITLIST_DAYS) -> WaitlistReport:
+    """The admin's view of the waiting list (booking/waitlist.py's figures), with every day of the
+    span and the people who could use a place on each of the coming days."""
+    today = now.date()
+    first = today - dt.timedelta(days=days - 1)
+    # figures() counts the offers made in the `days` before the moment given: the span's days
+    midnight = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), now.tzinfo)
+    figures = await waitlist.figures(days=days, now=midnight)
+    counted = {row["day"]: row for row in figures.per_day}
+    span = [first + dt.timedelta(days=n) for n in range(days)]
+    per_day = [OffersDay(day, *(counted.get(day, {}).get(name, 0) for name in (
+        "sent", "taken", "declined", "expired", "withdrawn", "open"))) for day in span]
+    waiting = await WaitlistEntry.filter(status=WaitlistEntry.WAITING).count()
+    offered = await WaitlistEntry.filter(status=WaitlistEntry.OFFERED).count()
+    coming = [today + dt.timedelta(days=n) for n in range(AHEAD_DAYS)]
+    return WaitlistReport(now, figures.waiting, waiting, offered,
+                          [(day, await _could_use(day)) for day in coming], per_day,
+                          figures.median_minutes_to_booking)
+
+
+async def _could_use(day: dt.date) -> int:
+    """People waiting (no offer open) who could take a place that day: their interval has begun
+    by then (people past its end are still served) and their choice of days allows it."""
+    days = ("any", "weekends" if day.weekday() >= 5 else "weekdays")
+    return await WaitlistEntry.filter(status=WaitlistEntry.WAITING, first_day__lte=day, days__in=days).count()
+
+
+def waitlist_values(report: WaitlistReport):
+    """The CSV: offers per day, then the span's totals."""
+    yield WAITLIST_COLUMNS
+    for d in [*report.days, None]:
+        row = report.totals if d is None else d
+        yield ("total" if d is None else d.day.isoformat(), row.sent, row.taken, row.declined,
+               row.expired, row.withdrawn, row.open)

@@ -159,6 +159,12 @@ COLUMNS = {
     "channel": _("渠道"),
     "active": _("待接种"),
     "active_share_percent": _("占待接种的比例（百分比）"),
+    "offers_sent": _("发出的候补通知"),
+    "offers_taken": _("候补通知：已接受"),
+    "offers_declined": _("候补通知：不需要"),
+    "offers_expired": _("候补通知：过期未答复"),
+    "offers_withdrawn": _("候补通知：已撤回"),
+    "offers_open": _("候补通知：保留中"),
     "line": _("行号"),
     "reason": _("原因"),
     # people: the first-dose file's columns (interfaces.md), the overdue list
@@ -225,7 +231,7 @@ SEARCH_KINDS = {"id": _("按身份证号"), "phone": _("按手机号"), "code": 
 LEVELS = {"medium": _("中风险"), "high": _("高风险")}
 GROUP_ACTIONS = {"book": _("预约"), "move": _("改约"), "cancel": _("取消")}
 REPORT_TABLES = {"subdistricts": _("按街道"), "sites": _("按接种点和日期"), "completion": _("第二剂完成率"),
-                 "channels": _("按预约渠道")}
+                 "channels": _("按预约渠道"), "waitlist": _("候补名单")}
 WEEKDAYS = (_("周一"), _("周二"), _("周三"), _("周四"), _("周五"), _("周六"), _("周日"))
 WEEKDAY_SETS = {"all": _("每天"), "workdays": _("工作日")}
 CAP_REACHED = " (cap reached: more from this address are only counted for now)"

@@ -1,6 +1,7 @@
 """Reports (/admin/reports): per sub-district with the district's totals, per site per day, and
-the second-dose completion rate over time, each with a small SVG chart; bookings by channel;
-each with a CSV download.
+the second-dose completion rate over time, each with a small SVG chart; bookings by channel; the
+waiting list (who waits for what, the offers per day with a chart, the time to a booking); each
+with a CSV download.
 
 The filters come as query parameters (from_day, to_day, site, subdistrict; page for the per-site
 table), read here and checked in models/operations/reports.py: anything that cannot be used is
@@ -137,6 +138,16 @@ async def admin_reports_channels(request: Request):
                        {"report": report, "typed": _values(report.filters, typed)})
 
 
+@staff_only(*ADMIN)
+async def admin_reports_waitlist(request: Request):
+    """GET /admin/reports/waitlist: the list by site and choice, who could use a place on each of
+    the coming days, offers per day (the last two weeks) and the median time to a booking."""
+    report = await reports.waitlist_report(district(request).clock.now())
+    return await _page(request, "reports_waitlist.html", {
+        "report": report, "typed": {"subdistrict": ""},
+        "points": [(f"{d.day:%m-%d}", d.sent) for d in report.days]})
+
+
 # ---- CSV: UTF-8 with a BOM (Excel and WPS open it as UTF-8), streamed a row at a time; the
 # header and the codes in the first column (total, a channel) in the interface's language.
 
@@ -218,6 +229,15 @@ async def admin_reports_channels_csv(request: Request):
     return _csv(request, reports.channel_values(report), f"report-channels-{today}.csv", channels=True)
 
 
+@staff_only(*ADMIN)
+async def admin_reports_waitlist_csv(request: Request):
+    """GET /admin/reports/waitlist.csv: the offers per day of the page, with their totals."""
+    report = await reports.waitlist_report(district(request).clock.now())
+    first, last = report.days[0].day, report.days[-1].day
+    await record(request, "export_report", detail=f"waitlist {first}..{last}")
+    return _csv(request, reports.waitlist_values(report), f"report-waitlist-{first}-{last}.csv")
+
+
 ROUTES = [
     Route("/admin/reports", admin_reports, name="admin_reports"),
     Route("/admin/reports/subdistricts.csv", admin_reports_csv, name="admin_reports_csv"),
@@ -228,4 +248,6 @@ ROUTES = [
           name="admin_reports_completion_csv"),
     Route("/admin/reports/channels", admin_reports_channels, name="admin_reports_channels"),
     Route("/admin/reports/channels.csv", admin_reports_channels_csv, name="admin_reports_channels_csv"),
+    Route("/admin/reports/waitlist", admin_reports_waitlist, name="admin_reports_waitlist"),
+    Route("/admin/reports/waitlist.csv", admin_reports_waitlist_csv, name="admin_reports_waitlist_csv"),
 ]
