@@ -122,9 +122,9 @@ def gauge_families(gauges: Gauges) -> list:
                                "offered a place held for them now", labels=["status"])
     for status, n in gauges.waitlist.items():
         listed.add_metric([status], n)
-    offers = GaugeMetricFamily("booking_waitlist_offers", "Waiting-list offers made (a purged person's go with them), by what "
-                               "became of them (open: a place held now; taken, declined, expired, "
-                               "withdrawn)", labels=["status"])
+    offers = GaugeMetricFamily("booking_waitlist_offers", "Waiting-list offers made, by what became "
+                               "of them (open: a place held now; taken, declined, expired, "
+                               "withdrawn); a purged person's go with them", labels=["status"])
     for status, n in gauges.offers.items():
         offers.add_metric([status], n)
     return [holds, free, sms, listed, offers]
