@@ -183,6 +183,12 @@ SCOPE = {
     ],
     ("GET", "/staff/site/close"): [Scoped(lambda p: {"site": p.site}, 200, names_resident=False)],
     ("POST", "/staff/site/close"): [Scoped(lambda p: {"site": p.site}, 303, names_resident=False)],
+    # Same-day leftovers offered to the waiting list: the site's own only.
+    ("GET", "/staff/site/leftovers"): [Scoped(lambda p: {"site": p.site}, 200, names_resident=False)],
+    ("GET", "/staff/site/leftovers/check"): [Scoped(lambda p: {"site": p.site, "count": "2", "until": "23:30"},
+                                                    200, names_resident=False)],
+    ("POST", "/staff/site/leftovers"): [Scoped(lambda p: {"site": p.site, "count": "2", "until": "23:30"},
+                                               303, names_resident=False)],
     # Group booking: a list belongs to a sub-district (its rows of other sub-districts are refused
     # row by row, audited: tests/test_group*.py).
     ("GET", "/group"): Filtered(lambda p: {}, lambda p: p.list_name),

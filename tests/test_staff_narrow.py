@@ -39,6 +39,8 @@ PAGES = {
     "/staff/calls/callbacks": ("/staff/calls/callbacks", CALLS),
     "/staff/site": ("/staff/site?site=TH01", {"site", "admin"}),
     "/staff/site/close": ("/staff/site/close?site=TH01", {"site", "admin"}),
+    "/staff/site/leftovers": ("/staff/site/leftovers?site=TH01", {"site", "admin"}),
+    "/staff/site/leftovers/check": ("/staff/site/leftovers/check?site=TH01&count=3&until=23:55", {"site", "admin"}),
     "/group": ("/group", {"subdistrict", "admin"}),
     "/group/{list_id}": ("/group/{group}", {"subdistrict", "admin"}),
     "/group/{list_id}/move": ("/group/{group}/move", {"subdistrict", "admin"}),

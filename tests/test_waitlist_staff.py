@@ -13,12 +13,14 @@ from models.booking import service, waitlist
 from models.db.tables import AuditEntry, Booking, Slot, SmsMessage, WaitlistEntry, WaitlistOffer
 from models.operations.checks import check_database
 from models.people.pii import mask_name
+from tests.conftest import NOW
 from tests.factories import book_for, make_resident, make_site, make_slot
 from tests.pages import get_page, parse, post_form, text
 from tests.staff_helpers import browser_at, make_staff, sign_in
 
 FIRST = dt.date(2021, 6, 5)  # day 21 is 6-26, day 56 is 7-31
 DAY = dt.date(2021, 7, 2)
+NOW_DAY = NOW.date()  # the clock's day: same-day leftovers are for it
 
 
 @pytest.fixture
@@ -236,3 +238,121 @@ async def test_a_clinic_account_sees_only_its_sub_districts_call_backs(client, w
         await sign_in(agent, "agent1")
         page = text(await get_page(agent, "/staff/calls/callbacks"))
         assert mask_name(caller.name) in page and mask_name(far.name) in page
+
+
+# ---- a site's same-day leftovers
+
+
+async def _three_waiting(district, world, clock):
+    people = []
+    for i, name in enumerate(("孙一", "孙二", "孙三")):
+        person, _ = await make_resident(world["sites"]["S01"], first_dose=FIRST, name=name,
+                                        phone=f"1370000001{i}", subdistrict="五山街")
+        await waitlist.join(district, await service.stand(district, person), waitlist.Choice())
+        clock.advance(minutes=1)
+        people.append(person)
+    return people
+
+
+async def test_leftovers_go_to_the_first_people_waiting_with_the_short_hold_and_the_page_follows_them(
+        client, world, district, clock):
+    clock.moment = clock.moment.replace(hour=14, minute=57)
+    first, second, third = await _three_waiting(district, world, clock)  # a minute apart: 15:00 now
+    await sign_in(client, "door1")
+    home = await get_page(client, "/staff/site")
+    assert home.find("a", attrs={"href": "/staff/site/leftovers"})
+    page = await get_page(client, "/staff/site/leftovers")
+    form = page.find("form", attrs={"action": "/staff/site/leftovers/check"})
+    assert form["method"] == "get" and form.find("input", attrs={"name": "count"})
+
+    check = await get_page(client, "/staff/site/leftovers/check?count=2&until=17:00")
+    button = check.find("form", attrs={"action": "/staff/site/leftovers"}).button
+    assert button.text.strip() == "发出2个候补通知"
+    assert "15:45-17:00" in text(check)  # when they come: once the hold has run out, until the site stops
+    response = await post_form(client, "/staff/site/leftovers", check,
+                               {"site": "S01", "count": "2", "until": "17:00"})
+    assert response.headers["location"] == "/staff/site/leftovers?watch=1"
+
+    offers = await WaitlistOffer.all().order_by("id").select_related("slot")
+    assert [o.resident_id for o in offers] == [first.id, second.id]  # the first two, in order
+    for offer in offers:
+        assert offer.same_day and offer.status == "open"
+        assert offer.expires_at - offer.created_at == dt.timedelta(minutes=district.same_day_offer_minutes)
+        assert (offer.slot.day, offer.slot.start, offer.slot.end) == (NOW_DAY, "15:45", "17:00")
+    assert not await WaitlistOffer.filter(resident_id=third.id).exists()
+    (audit,) = await _audits("leftovers")
+    assert audit.detail == "2 left until 17:00 site=S01: 2 offered" and audit.username == "door1"
+
+    watched = await client.get(response.headers["location"])
+    soup = parse(watched)
+    assert soup.find("meta", attrs={"http-equiv": "refresh"})["content"] == "20"
+    assert soup.select_one("#count-open").text == "2" and soup.select_one("#count-taken").text == "0"
+    assert "已发出2个候补通知" in text(soup)
+    stop = soup.find("a", string=re.compile("停止自动刷新"))
+    assert stop["href"] == "/staff/site/leftovers"
+    assert not (await get_page(client, stop["href"])).find("meta", attrs={"http-equiv": "refresh"})
+
+    await service.confirm_offer(district, offers[0].id, request_key=None)
+    soup = await get_page(client, "/staff/site/leftovers?watch=1")
+    assert soup.select_one("#count-open").text == "1" and soup.select_one("#count-taken").text == "1"
+    await _check(district)
+
+
+@pytest.mark.parametrize("count, until, error, message", [
+    ("0", "17:00", "count", "1到500之间的整数"),
+    ("501", "17:00", "count", "1到500之间的整数"),
+    ("两", "17:00", "count", "1到500之间的整数"),
+    ("2", "25:00", "until", "例如17:00"),
+    ("2", "", "until", "例如17:00"),
+    ("2", "15:30", "late", "来不及了"),
+])
+async def test_a_bad_count_or_a_time_too_late_is_explained_and_nothing_is_written(
+        client, world, clock, count, until, error, message):
+    clock.moment = clock.moment.replace(hour=15, minute=0)
+    await sign_in(client, "door1")
+    check = await client.get("/staff/site/leftovers/check", params={"count": count, "until": until})
+    assert check.status_code == 422
+    page = await get_page(client, "/staff/site/leftovers")
+    response = await client.post("/staff/site/leftovers", data={
+        "csrftoken": client.cookies.get("csrftoken"), "site": "S01", "count": count, "until": until})
+    assert response.status_code == 422
+    for soup in (parse(check), parse(response)):
+        assert message in soup.select_one(".error-summary").text
+        assert soup.find("input", attrs={"name": "count"})["value"] == count  # what was typed, kept
+        assert soup.find("input", attrs={"name": "until"})["value"] == until
+        wrong = "count" if error == "count" else "until"
+        assert soup.find("input", attrs={"name": wrong}).has_attr("aria-invalid")
+    assert await Slot.filter(day=NOW_DAY).count() == 0 and not await WaitlistOffer.exists()
+    assert not await _audits("leftovers")
+    assert page.find("form", attrs={"action": "/staff/site/leftovers/check"})
+
+
+async def test_an_admin_offers_any_sites_leftovers_and_a_site_account_only_its_own(client, world, district, clock):
+    clock.moment = clock.moment.replace(hour=15, minute=0)
+    await make_staff("admin", "boss1")
+    await sign_in(client, "boss1")
+    check = await get_page(client, "/staff/site/leftovers/check?site=S02&count=3&until=18:00")
+    response = await post_form(client, "/staff/site/leftovers", check, {"site": "S02", "count": "3", "until": "18:00"})
+    assert response.headers["location"] == "/staff/site/leftovers?watch=1&site=S02"
+    assert (await Slot.get(day=NOW_DAY)).capacity == 3
+    async with browser_at(client.app, "203.0.113.31") as door:
+        await sign_in(door, "door1")
+        response = await door.post("/staff/site/leftovers", data={
+            "csrftoken": door.cookies.get("csrftoken"), "site": "S02", "count": "3", "until": "18:00"})
+        assert response.status_code == 403
+        assert (await Slot.get(day=NOW_DAY)).capacity == 3
+        assert (await AuditEntry.filter(action="out_of_area").first()).username == "door1"
+
+
+async def test_the_staff_pages_of_the_list_read_in_english(client, world, district, clock):
+    clock.moment = clock.moment.replace(hour=15, minute=0)
+    client.cookies.set("lang", "en")
+    await sign_in(client, "agent1")
+    card = text(await _card(client, world["caller"]))
+    assert "Join the waiting list" in card and "No mobile phone: an agent calls back" in card
+    assert "Waiting list: people to call back" in text(await get_page(client, "/staff/calls/callbacks"))
+    async with browser_at(client.app, "203.0.113.32") as door:
+        door.cookies.set("lang", "en")
+        await sign_in(door, "door1")
+        check = await get_page(door, "/staff/site/leftovers/check?count=2&until=17:00")
+        assert "Send 2 waiting-list offers" in text(check)

@@ -22,6 +22,7 @@ from . import errors, metrics, refusals, templating
 from .keys import RotatingSessionMiddleware
 from .routes import (admin, api, callcentre, entry, group, guide, public, resident, site, staff,
                      wechat)
+from .routes import waitlist as waitlist_pages
 from .limits import RateLimits
 from .csrf import CSRF
 from .security import BodyGuard, SecurityHeaders
@@ -78,6 +79,10 @@ ROUTES = [
     Route("/booking/done", resident.booking_done, name="done"),
     Route("/booking/cancel", resident.booking_cancel, methods=["GET", "POST"], name="cancel"),
     Route("/booking/cancelled", resident.booking_cancelled, name="cancelled"),
+    Route("/booking/waitlist", waitlist_pages.booking_waitlist, methods=["GET", "POST"], name="waitlist"),
+    Route("/booking/waitlist/leave", waitlist_pages.waitlist_leave, methods=["POST"], name="waitlist_leave"),
+    Route("/o/{token}", waitlist_pages.open_offer, name="open_offer"),
+    Route("/booking/offer", waitlist_pages.booking_offer, methods=["GET", "POST"], name="offer"),
     Route("/entry", entry.entry_start, methods=["GET", "POST"], name="entry"),
     Route("/entry/code", entry.entry_code, methods=["GET", "POST"], name="entry_code"),
     Route("/entry/resend", entry.entry_resend, methods=["POST"], name="entry_resend"),

@@ -150,6 +150,23 @@ class Journey:
         """The window the booking was in before the confirm of the last check page."""
         return parse_id(self._s.get("moved_from"))
 
+    @property
+    def offer_id(self) -> int | None:
+        """The waiting-list offer whose link (/o/…) was opened in this browser (web/routes/waitlist.py)."""
+        return parse_id(self._s.get("offer"))
+
+    def open_offer(self, offer_id: int) -> None:
+        self._s["offer"] = offer_id
+        self._s.pop("offer_taken", None)
+
+    def take_offer(self) -> None:
+        """The offer was confirmed in this browser: its confirmation may be shown here."""
+        self._s["offer_taken"] = self.offer_id
+
+    @property
+    def took_offer(self) -> bool:
+        return self.offer_id is not None and self._s.get("offer_taken") == self.offer_id
+
     def forget_choices(self) -> None:
         for name in ("slot", "key", "site", "day"):
             self._s.pop(name, None)

@@ -26,7 +26,7 @@ CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
-_TOKEN_IN_PATH = re.compile(r"^/([bh])/[^/]+")  # a personal link, a hand-off's one-time address
+_TOKEN_IN_PATH = re.compile(r"^/([bho])/[^/]+")  # a personal link, a hand-off's one-time address, an offer link
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _LONG_NUMBER = re.compile(r"\d{11,}[0-9Xx]?")  # a phone or ID number typed into an address
 MAX_FORM_BYTES = 64 * 1024  # our largest form is a few hundred bytes
@@ -34,9 +34,10 @@ BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 def redact_path(path: str) -> str:
-    """For the log: hide the token of a personal link (/b/abc… -> /b/…) or a one-time address
-    (/h/…) and any run of 11 digits or more (a phone or ID number someone typed into the
-    address), and escape control characters, so a path can never forge a log line."""
+    """For the log: hide the token of a personal link (/b/abc… -> /b/…), a one-time address
+    (/h/…) or a waiting-list offer link (/o/…), and any run of 11 digits or more (a phone or ID
+    number someone typed into the address), and escape control characters, so a path can never
+    forge a log line."""
     path = _LONG_NUMBER.sub("…", _TOKEN_IN_PATH.sub(r"/\1/…", path))
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", path)
 

@@ -8,7 +8,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from starlette.requests import Request
-from models.booking import availability, service
+from models.booking import availability, service, waitlist
 from models.booking.service import Standing
 from models.channels import entry
 from models.db.tables import Link, Resident
@@ -31,6 +31,7 @@ class Visit:
     resident: Resident
     now: dt.datetime
     standing: Standing | None = None
+    by_offer: bool = False  # came by a waiting-list offer's link, ID number not typed (no `link`)
 
     @property
     def masked_name(self) -> str:
@@ -69,7 +70,7 @@ async def linked_visit(request: Request) -> Visit:
     return visit
 
 
-async def _verified(request: Request) -> Visit:
+async def verified_visit(request: Request) -> Visit:
     """The visit of a resident who proved who they are, with their standing; else back home."""
     visit = await load_visit(request)
     if visit is None or not visit.journey.verified:
@@ -80,7 +81,7 @@ async def _verified(request: Request) -> Visit:
 
 async def choosing_visit(request: Request) -> Visit:
     """A verified visit of someone who may choose a place (to book or to move); else back home."""
-    visit = await _verified(request)
+    visit = await verified_visit(request)
     if not visit.standing.can_choose:
         raise GoTo(url_for(request, "booking"))
     return visit
@@ -88,7 +89,7 @@ async def choosing_visit(request: Request) -> Visit:
 
 async def booked_visit(request: Request) -> Visit:
     """A verified visit of someone with an active booking; else back home."""
-    visit = await _verified(request)
+    visit = await verified_visit(request)
     if visit.standing.booking is None:
         raise GoTo(url_for(request, "booking"))
     return visit
@@ -153,9 +154,12 @@ def _verify_page(request: Request, visit: Visit, *, error: str = "", tries_left:
 
 
 async def _refusal(request: Request, visit: Visit, standing: Standing):
+    """The journey's words for why the person cannot book; with no room anywhere, the waiting
+    list: where they stand on it, or the form to join it (web/routes/waitlist.py)."""
+    listed = await waitlist.on_list(visit.resident.id) if standing.refusal == Refusal.NO_ROOM else None
     return render(request, "pages/resident/refusal.html", {
         **_window_context(visit, standing.window), "kind": standing.refusal,
-        "phone_family": await _family_offer(visit),
+        "phone_family": await _family_offer(visit), "listed": listed, "can_join": not visit.by_offer,
         "second_dose_date": visit.resident.second_dose_date, "subdistrict": visit.resident.subdistrict,
     })
 
@@ -212,7 +216,7 @@ async def booking_site(request: Request):
         **_window_context(visit, standing.window),
         "choices": choices, "chosen": chosen, "error": error,
         "first_site_full": first is not None and first.first_free_day is None,
-        "moving": standing.booking is not None,
+        "moving": standing.booking is not None, "listed": await _listed(standing),
     }, status=422 if error else 200)
 
 
@@ -246,8 +250,15 @@ async def booking_slot(request: Request):
     return render(request, "pages/resident/slot.html", {
         **_window_context(visit, standing.window),
         "site": site, "days": days, "day": day, "slots": slots, "error": error or flash,
-        "chosen": journey.slot_id,
+        "chosen": journey.slot_id, "listed": await _listed(standing), "moving": standing.booking is not None,
     }, status=422 if error else 200, fragment="fragments/_slot_picker.html")
+
+
+async def _listed(standing: Standing):
+    """Where a person choosing a place stands on the waiting list (None when not on it, or when
+    moving a booking: booking ended their place on it); the site and time pages offer the list
+    where they are full."""
+    return None if standing.booking else await waitlist.on_list(standing.resident.id)
 
 
 async def booking_check(request: Request):
@@ -294,14 +305,35 @@ async def booking_confirm(request: Request):
 
 
 async def booking_done(request: Request):
-    """GET /booking/done: the confirmation of the booking just made."""
-    visit = await booked_visit(request)
+    """GET /booking/done: the confirmation of the booking just made (by this journey, or by
+    taking a waiting-list offer in this browser)."""
+    visit = await _offer_taker(request) or await booked_visit(request)
     moved_from = visit.journey.moved_from
     if moved_from == visit.standing.booking.slot_id:  # "moved" to the window it was in
         return await _booking_page(request, visit, visit.standing, just_booked=False)
     old = await availability.slot_by_id(moved_from)
     return await _booking_page(request, visit, visit.standing, just_booked=True,
                                old_slot=await availability.slot_with_site(old.id) if old else None)
+
+
+async def _offer_taker(request: Request) -> Visit | None:
+    """The person who took a waiting-list offer in this browser without typing their ID number
+    (web/routes/waitlist.py: the offer link books that one window): their confirmation, while
+    the booking is on the offered window. None when this browser proved who they are (the
+    journey's own page then) or took no offer."""
+    journey = Journey(request.session)
+    if not journey.took_offer:
+        return None
+    offer = await waitlist.offer_by_id(journey.offer_id)
+    visit = await load_visit(request) if journey.link_id is not None else None  # (it ends a linkless session)
+    if offer is None or (visit is not None and visit.journey.verified and visit.resident.id == offer.resident_id):
+        return None
+    d = district(request)
+    now = d.clock.now()
+    standing = await service.stand(d, offer.resident, now)
+    if standing.booking is None or standing.booking.slot_id != offer.slot_id:
+        return None
+    return Visit(journey, None, offer.resident, now, standing, by_offer=True)
 
 
 async def _booking_page(request: Request, visit: Visit, standing: Standing, *, just_booked: bool,
@@ -317,7 +349,7 @@ async def _booking_page(request: Request, visit: Visit, standing: Standing, *, j
         "phone": visit.resident.phone_masked,
         "late": standing.is_late(slot.day),
         "companion": standing.needs_companion(slot.day),
-        "can_move": standing.can_choose,
+        "can_move": standing.can_choose, "by_offer": visit.by_offer,
     })
 
 

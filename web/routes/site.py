@@ -10,12 +10,23 @@ Look-ups are counted per account before anything is looked up (RATE_LIMIT_SITE_L
 RATE_LIMIT_SITE_LOOKUP_HOUR: past either, 429 with Retry-After), and audited one by one up to
 LOOKUPS_AUDITED_PER_HOUR an hour; beyond, one audit row per SUMMARY_EVERY look-ups with the
 hour's count, so a script cannot fill the audit trail (issue 21, finding 6).
+
+Same-day leftovers (issue 24): at the end of a clinic day, with doses already drawn, the site says
+"N places left today until HH:MM", reads it back ("send N waiting-list offers"), and the service
+offers them at once, with the short hold, to the people on the waiting list who accept the site,
+in the list's order (models/booking/waitlist.py: leftovers). The page then follows how many are
+waiting for an answer and how many have accepted, refreshing itself (a meta refresh: no script).
 """
 from __future__ import annotations
+
+import datetime as dt
+import re
 
 from starlette.requests import Request
 from starlette.routing import Route
 
+from models.booking import waitlist
+from models.booking.waitlist import LeftoverError
 from models.db.tables import Site, StaffUser
 from models.operations import checkin
 from models.operations.imports.csvfile import LONG_NUMBER
@@ -32,6 +43,9 @@ FLASH = "site_flash"  # what the page after a 303 says was done: {"checked_in": 
 SITE_LOOKUP, SITE_LOOKUP_HOUR = "site_lookup", "site_lookup_hour"  # web/settings.py: the limits
 LOOKUPS_AUDITED_PER_HOUR = 200  # per account and clock hour: about a busy site's honest hour
 SUMMARY_EVERY = 20  # beyond them, one audit row (`site_lookups_counted`) per this many
+LEFTOVERS_MOST = 500  # leftover places offered at once: models/booking/waitlist.py leftovers()' bound
+REFRESH_SECONDS = 20  # how often the leftovers page follows the answers while it is watched
+CLOCK_TIME = re.compile(r"([01]?[0-9]|2[0-3])[:：]([0-5][0-9])")  # 17:00, 9:30, or with a full-width colon
 
 
 async def _site(request: Request, user: StaffUser, code) -> Site | None:
@@ -198,9 +212,103 @@ async def site_close(request: Request):
     })
 
 
+# ---- same-day leftovers
+
+
+def _site_params(user: StaffUser, site: Site) -> dict:
+    """The query a console address needs: an admin names the site, a site account has one."""
+    return {} if user.role == "site" else {"site": site.code}
+
+
+def _leftover_answers(count_text: str, until_text: str, now: dt.datetime, minutes: int) -> tuple[int, str]:
+    """The places left and the time the site stops, as typed, checked the way the service checks
+    them (a count from 1 to LEFTOVERS_MOST; a time of day still far enough ahead for the hold
+    and the journey): (count, "HH:MM"); else LeftoverError with code count, until or late."""
+    if not re.fullmatch(r"[0-9]{1,4}", count_text) or not 1 <= int(count_text) <= LEFTOVERS_MOST:
+        raise LeftoverError("count")
+    found = CLOCK_TIME.fullmatch(until_text)
+    if found is None:
+        raise LeftoverError("until")
+    until = f"{int(found.group(1)):02d}:{found.group(2)}"
+    waitlist.leftover_window(now, until, minutes)  # LeftoverError("late") when it is too late today
+    return int(count_text), until
+
+
+async def _leftovers_page(request: Request, user: StaffUser, site: Site, *, status: int = 200, **extra):
+    """Today's leftover offers at the site (per window: waiting for an answer, accepted), and the
+    form that offers more; while watched (?watch=1) only the figures, refreshing themselves."""
+    d = district(request)
+    now = d.clock.now()
+    windows = await waitlist.leftovers_today(site.id, now)
+    return render(request, "pages/staff/site/leftovers.html", {
+        "staff": user, "site": site, "today": now.date(), "windows": windows,
+        "open": sum(w[1] for w in windows), "taken": sum(w[2] for w in windows),
+        "params": _site_params(user, site), "home": _home(request, user, site),
+        "minutes": d.same_day_offer_minutes, "refresh": REFRESH_SECONDS, "most": LEFTOVERS_MOST, **extra,
+    }, status=status)
+
+
+@staff_only(*SITE)
+async def site_leftovers(request: Request):
+    """GET /staff/site/leftovers: today's leftover offers and how many accepted (?watch=1: the
+    figures alone, refreshing every REFRESH_SECONDS); the form "N places left today until HH:MM"."""
+    user = await current_staff(request)
+    q = request.query_params
+    site = await _site(request, user, q.get("site"))
+    if site is None:
+        return see_other(url_for(request, "site_home"))
+    typed = {"count": parse_text(q.get("count"), 8), "until": parse_text(q.get("until"), 8)}  # "change"
+    return await _leftovers_page(request, user, site, watch=q.get("watch") == "1", typed=typed,
+                                 flash=await _flash(request))
+
+
+@staff_only(*SITE)
+async def site_leftovers_check(request: Request):
+    """GET /staff/site/leftovers/check?count=&until=: the answers read back, and the button that
+    sends the offers, saying how many; a mistake back on the form with what was typed."""
+    user = await current_staff(request)
+    q = request.query_params
+    site = await _site(request, user, q.get("site"))
+    if site is None:
+        return see_other(url_for(request, "site_home"))
+    d = district(request)
+    typed = {"count": parse_text(q.get("count"), 8), "until": parse_text(q.get("until"), 8)}
+    try:
+        count, until = _leftover_answers(typed["count"], typed["until"], d.clock.now(), d.same_day_offer_minutes)
+    except LeftoverError as exc:
+        return await _leftovers_page(request, user, site, status=422, error=exc.code, typed=typed)
+    start, _end = waitlist.leftover_window(d.clock.now(), until, d.same_day_offer_minutes)
+    return render(request, "pages/staff/site/leftovers_check.html", {
+        "staff": user, "site": site, "count": count, "until": until, "start": start,
+        "minutes": d.same_day_offer_minutes, "params": _site_params(user, site),
+    })
+
+
+@staff_only(*SITE)
+async def site_leftovers_send(request: Request):
+    """POST /staff/site/leftovers: offer the leftover places to the waiting list now; audited
+    (the count, the time and how many offers went out); 303 to the page that follows them."""
+    user, form, site = await _posted(request)
+    if site is None:
+        return see_other(url_for(request, "site_home"))
+    d = district(request)
+    typed = {"count": parse_text(form.get("count"), 8), "until": parse_text(form.get("until"), 8)}
+    try:
+        count, until = _leftover_answers(typed["count"], typed["until"], d.clock.now(), d.same_day_offer_minutes)
+        made = await waitlist.leftovers(d, site, count, until)
+    except LeftoverError as exc:
+        return await _leftovers_page(request, user, site, status=422, error=exc.code, typed=typed)
+    await record(request, "leftovers", detail=f"{count} left until {until} site={site.code}: {made.offered} offered")
+    request.session[FLASH] = {"leftovers": count, "offered": made.offered}
+    return see_other(url_for(request, "site_leftovers", watch=1, **_site_params(user, site)))
+
+
 ROUTES = [
     Route("/staff/site", site_home, name="site_home"),
     Route("/staff/site/lookup", site_lookup, methods=["POST"], name="site_lookup"),
     Route("/staff/site/check-in", site_check_in, methods=["POST"], name="site_check_in"),
     Route("/staff/site/close", site_close, methods=["GET", "POST"], name="site_close"),
+    Route("/staff/site/leftovers", site_leftovers, name="site_leftovers"),
+    Route("/staff/site/leftovers", site_leftovers_send, methods=["POST"], name="site_leftovers_send"),
+    Route("/staff/site/leftovers/check", site_leftovers_check, name="site_leftovers_check"),
 ]

@@ -9,13 +9,16 @@ from . import Outgoing, Pending, Receipt
 log = logging.getLogger("booking.sms")
 
 
+MARKERS = ("/b/", "/o/")  # a personal link, a waiting-list offer link
+
+
 def redact(body: str) -> str:
     """Hide a link token in a message body before it is logged."""
-    marker = "/b/"
-    at = body.find(marker)
-    if at < 0:
-        return body
-    return body[: at + len(marker)] + "…"
+    for marker in MARKERS:
+        at = body.find(marker)
+        if at >= 0:
+            body = body[: at + len(marker)] + "…"
+    return body
 
 
 class ConsoleBackend:
