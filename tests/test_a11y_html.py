@@ -276,6 +276,13 @@ def test_resident_pages_at_360px(world, browser, served, variant):
         walk.submit()
         page.wait_for_selector("#id_number", state="detached")
         walk.axe(f"refusal: {kind}")
+    join = page.locator("form[action='/booking/waitlist']")  # no room: the waiting list, one tap
+    if join.count():  # (the first variant joins; the others find the no_room person on it)
+        walk.submit("form[action='/booking/waitlist']")
+        page.wait_for_url(f"{base}/booking/waitlist")
+    else:
+        walk.goto("/booking/waitlist")
+    walk.axe("waiting list: on the list")
     assert walk.via_htmx >= 5, "htmx did not boost the links and forms (data-hx-boost)"
     walk.finish()
 
