@@ -203,6 +203,12 @@ async def test_not_needed_passes_the_place_to_the_next_call_back_person(client, 
     (declined,) = await _audits("waitlist_decline")
     assert declined.resident_id == caller.id
     assert declined.detail == f"{caller.id_masked} S01 {DAY} 09:00"
+    # declined again (a second tap, another agent's tab): nothing more done, said so
+    response = await post_form(client, "/staff/calls/callbacks/decline", page, {"r": caller.id, "offer": offer.id})
+    assert response.headers["location"] == "/staff/calls/callbacks?gone=1"
+    assert "这个名额已不再为来电人保留" in text(await get_page(client, response.headers["location"]))
+    assert len(await _audits("waitlist_decline")) == 1
+    assert (await waitlist.callbacks())[0].id == passed.id
     # an offer that is someone else's, or made up: nothing declined
     response = await client.post("/staff/calls/callbacks/decline", data={
         "csrftoken": client.cookies.get("csrftoken"), "r": caller.id, "offer": passed.id})

@@ -368,7 +368,7 @@ async def calls_callbacks(request: Request):
     offers = await _callbacks(request)
     return await _page(request, "callbacks.html", {
         "offers": offers, "mask_name": mask_name, "now": district(request).clock.now(),
-        "declined": request.query_params.get("declined") == "1",
+        "declined": request.query_params.get("declined") == "1", "gone": request.query_params.get("gone") == "1",
     })
 
 
@@ -381,13 +381,15 @@ async def calls_callback_decline(request: Request):
     offer = await waitlist.offer_by_id(parse_id(form.get("offer")))
     if offer is None or offer.resident_id != resident.id:
         return await _missing(request)
-    if await waitlist.decline(district(request), offer.id):
+    declined = await waitlist.decline(district(request), offer.id)
+    if declined:
         slot = offer.slot
         await record(request, "waitlist_decline", resident=resident,
                      detail=f"{resident.id_masked} {slot.site.code} {slot.day} {slot.start}")
     if form.get("back") == "card":
         return see_other(url_for(request, "calls_card", r=resident.id) + "#waitlist")
-    return see_other(url_for(request, "calls_callbacks", declined=1))
+    # Not declined: the offer was answered or ran out meanwhile (the list no longer shows it).
+    return see_other(url_for(request, "calls_callbacks", **({"declined": 1} if declined else {"gone": 1})))
 
 
 ROUTES = [
