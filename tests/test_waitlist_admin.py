@@ -184,6 +184,32 @@ async def test_a_closure_moves_both_bookings_and_the_place_left_is_the_waiting_p
     await _check(district)
 
 
+async def test_a_booking_a_closure_cannot_move_goes_on_the_list_in_its_order(db, district, clock):
+    """No target: the closed window's booking is cancelled, its person put on the waiting list
+    (any site of their sub-district), and told so by the cancellation SMS; a place opening later
+    goes to whoever is first in the list's order, the displaced person or the one already waiting."""
+    closed_site = await make_site()
+    closed = await make_slot(closed_site, DAY, capacity=1)
+    (displaced,) = await _fill(district, closed_site, closed, 1)
+    await make_slot(closed_site, MONDAY, capacity=0)  # nothing else anywhere
+    waiting, _ = await make_resident(closed_site, first_dose=FIRST + dt.timedelta(days=1), name="候补早",
+                                     phone="13700000009")
+    await _join(district, waiting)  # joined first, but their interval ends a day later
+
+    c = await closing.closure(closed_site, DAY, "", "疫苗未到", today=clock.today())
+    result = await closing.close(district, c, move_to=None)
+
+    assert result.cancelled == 1
+    entry = await WaitlistEntry.get(resident_id=displaced.resident_id)
+    assert (entry.status, entry.scope, entry.channel) == (WaitlistEntry.WAITING, "subdistrict", closing.CLOSURE)
+    sms = await SmsMessage.get(resident_id=displaced.resident_id, kind="closure_cancel")
+    assert sms.template == "closure_cancel"
+    monday = await Slot.get(site_id=closed_site.id, day=MONDAY)
+    assert await capacity.set_window_capacity(monday, "1", district)
+    assert await _offered([await Resident.get(id=displaced.resident_id), waiting]) == [displaced.resident_id]
+    await _check(district)
+
+
 # ---- the purge: a person erased is off the list
 
 

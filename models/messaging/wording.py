@@ -106,9 +106,9 @@ TEMPLATES: dict[str, dict[str, str]] = {
               "Code ${code}. " + _ENTRY_EN + "${note}. Help: 12345",
     },
     "closure_cancel": {
-        "zh": "${name}，因接种点停诊，您${day}的第二剂新冠疫苗预约已取消。请重新预约：${link}",
-        "en": "${name}, the site is closed, so your 2nd-dose booking on ${day} is cancelled. "
-              "Please book again: ${link}",
+        "zh": "${name}，因接种点停诊，您${day}的第二剂新冠疫苗预约已取消，已为您候补，有空位会短信通知。也可重新预约：${link}",
+        "en": "${name}, the site is closed, so your 2nd-dose booking on ${day} is cancelled. You are "
+              "on the waiting list: we will SMS a free place. Or book again: ${link}",
     },
     "risk_cancel": {
         "zh": "${name}，因您所在的${subdistrict}为${level}地区，按防控要求，您的第二剂新冠疫苗预约"

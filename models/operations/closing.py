@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
 
-from ..booking import service
+from ..booking import service, waitlist
 from ..clock import as_utc
 from ..db import places as place_rules
 from ..db.tables import Booking, Hold, Site, Slot
@@ -32,6 +32,7 @@ from .slots import HHMM
 
 MAX_REASON = 100  # Slot.closed_reason
 PAGE = 200
+CLOSURE = "closure"  # how a person the closure put on the waiting list joined it (WaitlistEntry.channel)
 
 # What each ClosingError code means, for the command line (the console words them in Chinese).
 REASONS = {
@@ -300,12 +301,24 @@ async def close(district: District, c: Closure, *, move_to: Target | None,
             if outcome is None:
                 outcome = "cancelled" if await service.cancel_off_closed(district, booking, c.day) \
                     else "gone"
+                if outcome == "cancelled":
+                    await _wait_for_a_place(district, booking.resident)
             setattr(result, outcome, getattr(result, outcome) + 1)
             if progress:
                 progress(result)
         if len(page) < PAGE:
             return result
         last_id = page[-1].id
+
+
+async def _wait_for_a_place(district: District, resident) -> None:
+    """A booking the closure could not move: its person goes on the waiting list (any site in
+    their first-dose site's sub-district), in the list's order like everyone on it, so the people
+    a closure displaced and the people already waiting share the places that open next by one
+    rule. Nothing when they may not book (a risk area since)."""
+    standing = await service.stand(district, resident)
+    if standing.refusal in waitlist.JOINABLE:
+        await waitlist.join(district, standing, waitlist.Choice(scope="subdistrict"), channel=CLOSURE)
 
 
 async def _move_one(district: District, booking: Booking, move_to: Target, full: set[int]) -> str | None:

@@ -11,8 +11,12 @@ import re
 from dataclasses import dataclass
 
 from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
 
-from ..db.tables import Booking, Site
+from ..booking import waitlist
+from ..db import places
+from ..db.tables import Booking, Site, Slot
+from ..district import District
 from ..rules import guide as guide_facts
 from ..rules.interval import RuleBook
 from ..rules.tianhe import SUBDISTRICTS, normalise_subdistrict
@@ -113,9 +117,17 @@ async def edit_site(site: Site, values: dict[str, str]) -> list[str]:
     return changed
 
 
-async def set_open(site: Site, active: bool) -> bool:
-    """Open or close the site for new bookings; whether anything changed."""
-    changed = await Site.filter(id=site.id, active=not active).update(active=active)
+async def set_open(site: Site, active: bool, district: District | None = None) -> bool:
+    """Open or close the site for new bookings; whether anything changed. Opened again, its free
+    places to come are offered to the waiting list in the same commit, before the public journey
+    sees them."""
+    async with in_transaction() as conn:
+        changed = await Site.filter(id=site.id, active=not active).using_db(conn).update(active=active)
+        if changed and active and district is not None:
+            now = district.clock.now()
+            free = await Slot.filter(places.has_room_filter(), places.not_started_filter(now), site_id=site.id,
+                                     closed_reason="").using_db(conn).values_list("id", flat=True)
+            await waitlist.offer_free_in(district, conn, list(free))
     site.active = active
     return bool(changed)
 

@@ -101,7 +101,7 @@ async def admin_site_open(request: Request):
     if site is None:
         return await _missing(request)
     active = parse_text(form.get("active"), 1) == "1"
-    if await sites.set_open(site, active):
+    if await sites.set_open(site, active, district(request)):
         await record(request, "site_open" if active else "site_close", detail=site.code)
     return see_other(url_for(request, "admin_site_edit", site=site.id,
                              changed="open" if active else "closed"))
