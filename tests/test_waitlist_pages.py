@@ -172,6 +172,10 @@ async def test_the_site_and_a_full_day_offer_the_list(client, world):
     await make_slot(world["other"], DAY + dt.timedelta(days=1), "09:00", "10:00", capacity=1, booked=1)
     full_day = await get_page(client, f"/booking/slot?day={(DAY + dt.timedelta(days=1)).isoformat()}")
     await join_with_defaults(client, full_day)
+    for url in ("/booking/site", f"/booking/slot?day={(DAY + dt.timedelta(days=1)).isoformat()}"):
+        again = await get_page(client, url)  # on the list now: where they stand, not the form
+        assert again.find("a", attrs={"href": "/booking/waitlist"}) is not None, url
+        assert again.find("form", attrs={"action": "/booking/waitlist"}) is None, url
 
 
 async def _offered(client, world, district, key="waiting"):

@@ -212,11 +212,11 @@ async def booking_site(request: Request):
     first = choices[0] if choices and choices[0].is_first_site else None
     if chosen not in open_ids:
         chosen = next((c.site.id for c in choices if c.first_free_day), None)
+    first_site_full = first is not None and first.first_free_day is None
     return render(request, "pages/resident/site.html", {
         **_window_context(visit, standing.window),
-        "choices": choices, "chosen": chosen, "error": error,
-        "first_site_full": first is not None and first.first_free_day is None,
-        "moving": standing.booking is not None, "listed": await _listed(standing),
+        "choices": choices, "chosen": chosen, "error": error, "first_site_full": first_site_full,
+        "moving": standing.booking is not None, "listed": await _listed(standing) if first_site_full else None,
     }, status=422 if error else 200)
 
 
@@ -250,14 +250,15 @@ async def booking_slot(request: Request):
     return render(request, "pages/resident/slot.html", {
         **_window_context(visit, standing.window),
         "site": site, "days": days, "day": day, "slots": slots, "error": error or flash,
-        "chosen": journey.slot_id, "listed": await _listed(standing), "moving": standing.booking is not None,
+        "chosen": journey.slot_id, "moving": standing.booking is not None,
+        "listed": None if any(s.free for s in slots) else await _listed(standing),
     }, status=422 if error else 200, fragment="fragments/_slot_picker.html")
 
 
 async def _listed(standing: Standing):
     """Where a person choosing a place stands on the waiting list (None when not on it, or when
-    moving a booking: booking ended their place on it); the site and time pages offer the list
-    where they are full."""
+    moving a booking: booking ended their place on it). Asked only where a page finds no room
+    (the first-dose site full, a day full): there it shows their place, or the form to join."""
     return None if standing.booking else await waitlist.on_list(standing.resident.id)
 
 
