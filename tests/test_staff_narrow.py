@@ -88,6 +88,9 @@ SHOTS = {
     ("admin", "/admin/closing/preview"): "staff-phone-6-closing",
     ("admin", "/admin/imports/{run_id}"): "staff-phone-7-import",
     ("admin", "/admin/reports"): "staff-phone-8-reports",
+    ("callcentre", "/staff/calls/callbacks"): "staff-phone-9-callbacks",
+    ("site", "/staff/site/leftovers"): "staff-phone-10-leftovers",
+    ("admin", "/admin/reports/waitlist"): "staff-phone-11-waitlist",
 }
 
 # The widest elements, to say what overflows.
@@ -152,6 +155,13 @@ def world(tmp_path_factory):
         away, _ = await make_resident(other, first_dose=first, name="刘八妹", phone="13600000009",
                                       subdistrict="石牌街")
         await book_for(district, away, await other.slots.filter(day=day, start="08:30").first())
+        from models.booking import waitlist
+        for i, name in enumerate(("陈候补", "林等位", "黄回电")):  # on the list; the last one without a mobile
+            person, _ = await make_resident(home, first_dose=first - dt.timedelta(days=i), name=name,
+                                            phone=f"1350000000{i}", subdistrict="五山街")
+            await waitlist.join(district, await service.stand(district, person),
+                                waitlist.Choice(scope="subdistrict" if i == 1 else "site"),
+                                channel="callcentre", callback=i == 2)
         risk = await RiskArea.create(subdistrict="石牌街")
         agent = await StaffUser.get(username="agent1")
         return {"caller": caller.id, "booked": people[0][0].id, "booking": booked[0].id,
