@@ -239,26 +239,40 @@ def leave(resident_id: int, now: dt.datetime, offers: Offerer | None):
     return bool(left)
 
 
-def _lock_offered(resident_id: int):
+def _lock(slot_ids):
+    """Lock these slot rows, lowest id first (PostgreSQL; SQLite's BEGIN IMMEDIATE already has
+    the whole database): the engine's lock order, for the units here that start from an offer."""
     if dialect.is_sqlite(fast.db()):
         return
-    slots = yield from offered_slots(resident_id)
-    for slot_id in sorted(set(slots)):
+    for slot_id in sorted(set(slot_ids)):
         yield unit.Rows('SELECT id FROM "slot" WHERE id = ? FOR UPDATE', [slot_id])
+
+
+def _lock_offered(resident_id: int):
+    yield from _lock((yield from offered_slots(resident_id)))
+
+
+def _close(offer_id: int, status: str, now: dt.datetime, *, due: bool = False):
+    """Close an open offer as `status` (`due`: only once its time is up) and give its place
+    back; its (slot id, entry id), or None when it was not open (or not due)."""
+    found = yield unit.Rows('SELECT slot_id, entry_id FROM "waitlist_offer" WHERE id = ? AND status = ? '
+                            'AND (? OR expires_at <= ?)', [offer_id, Offer.OPEN, not due, now])
+    if not found:
+        return None
+    slot_id, entry_id = found[0]
+    yield from _lock([slot_id])
+    if not (yield from _give_back(offer_id, slot_id, status, now)):
+        return None
+    return slot_id, entry_id
 
 
 def decline(offer_id: int, now: dt.datetime, offers: Offerer | None):
     """"Not for me": the offer closes, the person stays on the list (their turn kept), and the
     place goes to the next person. False when the offer was not open any more."""
-    found = yield unit.Rows('SELECT slot_id, entry_id FROM "waitlist_offer" WHERE id = ? AND status = ?',
-                            [offer_id, Offer.OPEN])
-    if not found:
+    closed = yield from _close(offer_id, Offer.DECLINED, now)
+    if closed is None:
         return False
-    slot_id, entry_id = found[0]
-    if not dialect.is_sqlite(fast.db()):
-        yield unit.Rows('SELECT id FROM "slot" WHERE id = ? FOR UPDATE', [slot_id])
-    if not (yield from _give_back(offer_id, slot_id, Offer.DECLINED, now)):
-        return False
+    slot_id, entry_id = closed
     yield unit.Count('UPDATE "waitlist_entry" SET status = ? WHERE id = ? AND status = ?',
                      [Entry.WAITING, entry_id, Entry.OFFERED])
     yield from pass_on(slot_id, now, offers)
@@ -272,15 +286,10 @@ def expire(offer_id: int, now: dt.datetime, offers: Offerer | None):
     """An offer not answered in time: closed, its place to the next person; the person keeps
     their turn, or after their third offer let expire is taken off the list (with an SMS).
     False when it was answered meanwhile."""
-    found = yield unit.Rows('SELECT slot_id, entry_id FROM "waitlist_offer" WHERE id = ? AND status = ? '
-                            'AND expires_at <= ?', [offer_id, Offer.OPEN, now])
-    if not found:
+    closed = yield from _close(offer_id, Offer.EXPIRED, now, due=True)
+    if closed is None:
         return False
-    slot_id, entry_id = found[0]
-    if not dialect.is_sqlite(fast.db()):
-        yield unit.Rows('SELECT id FROM "slot" WHERE id = ? FOR UPDATE', [slot_id])
-    if not (yield from _give_back(offer_id, slot_id, Offer.EXPIRED, now)):
-        return False
+    slot_id, entry_id = closed
     yield unit.Count('UPDATE "waitlist_entry" SET expired_offers = expired_offers + 1 WHERE id = ?', [entry_id])
     gone = yield unit.Count(
         'UPDATE "waitlist_entry" SET status = ?, ended_at = ? WHERE id = ? AND status = ? AND expired_offers >= ?',
@@ -305,8 +314,7 @@ def offer_free(slot_ids: list[int], now: dt.datetime, offers: Offerer | None):
     same-day leftover): how many offers were made."""
     made = 0
     for slot_id in sorted(set(slot_ids)):
-        if not dialect.is_sqlite(fast.db()):
-            yield unit.Rows('SELECT id FROM "slot" WHERE id = ? FOR UPDATE', [slot_id])
+        yield from _lock([slot_id])
         made += yield from pass_on(slot_id, now, offers)
     return made
 
