@@ -52,10 +52,12 @@ def versions(*names: str) -> dict:
 
 
 def summarise(args, concurrency: int, data, env: dict, j: dict, h: dict, healthz_rate: float,
-              check: dict, wall: float) -> dict:
+              check: dict, wall: float, waitlist: dict | None = None) -> dict:
+    """The JSON line; `waitlist`: bench/waitlist.py's part (--waitlist), its errors counted
+    with the journeys'."""
     elapsed = j["elapsed"] or 1e-9
     not_booked = j["journeys_started"] - j["journeys_completed"] - j["abandoned"]
-    errors = dict(j["errors"])
+    errors = dict(j["errors"]) | (waitlist["errors"] if waitlist else {})
     request_rate = j["requests"] / elapsed
     answered = sum(len(j["latencies"].get(step, [])) for step in STEPS)  # waiting-room answers left out
     return {
@@ -107,6 +109,7 @@ def summarise(args, concurrency: int, data, env: dict, j: dict, h: dict, healthz
         "dataset": data.summary() | {"url": "sqlite (temporary file)" if args.db == "sqlite" else args.postgres_url},
         "limits": {"duration_s": args.duration, "journeys": args.journeys, "residents": args.residents},
         "check": check,
+        "waitlist": waitlist,
         "wall_seconds": round(wall, 1),
         "machine": {"cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)},
     }

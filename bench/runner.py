@@ -20,6 +20,11 @@ In order, all on 127.0.0.1, bounded in time and count:
 5. the server stopped, then `run.py check` on the database (the invariants: no window holds
    more bookings than places, …) and the number of bookings it holds.
 
+With --waitlist (bench/waitlist.py), before the server starts the mornings of --waitlist-sites
+sites are filled with bookings and --waiting people join the list for them; during the
+journeys --cancels of the booked people cancel through their links; after them, before the
+server stops, each offer is taken through the link of its SMS. Reported under `waitlist`.
+
 The JSON line (standard output; progress goes to standard error) has the rates, the 50th, 95th
 and 99th percentiles of every step in milliseconds, errors by kind (a 5xx, an exception, a
 journey that did not end booked), the waiting room's answers, the generators' own CPU seconds,
@@ -39,11 +44,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import dataset
+from bench import dataset, waitlist
 from bench.load import Plan, ready, run_plan
 from bench.report import merge, summarise
 from bench.server import (SECRET, Server, count_bookings, default_workers, on_this_machine, run_check,
-                          server_env)
+                          server_env, settings_for)
 
 DEFAULT_PG = "postgres://postgres@127.0.0.1/booking_bench"
 
@@ -107,6 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=os.environ.get("BENCH_CACHE_DIR", "/tmp/booking-bench-cache"),
                    help="SQLite data sets kept for the next run with the same parameters ('' for none)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (database, server log)")
+    p.add_argument("--waitlist", action="store_true",
+                   help="the waiting list under the rush: full mornings, cancellations during the journeys, "
+                   "the offers taken after them (bench/waitlist.py)")
+    p.add_argument("--waitlist-sites", type=int, default=4, help="with --waitlist: sites with full mornings (default 4)")
+    p.add_argument("--cancels", type=int, default=100,
+                   help="with --waitlist: booked people who cancel during the journeys (default 100)")
+    p.add_argument("--waiting", type=int, default=200, help="with --waitlist: people on the list (default 200)")
+    p.add_argument("--cancel-over", type=float, default=None,
+                   help="with --waitlist: seconds over which the cancellers arrive, evenly, from the start of "
+                   "the journeys (default: half of --duration, at most 30; 0: all at once)")
     return p
 
 
@@ -129,6 +144,12 @@ def main(argv: list[str] | None = None) -> int:
                              days=args.days, seed=args.seed,
                              cache_dir=(args.cache_dir or None) if args.db == "sqlite" else None, say=say)
         env = server_env(url, args.redis_url, args.server_env)
+        setup = None
+        if args.waitlist:
+            setup = waitlist.choose_people(sites=args.sites, residents=args.residents, warmup=args.warmup,
+                                           full_sites=args.waitlist_sites, cancels=args.cancels,
+                                           waiting=args.waiting)
+            waitlist.prepare(url, settings_for(env), setup, say)
         if args.workers is None:
             args.workers = default_workers(env)
         server = Server(env, args.workers, workdir / "server.log", args.send_sms)
@@ -136,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         say(f"server on {server.base_url}, {args.workers} worker(s); log {workdir / 'server.log'}")
         # The warm-up plays the last residents; the measured run the others, from the first.
         measured = range(1, args.residents - args.warmup + 1)
+        if setup is not None:  # the people of the waiting list's parts do not rush
+            measured = [rid for rid in measured if rid not in setup.reserved]
         warmup = range(args.residents - args.warmup + 1, args.residents + 1)
         ctx = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(args.generators, mp_context=ctx) as pool:
@@ -153,18 +176,34 @@ def main(argv: list[str] | None = None) -> int:
             say(f"journeys: {concurrency} residents at once for {args.duration:.0f}s "
                 f"(at most {args.journeys:,} journeys)")
             cpu_before = server.cpu_seconds()
+            over = min(args.duration / 2, 30.0) if args.cancel_over is None else args.cancel_over
+            cancels = waitlist.Cancellations(server.base_url, args.seed, setup, over) if setup else None
             j = run_phase(pool, server.base_url, "journey", concurrency=concurrency,
                           duration=args.duration, count=min(args.journeys, len(measured)),
                           residents=measured, think_time=args.think_time, ramp=args.ramp, **common)
             j["server_cpu_seconds"] = server.cpu_seconds() - cpu_before
+            rush_ended = time.time()
+        if cancels is not None:
+            cancels = cancels.wait()
+            tokens = waitlist.offer_tokens(url, SECRET)
+            during = sum(at <= rush_ended for at in cancels.cancelled_at)
+            say(f"waiting list: {cancels.cancelled} cancelled ({during} while the journeys ran), "
+                f"{len(tokens)} offers to take")
+            takes = waitlist.take_offers(server.base_url, args.seed, tokens)
         server.stop()
         server = None
         check = run_check(env)
         check["bookings_in_db"] = count_bookings(url)
         check["bookings_seen"] = j["bookings"] + (w["bookings"] if args.warmup else 0)
+        listed = None
+        if setup is not None:
+            listed = waitlist.report(setup, cancels, takes, waitlist.tally(url, setup), rush_ended)
+            check["bookings_seen"] += listed["bookings_seen"]
+            say(f"waiting list: {listed['offers_made']} offers made, {listed['offers_taken']} taken, "
+                f"{listed['public_on_freed']} freed places booked by the public")
         say(f"check: {check['summary']}")
         report = summarise(args, concurrency, data, env, j, h, healthz_rate, check,
-                           time.monotonic() - started)
+                           time.monotonic() - started, listed)
         print(json.dumps(report, ensure_ascii=False), flush=True)
         return 0 if report["errors_total"] == 0 and check["ok"] else 1
     finally:

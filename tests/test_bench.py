@@ -1,5 +1,7 @@
 """The benchmark (bench/, `make bench`) end to end with tiny numbers: a small district, a real
-server, a few residents at once, bounded by the number of journeys (not by time), then `check`."""
+server, a few residents at once, bounded by the number of journeys (not by time), with the
+waiting list beside them (--waitlist: cancellations during the journeys, the offers taken by their
+SMS links after), then `check`."""
 from __future__ import annotations
 
 import json
@@ -16,6 +18,7 @@ from tests.realserver import ROOT
 
 JOURNEYS = 20
 WARMUP = 2
+CANCELS = 4
 
 
 def test_tokens_and_id_numbers_are_derived_unique_and_valid():
@@ -34,7 +37,10 @@ async def test_bench_runs_journeys_books_and_checks_clean(backend):
     command = [sys.executable, "-m", "bench", "--residents", "300", "--sites", "3", "--days", "3",
                "--concurrency", "5", "--journeys", str(JOURNEYS), "--duration", "600",
                "--warmup", str(WARMUP), "--healthz-requests", "100", "--healthz-seconds", "60",
-               "--generators", "1", "--workers", "1"]  # the SQLite file is kept in /tmp/booking-bench-cache for next time
+               "--generators", "1", "--workers", "1",  # the SQLite file is kept in /tmp/booking-bench-cache for next time
+               # the waiting list beside the rush: 8 booked on site 1's mornings, 4 of them cancel, 6 waiting
+               "--waitlist", "--waitlist-sites", "1", "--cancels", str(CANCELS), "--waiting", "6",
+               "--cancel-over", "0"]
     if backend == "postgres":
         command += ["--db", "postgres", "--postgres-url", PG_URL]
     try:
@@ -63,7 +69,14 @@ async def test_bench_runs_journeys_books_and_checks_clean(backend):
     assert report["server"]["workers"] == 1
     assert report["server"]["rate_limits"]["open_link"] == "30/minute"  # as shipped
     assert report["check"]["ok"] and report["check"]["exit_status"] == 0
-    assert report["check"]["bookings_in_db"] == report["check"]["bookings_seen"] == JOURNEYS + WARMUP
+    listed = report["waitlist"]
+    assert listed["booked_before"] == 2 * CANCELS and listed["waiting"] == 6
+    assert listed["cancelled"] == listed["offers_made"] == listed["offers_taken"] == CANCELS
+    assert listed["offers_taken_seen"] == CANCELS and listed["offers_open"] == 0
+    assert listed["public_on_freed"] == 0 and listed["errors"] == {}
+    assert listed["steps_ms"]["cancel"]["n"] == listed["steps_ms"]["offer_confirm"]["n"] == CANCELS
+    # the journeys' bookings, and the mornings': booked before, less the cancelled, plus the offers taken
+    assert report["check"]["bookings_in_db"] == report["check"]["bookings_seen"] == JOURNEYS + WARMUP + 2 * CANCELS
 
 
 async def test_a_waiting_room_answer_is_waited_out_and_asked_again():
