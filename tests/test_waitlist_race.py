@@ -1,5 +1,5 @@
-"""Issue 24, "Fair and exact", against the real server (`run.py serve`, one worker and two, on
-SQLite and PostgreSQL): 30 people on the waiting list, 10 owners cancelling at the same moment
+"""Issue 24, "Fair and exact", against the real server (`run.py serve`: one worker and two on
+SQLite, two on PostgreSQL): 30 people on the waiting list, 10 owners cancelling at the same moment
 from 10 clients, and a public rush beside them. Afterwards exactly 10 offers, to the first 10 in
 the list's order whose choice the freed windows match, every place counted once, and each
 offer's SMS in the outbox.
@@ -47,11 +47,10 @@ RUSHERS = 30
 PUBLIC_PLACES = 20  # S3: free before, for the rush (fewer places than rushers)
 MORNING = ("site", "subdistrict", "any")  # matching choices' scopes, all "morning"
 
+# As tests/test_limits_race.py: two workers on PostgreSQL (two processes, and each one's pool).
 CONFIGS = [
     pytest.param("sqlite", 1, id="sqlite-1worker"),
     pytest.param("sqlite", 2, id="sqlite-2workers"),
-    pytest.param("postgres", 1, id="postgres-1worker",
-                 marks=pytest.mark.skipif(not PG_URL, reason="TEST_POSTGRES_URL is not set")),
     pytest.param("postgres", 2, id="postgres-2workers",
                  marks=pytest.mark.skipif(not PG_URL, reason="TEST_POSTGRES_URL is not set")),
 ]
