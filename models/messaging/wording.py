@@ -107,8 +107,8 @@ TEMPLATES: dict[str, dict[str, str]] = {
     },
     "closure_cancel": {
         "zh": "${name}，因接种点停诊，您${day}的第二剂新冠疫苗预约已取消，已为您候补，有空位会短信通知。也可重新预约：${link}",
-        "en": "${name}, the site is closed, so your 2nd-dose booking on ${day} is cancelled. You are "
-              "on the waiting list: we will SMS a free place. Or book again: ${link}",
+        "en": "${name}: site closed, your 2nd-dose booking on ${day} is cancelled. You are on the "
+              "waiting list (we SMS a free place), or book again: ${link}",
     },
     "risk_cancel": {
         "zh": "${name}，因您所在的${subdistrict}为${level}地区，按防控要求，您的第二剂新冠疫苗预约"
