@@ -9,7 +9,7 @@ import pytest
 
 from models.booking import service, waitlist
 from models.channel import Channel
-from models.db.tables import Booking, Slot, SmsMessage, WaitlistEntry, WaitlistOffer
+from models.db.tables import Booking, RiskArea, Slot, SmsMessage, WaitlistEntry, WaitlistOffer
 from models.operations.checks import check_database
 from models.rules.eligibility import Refusal, Refused
 from tests.conftest import NOW
@@ -236,11 +236,14 @@ async def test_booking_by_another_channel_ends_the_list_place_and_gives_the_offe
     await _check(district)
 
 
-@pytest.mark.parametrize("why", ["booked", "vaccinated", "too_early"])
+@pytest.mark.parametrize("why", ["booked", "vaccinated", "too_early", "restricted"])
 async def test_who_may_not_book_may_not_join_with_the_journeys_reason(db, district, why):
     site, slot = await _full_site(capacity=2)
     first = FIRST + dt.timedelta(days=30) if why == "too_early" else FIRST
-    person, _ = await make_resident(site, first_dose=first, name="王拒", phone="13700000001")
+    person, _ = await make_resident(site, first_dose=first, name="王拒", phone="13700000001",
+                                    subdistrict="五山街")
+    if why == "restricted":
+        await RiskArea.create(subdistrict="五山街")
     if why == "booked":
         await book_for(district, person, slot)
     if why == "vaccinated":
@@ -249,7 +252,7 @@ async def test_who_may_not_book_may_not_join_with_the_journeys_reason(db, distri
     with pytest.raises(Refused) as err:
         await _join(district, person)
     assert err.value.reason == {"booked": Refusal.BOOKED, "vaccinated": Refusal.VACCINATED,
-                                "too_early": Refusal.TOO_EARLY}[why]
+                                "too_early": Refusal.TOO_EARLY, "restricted": Refusal.RESTRICTED}[why]
     assert not await WaitlistEntry.exists()
 
 
@@ -413,3 +416,17 @@ async def test_send_sms_once_sweeps_offers_that_ran_out_and_sends_the_next(db_ur
     (passed,) = await _offers(next_one)
     assert passed.status == WaitlistOffer.OPEN
     assert (await SmsMessage.get(resident_id=next_one.id, kind="offer")).status == SmsMessage.SENT
+
+
+async def test_a_person_whose_area_becomes_a_risk_area_is_passed_over(db, district):
+    site, slot = await _full_site()
+    (owner,) = await _fill(district, site, slot, 1)
+    risky, _ = await make_resident(site, first_dose=FIRST - dt.timedelta(days=3), name="王风险",
+                                   phone="13700000001", subdistrict="珠吉街")
+    safe, _ = await make_resident(site, first_dose=FIRST, name="王安全", phone="13700000002",
+                                  subdistrict="五山街")
+    await _join(district, risky)
+    await _join(district, safe)
+    await RiskArea.create(subdistrict="珠吉街")
+    await service.cancel(district, owner.resident_id, owner.id)
+    assert [o.resident_id for o in await WaitlistOffer.all()] == [safe.id]
