@@ -82,8 +82,18 @@ def pytest_collection_modifyitems(config, items):
     """The longest first: real-server tests, then browser tests, then the rest (a stable sort,
     so each file keeps its order). Under pytest-xdist the workers then end together, instead of
     one of them starting a rush of 400 residents alone when everything else is done."""
-    def weight(item) -> int:
-        return 0 if item.get_closest_marker("slow") else 1 if item.get_closest_marker("browser") else 2
+    # A module with browser tests has its other tests run just before them, never after: the
+    # module-scoped browser (Playwright's sync API) runs an event loop while it lives, and an
+    # async test of the same module run after a browser test, before the module ends, could not
+    # start its own loop (seen running such a file alone).
+    with_browser = {item.module for item in items if item.get_closest_marker("browser")}
+
+    def weight(item) -> tuple[int, int]:
+        if item.get_closest_marker("slow"):
+            return 0, 0
+        if item.module in with_browser:
+            return 1, 1 if item.get_closest_marker("browser") else 0
+        return 2, 0
 
     items.sort(key=weight)
 
