@@ -303,18 +303,18 @@ async def test_other_refusals_say_why(agent, world, setup, says):
 
 
 async def test_site_staff_get_403_and_strangers_are_sent_to_sign_in(client, world):
-    from web.routes.callcentre import ROUTES
+    from web.routes import callcentre, calls_waitlist
 
     page = await get_page(client, "/staff")
     token = csrf(page)
-    for route in ROUTES:
+    for route in callcentre.ROUTES + calls_waitlist.ROUTES:
         for method in route.methods - {"HEAD"}:
             response = await client.request(method, route.path, data={"csrftoken": token}
                                             if method == "POST" else None)
             assert response.status_code == 303 and response.headers["location"].startswith("/staff")
     await make_staff("site", "door1", site_code="S01")
     await sign_in(client, "door1")
-    for route in ROUTES:
+    for route in callcentre.ROUTES + calls_waitlist.ROUTES:
         for method in route.methods - {"HEAD"}:
             response = await client.request(method, route.path, data={"csrftoken": token}
                                             if method == "POST" else None)

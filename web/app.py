@@ -20,8 +20,8 @@ from starlette.exceptions import HTTPException
 
 from . import errors, metrics, refusals, templating
 from .keys import RotatingSessionMiddleware
-from .routes import (admin, api, callcentre, entry, group, guide, public, resident, site, staff,
-                     wechat)
+from .routes import (admin, api, callcentre, calls_waitlist, entry, group, guide, public, resident, site,
+                     staff, wechat)
 from .routes import waitlist as waitlist_pages
 from .limits import RateLimits
 from .csrf import CSRF
@@ -100,6 +100,7 @@ ROUTES = [
     Route("/staff/logout", staff.staff_logout, methods=["POST"], name="staff_logout"),
     *admin.ROUTES,
     *callcentre.ROUTES,
+    *calls_waitlist.ROUTES,
     *site.ROUTES,
     *group.ROUTES,
     Mount("/static", app=CachedStatic(directory=STATIC_DIR), name="static"),
