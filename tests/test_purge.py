@@ -115,7 +115,7 @@ def readable(rows: dict[str, list[dict]]) -> str:
         for row in table:
             for value in row.values():
                 text = str(value)
-                if text.startswith("gAAAA"):
+                if text.startswith(("gAAAA", pii.CIPHER_PREFIX)):  # Fernet, or AES-GCM (issue 25)
                     text = VAULT.decrypt(text)
                 parts.append(text)
     return "\n".join(parts)
