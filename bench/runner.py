@@ -12,6 +12,8 @@ In order, all on 127.0.0.1, bounded in time and count:
 2. `run.py serve --workers N` on a free port, as tests/realserver.py starts it: DATABASE_URL,
    SECRET_KEY, BASE_URL, and the rate limits and waiting room as shipped (RATE_LIMIT_* and
    WAITING_ROOM_* in the environment are left out, --server-env adds some back); every resident comes from 127.0.0.1, as behind one carrier address;
+   with --server granian, the same app, workers and environment under granian instead
+   (bench/granian_serve.py, to compare the servers: issue 25);
 3. a warm-up of --warmup journeys (not counted), then --healthz-seconds of `/healthz` by the
    same generator processes at the same concurrency: the most this generator and this server
    stack answer, to set the journey against;
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -89,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a setting for the server, e.g. WAITING_ROOM_ACTIVE=0 (reported in the JSON)")
     p.add_argument("--workers", type=int, default=None,
                    help="server processes (default: `run.py serve`'s own default, as `make run`)")
+    p.add_argument("--server", choices=["uvicorn", "granian"], default="uvicorn",
+                   help="the HTTP server: uvicorn as `run.py serve` (default), or granian with the same app, "
+                   "workers and environment (bench/granian_serve.py; granian installed in the venv)")
     p.add_argument("--send-sms", action="store_true",
                    help="the server also delivers the SMS outbox (`make run` does; production runs send-sms apart)")
     p.add_argument("--concurrency", type=int, default=200, help="residents at once (default 200)")
@@ -133,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.db == "postgres" and not on_this_machine(args.postgres_url):
         raise SystemExit("error: the benchmark runs on 127.0.0.1 only: --postgres-url must name "
                          "127.0.0.1, localhost or a local socket")
+    if args.server == "granian" and importlib.util.find_spec("granian") is None:
+        raise SystemExit("error: --server granian: granian is not installed (.venv/bin/pip install granian)")
     if args.redis_url and not on_this_machine(args.redis_url):
         raise SystemExit("error: the benchmark runs on 127.0.0.1 only: --redis-url must name 127.0.0.1")
     workdir = Path(tempfile.mkdtemp(prefix="booking-bench-"))
@@ -152,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             waitlist.prepare(url, settings_for(env), setup, say)
         if args.workers is None:
             args.workers = default_workers(env)
-        server = Server(env, args.workers, workdir / "server.log", args.send_sms)
+        server = Server(env, args.workers, workdir / "server.log", args.send_sms, args.server)
         server.wait_ready()
         say(f"server on {server.base_url}, {args.workers} worker(s); log {workdir / 'server.log'}")
         # The warm-up plays the last residents; the measured run the others, from the first.
@@ -204,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         say(f"check: {check['summary']}")
         report = summarise(args, concurrency, data, env, j, h, healthz_rate, check,
                            time.monotonic() - started, listed)
+        if args.server != "uvicorn":
+            report["server"]["command"] = (f"python -m bench.granian_serve --workers {args.workers}"
+                                           + (" --send-sms" if args.send_sms else ""))
         print(json.dumps(report, ensure_ascii=False), flush=True)
         return 0 if report["errors_total"] == 0 and check["ok"] else 1
     finally:

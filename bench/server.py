@@ -28,12 +28,14 @@ def free_port() -> int:
 class Server:
     """`run.py serve` in its own process group (so a stop reaches every worker), logging to a file."""
 
-    def __init__(self, env: dict, workers: int, log_path: Path, send_sms: bool):
+    def __init__(self, env: dict, workers: int, log_path: Path, send_sms: bool, server: str = "uvicorn"):
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.env = {**env, "BASE_URL": self.base_url}
         self.log = open(log_path, "ab")
-        command = [sys.executable, "run.py", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+        # granian: the same app, workers and environment (bench/granian_serve.py; issue 25).
+        start = ["run.py", "serve"] if server == "uvicorn" else ["-m", "bench.granian_serve"]
+        command = [sys.executable, *start, "--host", "127.0.0.1", "--port", str(self.port),
                    "--workers", str(workers)] + (["--send-sms"] if send_sms else [])
         self.proc = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
