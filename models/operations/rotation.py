@@ -1,7 +1,7 @@
 """Key rotation: `python run.py rotate-keys` (docs/cli.md#rotate-keys).
 
 A new SECRET_KEY is set and the old one moved to SECRET_KEY_OLD. From then on the service writes
-with the new key and still reads what the old one encrypted (Fernet's MultiFernet) or signed
+with the new key and still reads what the old one encrypted (pii.Vault tries each key) or signed
 (itsdangerous with a list of keys: web/keys.py); this command rewrites what is stored:
 
 - every cipher (ID numbers, phones, SMS bodies and parameters) encrypted again with the new key;
@@ -13,7 +13,8 @@ with the new key and still reads what the old one encrypted (Fernet's MultiFerne
   old key is kept): the person asks for another.
 
 Batches of BATCH rows in id order, each read, rewritten and committed as one transaction. A row
-is done when all its ciphers open with the new key alone, so a run stopped half-way (or run twice)
+is done when all its ciphers open with the new key alone in the AES-GCM format (a Fernet value,
+written before issue 25, is rewritten under any key), so a run stopped half-way (or run twice)
 takes up where the last one left off and rewrites nothing twice. When it reports every table done,
 SECRET_KEY_OLD can go. Erased records (purge) keep their "erased:<id>" and empty hashes.
 
