@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from models.db.tables import Booking, Slot
+from models.people import pii
 from models.people.links import issue_link
 from tests.conftest import NOW
 from tests.factories import make_resident, make_site, make_slot
@@ -103,8 +104,10 @@ async def world(sqlite_only, db):
         await make_slot(other, dt.date(2021, 7, 2), "09:00", "10:00", capacity=5),
     ]
     people = []
-    for name, phone in (("张三明", "13812345678"), ("李四华", "13812340002")):
-        resident, number = await make_resident(site, first_dose=FIRST, name=name, phone=phone)
+    for seq, name, phone in ((901, "张三明", "13812345678"), (902, "李四华", "13812340002")):
+        # The ID number fixed, not the factory's next one: the typo page echoes what was typed.
+        number = pii.build_id_number("440106", dt.date(1980, 5, 17), seq)
+        resident, _ = await make_resident(site, first_dose=FIRST, name=name, phone=phone, number=number)
         people.append((resident, number, await issue_link(resident, now=NOW)))
     return dict(site=site, other=other, slots=slots, people=people)
 
