@@ -98,8 +98,28 @@ def _route(router, name: str) -> Route | None:
 
 
 def url_for(request: Request, name: str, /, **params) -> str:
-    """The path of a named route; parameters the route's path does not take become the query."""
+    """The path of a named route; parameters the route's path does not take become the query.
+
+    Remembered per router (a page asks for the same dozen paths on every render), up to a few
+    thousand distinct ones; parameters that cannot be a key are worked out every time."""
     router = request.scope.get("router") or request.scope["app"].router
+    known = router.__dict__.get("_paths_by_call")
+    if known is None:
+        known = router._paths_by_call = {}
+    try:
+        key = (name, *((k, v.__class__, v) for k, v in params.items()))  # 1 and True differ
+        return known[key]
+    except KeyError:
+        path = _url_for(router, name, params)
+        if len(known) >= 4096:
+            known.clear()
+        known[key] = path
+        return path
+    except TypeError:  # a parameter that is not hashable
+        return _url_for(router, name, params)
+
+
+def _url_for(router, name: str, params: dict) -> str:
     route = _route(router, name)
     in_path = set(route.param_convertors) if route else set()
     path_params = {k: v for k, v in params.items() if k in in_path}

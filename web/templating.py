@@ -10,7 +10,9 @@ import functools
 import hashlib
 from pathlib import Path
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, pass_eval_context, select_autoescape
+from jinja2.ext import Extension
+from jinja2.lexer import Token
 from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -57,6 +59,76 @@ def _site_choice(env: Environment, choice, chosen, focus) -> Markup:
     return _draw_site_choice(env, *args) if env.auto_reload else _cached_site_choice(*args)
 
 
+@pass_eval_context
+def _gettext(eval_ctx, string: str, /, **variables) -> str:
+    """`_("…")` and `{% trans %}` in one call: what jinja2.ext's new-style gettext does (the
+    translation marked safe where the template autoescapes, always formatted with the
+    variables), without its two extra hops through the context (`_` → `gettext` → the
+    catalogue): a page calls it about twenty times."""
+    rv = i18n.gettext(string)
+    if eval_ctx.autoescape:
+        rv = Markup(rv)
+    return rv % variables
+
+
+@pass_eval_context
+def _translated(eval_ctx, text: str) -> str:
+    """A translation folded in when the template was compiled: marked safe where the template
+    autoescapes, as `_()` marks it (applied to a constant, Jinja works it out at compile time)."""
+    return Markup(text) if eval_ctx.autoescape else text
+
+
+class _FoldTranslations(Extension):
+    """`_("…")` of a literal with nothing to fill in, translated once, when the template is
+    compiled for its language (`_in_language`), instead of on every render: the token stream's
+    `_ ( "…" )` becomes `( "…translated…" | _translated )`, a constant the compiler writes into
+    the template's text. The same characters as `_gettext` gives at render time (a text whose
+    formatting would not give them is left to it); `x._("…")` (an attribute) is left alone."""
+
+    def filter_stream(self, stream):
+        catalog = i18n.translations(self.environment.fold_language)
+        tokens = list(stream)
+        i = 0
+        while i < len(tokens):
+            folded = self._fold(catalog, tokens, i)
+            if folded is None:
+                yield tokens[i]
+                i += 1
+                continue
+            line = tokens[i].lineno
+            yield from (Token(line, "lparen", "("), Token(line, "string", folded),
+                        Token(line, "pipe", "|"), Token(line, "name", "_translated"),
+                        Token(line, "rparen", ")"))
+            i += 4
+
+    @staticmethod
+    def _fold(catalog, tokens, i) -> str | None:
+        if not (tokens[i].type == "name" and tokens[i].value == "_" and i + 3 < len(tokens)
+                and [t.type for t in tokens[i + 1:i + 4]] == ["lparen", "string", "rparen"]
+                and (i == 0 or tokens[i - 1].type != "dot")):
+            return None
+        text = catalog.gettext(tokens[i + 2].value)
+        try:
+            plain, marked = text % {}, str(Markup(text) % {})
+        except (TypeError, ValueError, KeyError):
+            return None
+        return plain if plain == marked else None
+
+
+def _in_language(env: Environment, lang: str) -> Environment:
+    """The environment's twin whose templates are compiled in `lang` (_FoldTranslations), made
+    once per language; an environment not made by `environment()` is used as it is."""
+    twins = getattr(env, "_languages", None)
+    if twins is None:
+        return env
+    twin = twins.get(lang)
+    if twin is None:
+        twin = env.overlay(extensions=[_FoldTranslations], cache_size=400)
+        twin.fold_language = lang
+        twins[lang] = twin
+    return twin
+
+
 @functools.cache
 def environment(*, debug: bool = False) -> Environment:
     """The Jinja2 environment, built once per process for each mode: with `debug`, templates
@@ -70,6 +142,7 @@ def environment(*, debug: bool = False) -> Environment:
         auto_reload=debug,
     )
     env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)
+    env.globals.update(_=_gettext, gettext=_gettext)
     env.filters.update(
         day=i18n.day_text,
         short_day=i18n.short_day_text,
@@ -79,9 +152,11 @@ def environment(*, debug: bool = False) -> Environment:
         moment=i18n.datetime_text,
         clock=i18n.clock_text,
         code=format_code,
+        _translated=_translated,
     )
     env.globals.update(timespan=i18n.window_text, static_url=static_url,
                        site_choice=functools.partial(_site_choice, env))
+    env._languages = {}  # its twin per language: _in_language
     return env
 
 
@@ -116,7 +191,7 @@ def render(
     name = fragment if fragment and wants_fragment(request) else page
     # The app's environment (create_app); an app built otherwise (a middleware's test) draws
     # from the caching one.
-    env = getattr(request.app.state, "templates", None) or environment()
+    env = _in_language(getattr(request.app.state, "templates", None) or environment(), lang)
     html = env.get_template(name).render(ctx)
     headers = {"Vary": "HX-Request", **(headers or {})}
     if request.headers.get("hx-boosted") == "true":

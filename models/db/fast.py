@@ -86,10 +86,11 @@ def load(model: type[Model], row: dict, alias: str):
     if row.get(f"{alias}__id") is None:
         return None
     obj = model.__new__(model)
-    obj._partial = False
-    obj._saved_in_db = True
-    obj._custom_generated_pk = _custom_pk(model)
-    obj._await_when_save = {}
+    put = object.__setattr__  # what Model.__setattr__ ends in, without its checks (nothing to await yet)
+    put(obj, "_partial", False)
+    put(obj, "_saved_in_db", True)
+    put(obj, "_custom_generated_pk", _custom_pk(model))
+    put(obj, "_await_when_save", {})
     for column, attr, convert in _loaders(model):
         value = row[f"{alias}__{column}"]
         object.__setattr__(obj, attr, value if convert is None or value is None else convert(value))
@@ -103,9 +104,18 @@ def _custom_pk(model: type[Model]) -> bool:
 
 def _moment(value) -> dt.datetime:
     """A time column's value as Tortoise gives it (aware, in its default zone: UTC)."""
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
     zone = timezone.get_default_timezone()
+    if isinstance(value, str):  # SQLite's text: the same few values come back on every page
+        return _moment_of_text(value, zone)
+    return _in_zone(value, zone)
+
+
+@lru_cache(maxsize=8192)
+def _moment_of_text(text: str, zone) -> dt.datetime:
+    return _in_zone(dt.datetime.fromisoformat(text), zone)  # immutable: one object serves all
+
+
+def _in_zone(value: dt.datetime, zone) -> dt.datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=zone)
     if value.utcoffset() == _ZERO and getattr(zone, "key", None) == "UTC":
