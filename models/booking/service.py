@@ -8,7 +8,8 @@ and only word the outcome; none of them talks to the engine or the tables itself
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Callable
 
 from .. import metrics
@@ -19,7 +20,7 @@ from ..messaging import wording
 from ..messaging.outbox import message_values
 from ..messaging.sms import Sms
 from ..people.links import link_url, new_link
-from ..people.pii import mask_name
+from ..people.pii import Vault, mask_name
 from ..people.residents import active_booking, birth_date_of, is_restricted
 from ..rules.eligibility import Refusal, Refused, needs_companion, refusal
 from ..rules.interval import Window
@@ -35,8 +36,14 @@ class Standing:
     window: Window
     booking: Booking | None  # the active one, slot and site loaded
     refusal: Refusal | None
-    born: dt.date  # read from the encrypted ID number (only the year is stored): rule 8
+    vault: Vault = field(repr=False)  # reads the birth date from the encrypted ID number (rule 8)
     restricted: bool = False
+
+    @cached_property
+    def born(self) -> dt.date:
+        """Read from the encrypted ID number (only the year is stored), on the pages that need it
+        (rule 8's note): not on every page a Standing serves (issue 25)."""
+        return birth_date_of(self.vault, self.resident)
 
     @property
     def today(self) -> dt.date:
@@ -97,7 +104,7 @@ async def stand(district: District, resident: Resident, now: dt.datetime | None 
             and await engine.live_hold(resident.id, now) is None  # their own held place counts
             and not await waitlist.has_open_offer(resident.id, now)):  # and one offered them
         why = Refusal.NO_ROOM
-    return Standing(resident, now, window, booking, why, birth_date_of(district.vault, resident), restricted)
+    return Standing(resident, now, window, booking, why, district.vault, restricted)
 
 
 def _may_choose(standing: Standing) -> None:
