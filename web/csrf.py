@@ -45,6 +45,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 FOREIGN_FETCH = frozenset({b"cross-site", b"same-site"})
 MAX_COOKIE = 200
 MAX_BODY = MAX_FORM_BYTES  # what BodyGuard lets through; checked again here, for this layer alone
+_UNREAD = object()  # the cookie not looked at yet
+VERIFIED_KEPT = 10_000  # cookie values whose signature was found good, kept per process
 
 
 def origin_of(url: str) -> str:
@@ -70,6 +72,11 @@ class CSRF:
         self.app = app
         # A list of keys, oldest first (key rotation): itsdangerous signs with the last, accepts any.
         self.signer = URLSafeSerializer(secret)
+        # What self.signer.loads/dumps(…, salt=NAMESPACE) build afresh at each call, built once.
+        self._salted = self.signer.make_signer(NAMESPACE)
+        # Cookies already found signed by us: a resident's page after page shows the same one,
+        # and the keys do not change while the process runs. Emptied when full.
+        self._verified: dict[str, None] = {}
         self.https = https
         self.refuse = refuse  # async (scope, send, status, kind) -> None
         self.base_origin = origin_of(base_url) if base_url else ""
@@ -82,11 +89,21 @@ class CSRF:
         value = cookie_parser(header).get(COOKIE, "") if header else ""
         if not value or len(value) > MAX_COOKIE:
             return None
+        if value in self._verified:
+            return value
         try:
-            self.signer.loads(value, salt=NAMESPACE)
+            self.signer.load_payload(self._salted.unsign(value))  # = self.signer.loads(value, salt=NAMESPACE)
         except BadData:
             return None
+        if len(self._verified) >= VERIFIED_KEPT:
+            self._verified.clear()
+        self._verified[value] = None
         return value
+
+    def _new_token(self) -> str:
+        """self.signer.dumps(a random value, salt=NAMESPACE), with the signer built once."""
+        payload = self.signer.dump_payload(secrets.token_urlsafe(16))
+        return self._salted.sign(payload).decode("utf-8")
 
     def _same_origin(self, scope) -> bool:
         fetch = header_values(scope, b"sec-fetch-site")
@@ -116,16 +133,19 @@ class CSRF:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        cookie = self._cookie_token(scope)
-        token = cookie
+        # The cookie is read when a page asks for the token, or below for a request that must
+        # show it: a GET whose page has no form parses and verifies nothing (issue 25).
+        token = _UNREAD
         used = set_cookie = False
         started = False
 
         def get_token() -> str:
             nonlocal token, used, set_cookie
             used = True
+            if token is _UNREAD:
+                token = self._cookie_token(scope)
             if token is None:
-                token = self.signer.dumps(secrets.token_urlsafe(16), salt=NAMESPACE)
+                token = self._new_token()
                 set_cookie = True
             return token
 
@@ -135,14 +155,14 @@ class CSRF:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                headers = MutableHeaders(scope=message)
                 if used:
+                    headers = MutableHeaders(scope=message)
                     headers.add_vary_header("Cookie")
-                if set_cookie:
-                    attrs = [f"{COOKIE}={token}", "Path=/", "SameSite=Lax", "HttpOnly"]
-                    if self.https:
-                        attrs.append("Secure")
-                    headers.append("Set-Cookie", "; ".join(attrs))
+                    if set_cookie:
+                        attrs = [f"{COOKIE}={token}", "Path=/", "SameSite=Lax", "HttpOnly"]
+                        if self.https:
+                            attrs.append("Secure")
+                        headers.append("Set-Cookie", "; ".join(attrs))
             await send(message)
 
         async def refused():
@@ -150,6 +170,7 @@ class CSRF:
 
         if scope["method"] in SAFE_METHODS or scope["path"] in self.skip:
             return await self.app(scope, receive, send_with_cookie)
+        cookie = token = self._cookie_token(scope)
         if not self._same_origin(scope) or cookie is None:
             return await refused()
         sent = header_values(scope, HEADER)

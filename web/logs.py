@@ -15,6 +15,7 @@ import json
 import logging
 import secrets
 import sys
+import time
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
@@ -25,6 +26,22 @@ def new_request_id() -> str:
     """12 characters of [A-Za-z0-9_-]: unique enough to find a request, and never the long run
     of digits the personal-data scan of the logs would take for a phone number."""
     return secrets.token_urlsafe(9)
+
+
+class TextFormatter(logging.Formatter):
+    """logging.Formatter(TEXT_FORMAT), its asctime's strftime done once a second, not once a line."""
+
+    _second: int | None = None
+    _stamp = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        if second != self._second:
+            self._stamp = time.strftime(self.default_time_format, self.converter(record.created))
+            self._second = second
+        return self.default_msec_format % (self._stamp, record.msecs)
 
 
 class JsonFormatter(logging.Formatter):
@@ -53,7 +70,7 @@ class JsonFormatter(logging.Formatter):
 def setup_logging(log_format: str = "text", level: int = logging.INFO) -> None:
     """The root logger's one handler, on standard error, in the format asked for."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter(TEXT_FORMAT))
     root = logging.getLogger()
     for old in [h for h in root.handlers if type(h) is logging.StreamHandler]:
         root.removeHandler(old)  # basicConfig's, or a previous call's; others (tests') stay

@@ -29,6 +29,7 @@ CSP = (
 _TOKEN_IN_PATH = re.compile(r"^/([bho])/[^/]+")  # a personal link, a hand-off's one-time address, an offer link
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _LONG_NUMBER = re.compile(r"\d{11,}[0-9Xx]?")  # a phone or ID number typed into an address
+_TO_REDACT = re.compile(r"^/[bho]/|\d{11}|[\x00-\x1f\x7f]")  # what any of the three could change
 MAX_FORM_BYTES = 64 * 1024  # our largest form is a few hundred bytes
 BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -38,6 +39,8 @@ def redact_path(path: str) -> str:
     (/h/…) or a waiting-list offer link (/o/…), and any run of 11 digits or more (a phone or ID
     number someone typed into the address), and escape control characters, so a path can never
     forge a log line."""
+    if _TO_REDACT.search(path) is None:
+        return path
     path = _LONG_NUMBER.sub("…", _TOKEN_IN_PATH.sub(r"/\1/…", path))
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", path)
 
@@ -53,6 +56,18 @@ def add_safety_headers(headers: MutableHeaders, *, https: bool, static: bool) ->
         headers["Cache-Control"] = "no-store"
 
 
+# The names add_safety_headers sets (replacing one the response has) or adds only if missing.
+_SAFETY_NAMES = frozenset({b"referrer-policy", b"x-content-type-options", b"x-frame-options",
+                           b"content-security-policy", b"strict-transport-security", b"cache-control"})
+
+
+def safety_headers_raw(*, https: bool, static: bool) -> list[tuple[bytes, bytes]]:
+    """What add_safety_headers adds to a response that has none of _SAFETY_NAMES, in its order."""
+    headers = MutableHeaders(raw=[])
+    add_safety_headers(headers, https=https, static=static)
+    return headers.raw
+
+
 class SecurityHeaders:
     """Adds no-referrer, no-store on pages, CSP and friends to every response; gives each
     request an id (`X-Request-Id`, and on every line logged while it is answered: web/logs.py);
@@ -62,6 +77,9 @@ class SecurityHeaders:
         self.app = app
         self.https = https
         self.observe = observe  # (route name, status, seconds) -> None; None: metrics off
+        # Worked out once: the headers of a page and of a static file, as add_safety_headers
+        # would add them to a response that has none of them (most responses).
+        self._added = {static: safety_headers_raw(https=https, static=static) for static in (False, True)}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -78,10 +96,17 @@ class SecurityHeaders:
             nonlocal status, waited
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = MutableHeaders(scope=message)
-                add_safety_headers(headers, https=self.https, static=is_static)
-                headers.append("X-Request-Id", request_id)  # ours alone: no need to look for one
-                waited = self.observe is not None and "x-waiting-room" in headers
+                raw = message.get("headers")
+                if type(raw) is list and not any(k in _SAFETY_NAMES for k, _ in raw):
+                    # A new list, as MutableHeaders makes: a response object keeps its own.
+                    message["headers"] = [*raw, *self._added[is_static],
+                                          (b"x-request-id", request_id.encode("latin-1"))]
+                    waited = self.observe is not None and any(k == b"x-waiting-room" for k, _ in raw)
+                else:
+                    headers = MutableHeaders(scope=message)
+                    add_safety_headers(headers, https=self.https, static=is_static)
+                    headers.append("X-Request-Id", request_id)  # ours alone: no need to look for one
+                    waited = self.observe is not None and "x-waiting-room" in headers
             await send(message)
 
         reset = REQUEST_ID.set(request_id)
@@ -92,12 +117,16 @@ class SecurityHeaders:
             raise
         finally:
             seconds = time.monotonic() - started
-            path = redact_path(scope["path"])
-            access_log.info(
-                "%s %s %s %.0fms id=%s", scope["method"], path, status, seconds * 1000, request_id,
-                extra={"request_id": request_id, "method": scope["method"], "path": path,
-                       "status": status, "ms": round(seconds * 1000, 1)},
-            )
+            if access_log.isEnabledFor(logging.INFO):
+                path = redact_path(scope["path"])
+                # Logger.info's record without its look up the stack for the caller's file and
+                # line, which no format of ours writes (web/logs.py).
+                access_log.handle(access_log.makeRecord(
+                    access_log.name, logging.INFO, "(unknown file)", 0, "%s %s %s %.0fms id=%s",
+                    (scope["method"], path, status, seconds * 1000, request_id), None,
+                    "(unknown function)",
+                    {"request_id": request_id, "method": scope["method"], "path": path,
+                     "status": status, "ms": round(seconds * 1000, 1)}))
             REQUEST_ID.reset(reset)
             if self.observe is not None:  # no route: refused before the routing table, or unknown
                 self.observe(answered[0] if answered else "waiting_room" if waited else "none",
