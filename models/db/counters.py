@@ -14,7 +14,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from . import dialect, fast
-from .tables import RateCounter, SmsQuota
+from .tables import Link, RateCounter, SmsQuota
 
 
 @lru_cache(maxsize=1)
@@ -70,3 +70,28 @@ async def lock_quota(conn, phone_hash: str, moment: int) -> str:
     the transaction `conn` until it ends."""
     found = await conn.execute_query_dict(dialect.sql(conn, _quota_upsert()), [phone_hash, moment])
     return found[0]["times"] if found else ""
+
+
+# ---- a personal link's wrong ID numbers (models/people/links.py: check_id)
+# The two writes of every ID check, written once: Tortoise builds an UPDATE's SQL anew with
+# pypika each time (about 0.3 ms of CPU each), the database answers in tens of µs. The same
+# statements as `Link.filter(...).update(...)` sent; the rows changed.
+
+def _link_table() -> str:
+    return fast.table(Link)
+
+
+async def take_link_try(link_id: int, now, max_failures: int) -> int:
+    """Count one try against the link unless it is locked or out of tries: 1 when counted."""
+    conn = fast.db()
+    sql = (f'UPDATE {_link_table()} SET "failures" = "failures" + 1 WHERE ("locked_until" IS NULL OR '
+           '"locked_until" <= ?) AND "id" = ? AND "failures" < ?')
+    return (await conn.execute_query(dialect.sql(conn, sql), [dialect.moment(conn, now), link_id, max_failures]))[0]
+
+
+async def give_link_tries_back(link_id: int) -> int:
+    """The right number: the link's tries and lock cleared."""
+    conn = fast.db()
+    sql = f'UPDATE {_link_table()} SET "failures" = 0, "locked_until" = NULL WHERE "id" = ?'
+    return (await conn.execute_query(dialect.sql(conn, sql), [link_id]))[0]
+
