@@ -85,7 +85,8 @@ class Server:
 def server_env(url: str, redis_url: str = "", extra: list[str] = ()) -> dict:
     """The environment of the server: ours, less any setting that would change what is measured."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(SHIPPED_ENV_DROPPED)}
-    env.update(DATABASE_URL=url, SECRET_KEY=SECRET)
+    # No quiet hours: a place freed in the bench is offered at once, whatever the time of day.
+    env.update(DATABASE_URL=url, SECRET_KEY=SECRET, QUIET_HOURS="off")
     if redis_url:
         env["REDIS_URL"] = redis_url
     for pair in extra:

@@ -389,7 +389,8 @@ async def test_send_sms_once_sweeps_offers_that_ran_out_and_sends_the_next(db_ur
         pytest.skip("one database is enough for the command's wiring")
     from tests.conftest import TEST_SECRET
 
-    real = build_district(Settings(database_url=db_url, secret_key=TEST_SECRET, base_url="http://127.0.0.1:8000"),
+    real = build_district(Settings(database_url=db_url, secret_key=TEST_SECRET, base_url="http://127.0.0.1:8000",
+                                   quiet_hours=None),
                           clock=SystemClock())
     now = real.clock.now()
     site = await make_site()

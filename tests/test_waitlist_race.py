@@ -39,7 +39,9 @@ from tests.rush import GOOD, Person
 from web.settings import Settings, build_district
 
 pytestmark = pytest.mark.slow
-NO_LIMITS = {"RATE_LIMIT_OPEN_LINK": "1000000/minute", "RATE_LIMIT_VERIFY": "1000000/minute"}
+# No rate limits, and no quiet hours: the offers are made the same way at any time of day.
+NO_LIMITS = {"RATE_LIMIT_OPEN_LINK": "1000000/minute", "RATE_LIMIT_VERIFY": "1000000/minute",
+             "QUIET_HOURS": "off"}
 PER_SLOT = 6  # S1 and S2: each full of 6 bookings
 CANCELS_PER_SLOT = 5  # 10 owners cancel: 5 places freed on each
 WAITING = 30
@@ -126,7 +128,8 @@ def _weekday_after(today: dt.date, days: int) -> dt.date:
 def build_world(url: str) -> dict:
     """Seed the world on the real clock (the server's): bookings through the booking service,
     the list through waitlist.join, before the server starts."""
-    district = build_district(Settings(database_url=url, secret_key=TEST_SECRET), clock=SystemClock())
+    district = build_district(Settings(database_url=url, secret_key=TEST_SECRET, quiet_hours=None),
+                              clock=SystemClock())
     today = district.clock.today()
     day = _weekday_after(today, 2)
     people = _waiters()
@@ -221,7 +224,8 @@ async def cancel_and_rush(base_url: str, world: dict) -> tuple[list[Person], lis
 
 
 def read_after(url: str, world: dict) -> dict:
-    district = build_district(Settings(database_url=url, secret_key=TEST_SECRET), clock=SystemClock())
+    district = build_district(Settings(database_url=url, secret_key=TEST_SECRET, quiet_hours=None),
+                              clock=SystemClock())
 
     async def read():
         offers = await WaitlistOffer.all().order_by("id").values("resident__name", "slot_id", "status",

@@ -14,7 +14,6 @@ choice it matches.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import statistics
 from dataclasses import dataclass
 
@@ -27,6 +26,7 @@ from ..db import places
 from ..db.tables import Resident, Site, Slot, SmsMessage, WaitlistEntry as Entry, WaitlistOffer as Offer
 from ..district import District
 from ..messaging import wording
+from ..messaging.outbox import message_values
 from ..rules.eligibility import Refusal, Refused
 from ..tokens import token_hash
 from . import offers
@@ -62,18 +62,18 @@ def offer_url(base_url: str, token: str) -> str:
 
 
 def _reader(person: Person) -> Resident:
-    """The person as wording reads them (name and language): not saved, nothing else set."""
-    return Resident(name=person.name, lang=person.lang)
+    """The person as wording and the outbox read them (name, language, the phone as stored):
+    not saved, nothing else set."""
+    return Resident(id=person.resident_id, name=person.name, lang=person.lang, phone_cipher=person.phone_cipher,
+                    phone_masked=person.phone_masked, phone_hash=person.phone_hash)
 
 
 def _sms_row(district: District, person: Person, sms, kind: str, *, sends_at: dt.datetime | None = None,
              expires_at: dt.datetime | None = None) -> tuple[type, dict]:
-    values = dict(kind=kind, template=sms.template, lang=sms.lang, priority=sms.priority,
-                  params_cipher=district.vault.encrypt(json.dumps(sms.params, ensure_ascii=False)),
-                  phone_cipher=person.phone_cipher, phone_masked=person.phone_masked,
-                  phone_hash=person.phone_hash, body_cipher=district.vault.encrypt(sms.body),
-                  resident_id=person.resident_id, next_attempt_at=sends_at, expires_at=expires_at)
-    return SmsMessage, values
+    """The outbox row of a message to the person (outbox.message_values), to go at `sends_at`."""
+    values = message_values(district.vault, _reader(person), sms, kind=kind)
+    return SmsMessage, {**values, "resident_id": person.resident_id, "next_attempt_at": sends_at,
+                        "expires_at": expires_at}
 
 
 def offerer(district: District) -> Offerer:
